@@ -1,0 +1,74 @@
+//! Command-line definitions for `lapse check`. Parsing only: no I/O.
+
+use crate::source::files::parse_size;
+use crate::timefmt::{parse_duration, parse_timestamp};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lapse",
+    version,
+    about = "Finds every certificate and token you depend on and tells you when each lapses"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). Logs never contain secrets.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan once and report. Exit status: 2 expired or critical, 1 warning,
+    /// 3 errors only, 0 all fine (the Nagios plugin convention).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files, directories, kubeconfigs or object dumps; `-` reads standard input.
+    /// With none, the kubeconfig(s) in $KUBECONFIG or ~/.kube/config.
+    pub paths: Vec<PathBuf>,
+    /// Warn when a credential lapses within this window (e.g. 30d, 12h, 90s).
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub warning: i64,
+    /// Critical when a credential lapses within this window.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub critical: i64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Judge as if it were this time (RFC 3339), e.g. before a change freeze.
+    #[arg(long, value_parser = parse_at)]
+    pub at: Option<i64>,
+    /// Only walk files matching this glob (repeatable). Without `/` it matches file names.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip files and directories matching this glob (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Files larger than this are reported as errors, not read.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub max_file_size: u64,
+    /// Colour the table: auto (only on a terminal, honouring NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+fn parse_at(text: &str) -> Result<i64, String> {
+    parse_timestamp(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
+}

@@ -1,0 +1,335 @@
+//! The credential record every part of lapse shares.
+//!
+//! A [`Credential`] says what a credential is, where it lives and when it
+//! lapses. It never holds token text or key material: the parser that saw
+//! those bytes keeps only their SHA-256 [`Fingerprint`].
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Seconds since the Unix epoch, UTC.
+pub type Timestamp = i64;
+
+/// What sort of credential was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    X509,
+    Jwt,
+    BootstrapToken,
+    OpaqueToken,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::X509 => "x509",
+            Kind::Jwt => "jwt",
+            Kind::BootstrapToken => "bootstrap-token",
+            Kind::OpaqueToken => "opaque-token",
+        }
+    }
+}
+
+/// The kind of container the credential was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    File,
+    Kubeconfig,
+    Secret,
+    Configmap,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Kubeconfig => "kubeconfig",
+            Source::Secret => "secret",
+            Source::Configmap => "configmap",
+        }
+    }
+}
+
+/// How the expiry was learnt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpirySource {
+    /// The credential itself (or the file that carries it) states its expiry.
+    Embedded,
+    /// Issue time plus a declared lifetime.
+    ValidityWindow,
+    /// Nothing says when it lapses.
+    None,
+}
+
+impl ExpirySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpirySource::Embedded => "embedded",
+            ExpirySource::ValidityWindow => "validity-window",
+            ExpirySource::None => "none",
+        }
+    }
+}
+
+/// A SHA-256 digest of the credential's bytes (DER for certificates, the
+/// token text for tokens). It identifies a credential without revealing it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub fn of(bytes: &[u8]) -> Self {
+        Fingerprint(Sha256::digest(bytes).into())
+    }
+
+    /// The first `n` hex digits, for labels and narrow tables.
+    pub fn short(&self, n: usize) -> String {
+        let mut hex = hex::encode(self.0);
+        hex.truncate(n);
+        hex
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The Kubernetes object a credential was read from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+/// Who a credential names: subject and issuer (distinguished names for
+/// certificates, `sub`/`iss` claims for tokens).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Identity {
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub subject_cn: Option<String>,
+    pub issuer_cn: Option<String>,
+    /// Certificate serial number, lowercase hex.
+    pub serial: Option<String>,
+}
+
+/// One credential found somewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub kind: Kind,
+    pub source: Source,
+    /// The file it was read from (`-` for standard input).
+    pub path: String,
+    /// Where inside that file, e.g. `users[deployer].token`.
+    pub entry: Option<String>,
+    /// Position in a bundle (certificates only).
+    pub index: Option<u32>,
+    pub object: Option<ObjectRef>,
+    pub identity: Identity,
+    pub not_before: Option<Timestamp>,
+    /// `None` when nothing says it ever lapses.
+    pub not_after: Option<Timestamp>,
+    pub expiry_source: ExpirySource,
+    pub fingerprint: Fingerprint,
+    /// Kubernetes bound tokens: when the kubelet should have rotated it.
+    pub warn_after: Option<Timestamp>,
+    /// A short remark for people (never secret text), e.g. why the expiry is unknown.
+    pub note: Option<String>,
+}
+
+impl Credential {
+    /// A credential with only its kind and fingerprint known; parsers fill in the rest.
+    pub fn new(kind: Kind, fingerprint: Fingerprint) -> Self {
+        Credential {
+            kind,
+            source: Source::File,
+            path: String::new(),
+            entry: None,
+            index: None,
+            object: None,
+            identity: Identity::default(),
+            not_before: None,
+            not_after: None,
+            expiry_source: ExpirySource::None,
+            fingerprint,
+            warn_after: None,
+            note: None,
+        }
+    }
+
+    /// Sets an embedded expiry.
+    pub fn expiring(mut self, not_after: Option<Timestamp>) -> Self {
+        self.not_after = not_after;
+        self.expiry_source = if not_after.is_some() {
+            ExpirySource::Embedded
+        } else {
+            ExpirySource::None
+        };
+        self
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Seconds left at `now`; negative once lapsed, `None` if it never lapses.
+    pub fn expires_in(&self, now: Timestamp) -> Option<i64> {
+        self.not_after.map(|t| t - now)
+    }
+
+    /// The whole validity window, not_after − not_before, when both are known.
+    pub fn validity_window(&self) -> Option<i64> {
+        Some(self.not_after? - self.not_before?)
+    }
+
+    pub fn status(&self, now: Timestamp, thresholds: &Thresholds) -> Status {
+        match self.expires_in(now) {
+            None => Status::NoExpiry,
+            Some(left) if left <= 0 => Status::Expired,
+            Some(left) if left <= thresholds.critical => Status::Critical,
+            Some(left) if left <= thresholds.warning => Status::Warning,
+            Some(_) => Status::Ok,
+        }
+    }
+
+    /// A stable order: soonest expiry first, never-expiring last.
+    pub fn sort_key(&self) -> impl Ord + '_ {
+        (
+            self.not_after.is_none(),
+            self.not_after,
+            &self.path,
+            &self.entry,
+            self.index,
+            self.fingerprint,
+        )
+    }
+}
+
+/// Warning and critical windows, in seconds before not_after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    pub warning: i64,
+    pub critical: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            warning: 30 * 86_400,
+            critical: 7 * 86_400,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Expired,
+    NoExpiry,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Expired => "expired",
+            Status::NoExpiry => "no-expiry",
+        }
+    }
+}
+
+/// Why something could not be read, as a small fixed set (metric label values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorReason {
+    /// The file could not be opened or read (permissions, I/O).
+    Read,
+    /// The path does not exist, or a symlink points nowhere.
+    NotFound,
+    /// A symlink cycle.
+    Loop,
+    /// Larger than the size cap.
+    TooLarge,
+    /// Looked like a credential but did not decode.
+    Parse,
+    /// A PKCS#12 store whose password is missing or wrong.
+    Password,
+}
+
+impl ErrorReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Read => "read",
+            ErrorReason::NotFound => "not_found",
+            ErrorReason::Loop => "loop",
+            ErrorReason::TooLarge => "too_large",
+            ErrorReason::Parse => "parse",
+            ErrorReason::Password => "password",
+        }
+    }
+}
+
+/// Something that looked like a credential but could not be read. The
+/// message names what is wrong and never quotes the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorEntry {
+    pub path: String,
+    pub entry: Option<String>,
+    pub reason: ErrorReason,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_boundaries() {
+        let t = Thresholds {
+            warning: 100,
+            critical: 10,
+        };
+        let c = |left: i64| Credential::new(Kind::X509, Fingerprint::of(b"x")).expiring(Some(left));
+        assert_eq!(c(0).status(0, &t), Status::Expired);
+        assert_eq!(c(-5).status(0, &t), Status::Expired);
+        assert_eq!(c(1).status(0, &t), Status::Critical);
+        assert_eq!(c(10).status(0, &t), Status::Critical);
+        assert_eq!(c(11).status(0, &t), Status::Warning);
+        assert_eq!(c(100).status(0, &t), Status::Warning);
+        assert_eq!(c(101).status(0, &t), Status::Ok);
+        let never = Credential::new(Kind::Jwt, Fingerprint::of(b"x"));
+        assert_eq!(never.status(0, &t), Status::NoExpiry);
+    }
+
+    #[test]
+    fn fingerprint_renders_as_prefixed_hex() {
+        assert_eq!(
+            Fingerprint::of(b"abc").to_string(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Fingerprint::of(b"abc").short(8), "ba7816bf");
+    }
+}

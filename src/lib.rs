@@ -1,0 +1,26 @@
+//! lapse: finds every certificate and token an operator depends on and
+//! reports when each lapses.
+//!
+//! Data flows one way: sources find bytes → parsers turn bytes into
+//! credentials (pure, no I/O) → readers (the `check` report) present them.
+
+/// `lapse check`: one scan, a report, an exit status.
+pub mod check;
+/// Command-line definitions.
+pub mod cli;
+/// The credential record; never holds secret text.
+pub mod credential;
+/// stderr logging set-up.
+pub mod logging;
+/// Readers of scan results.
+pub mod output;
+/// Pure parsers from bytes to credentials.
+pub mod parse;
+/// One full scan over files and what they refer to.
+pub mod scan;
+/// Where bytes come from.
+pub mod source;
+/// Time and duration parsing and formatting.
+pub mod timefmt;
+/// The one YAML entry point.
+pub mod yaml;

@@ -1,0 +1,19 @@
+use clap::Parser;
+use lapse::check::EXIT_UNKNOWN;
+use lapse::cli::{Cli, Command};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors are UNKNOWN (3), not clap's 2, which monitoring reads as CRITICAL.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { EXIT_UNKNOWN } else { 0 });
+        }
+    };
+    lapse::logging::init(cli.verbose);
+    let code = match cli.command {
+        Command::Check(args) => lapse::check::run(&args),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,3 @@
+//! Readers of scan results: the `check` report.
+
+pub mod check_report;

@@ -1,0 +1,241 @@
+//! Recognising content by what it is.
+//!
+//! Order matters: structured documents (kubeconfigs, Kubernetes objects,
+//! token caches) first, because they may embed PEM text that must be
+//! attributed to its field; then PEM, DER/PKCS#12 and bare tokens. Text
+//! that is none of these is skipped quietly; a structured document that
+//! mentions credentials but does not parse is an error.
+
+use super::{Context, MAX_DEPTH, Parsed, jwt, k8s_object, kubeconfig, token_files, x509};
+use crate::credential::{ErrorReason, Source};
+use crate::yaml;
+use serde_json::Value;
+
+/// File name endings that promise a credential. Content decides what a file
+/// is; the name only decides whether unrecognised content is an error.
+const CREDENTIAL_EXTENSIONS: &[&str] = &[
+    "crt",
+    "cer",
+    "cert",
+    "pem",
+    "der",
+    "p12",
+    "pfx",
+    "jwt",
+    "kubeconfig",
+];
+
+/// True when the file name says "certificate or token" (`tls.crt`, `token`).
+pub fn looks_like_credential_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    if name == "token" || name.ends_with(".token") || name.ends_with("-token") {
+        return true;
+    }
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| CREDENTIAL_EXTENSIONS.contains(&ext))
+}
+
+/// Words whose presence makes a document that fails to parse worth an
+/// error entry rather than a quiet skip.
+const CREDENTIAL_WORDS: &[&str] = &[
+    "certificate",
+    "token",
+    "-----BEGIN",
+    "apiVersion",
+    "clusters",
+    "client-key",
+    "expires",
+    "expiration",
+];
+
+/// Parses a whole file. Returns false when nothing in it was recognised
+/// (an empty file counts as recognised: there is nothing to miss).
+pub(crate) fn parse_bytes(ctx: &Context, bytes: &[u8], out: &mut Parsed) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        // Binary: DER or PKCS#12, or nothing of ours.
+        return x509::add_certificates(ctx, ctx.source, "", bytes, &[], out);
+    };
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return true;
+    }
+    if structured(ctx, trimmed, out) {
+        return true;
+    }
+    if x509::has_pem_armour(trimmed.as_bytes()) {
+        return x509::add_certificates(ctx, ctx.source, "", trimmed.as_bytes(), &[], out);
+    }
+    if !is_single_token(trimmed) {
+        return false;
+    }
+    if jwt::looks_like_jwt(trimmed) || looks_like_credential_name(ctx.path) {
+        jwt::add_token(ctx, ctx.source, "", trimmed, out);
+        return true;
+    }
+    // A whole file base64-encoded (MOC login files arrive this way).
+    base64_document(trimmed).is_some_and(|inner| structured(&ctx.child(""), &inner, out))
+}
+
+/// One line of token-ish characters, nothing else.
+fn is_single_token(text: &str) -> bool {
+    (16..=64 * 1024).contains(&text.len())
+        && !text.contains(char::is_whitespace)
+        && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn base64_document(text: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = x509::B64.decode(text).ok()?;
+    let inner = String::from_utf8(bytes).ok()?;
+    inner.contains(':').then_some(inner)
+}
+
+/// Parses YAML or JSON and hands each document to the recognisers.
+/// Returns true when the text was a structured document of ours (even a
+/// broken one that got an error entry).
+fn structured(ctx: &Context, text: &str, out: &mut Parsed) -> bool {
+    let first = text.as_bytes()[0];
+    let docs: Result<Vec<Value>, String> = if first == b'{' || first == b'[' {
+        serde_json::from_str::<Value>(text)
+            .map(|v| vec![v])
+            .map_err(|e| format!("invalid JSON at line {} column {}", e.line(), e.column()))
+    } else if text.starts_with("-----BEGIN") || !looks_like_yaml_mapping(text) {
+        return false;
+    } else {
+        yaml::documents(text)
+    };
+    match docs {
+        Ok(docs) => {
+            let mut recognised = false;
+            for doc in &docs {
+                recognised |= document(ctx, doc, out);
+            }
+            recognised
+        }
+        Err(message) => {
+            if CREDENTIAL_WORDS.iter().any(|w| text.contains(w)) {
+                out.error(ctx, "", ErrorReason::Parse, message);
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// A cheap test before running a YAML parser over arbitrary text: some
+/// line must start with `key:` (or `- key:` / `---`).
+fn looks_like_yaml_mapping(text: &str) -> bool {
+    text.lines().take(200).any(|line| {
+        let line = line.trim_start_matches("- ");
+        if line == "---" {
+            return true;
+        }
+        let key_len = line
+            .bytes()
+            .take_while(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'"' | b'\'')
+            })
+            .count();
+        key_len > 0 && line[key_len..].starts_with(':')
+    })
+}
+
+/// Dispatches one YAML/JSON document. Returns true when recognised.
+pub(crate) fn document(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
+    if ctx.depth > MAX_DEPTH {
+        return false;
+    }
+    let kind = super::get_str(doc, "kind").unwrap_or_default();
+    if kubeconfig::is_kubeconfig(doc) {
+        kubeconfig::parse(ctx, doc, out);
+        return true;
+    }
+    if let Some(items) = super::get(doc, "items").and_then(Value::as_array) {
+        if kind == "List" || kind.ends_with("List") {
+            for (i, item) in items.iter().enumerate() {
+                let child = Context {
+                    depth: ctx.depth + 1,
+                    ..ctx.clone()
+                };
+                if !document(&child, item, out) {
+                    tracing::debug!(path = ctx.path, item = i, "list item not recognised");
+                }
+            }
+            return true;
+        }
+    }
+    match kind {
+        "Secret" => {
+            k8s_object::secret(ctx, doc, out);
+            true
+        }
+        "ConfigMap" => {
+            k8s_object::config_map(ctx, doc, out);
+            true
+        }
+        _ => token_files::parse(ctx, doc, out),
+    }
+}
+
+/// Any value found inside a container (a Secret key, a ConfigMap key):
+/// certificates, tokens or a nested document.
+pub(crate) fn value(
+    ctx: &Context,
+    source: Source,
+    bytes: &[u8],
+    passwords: &[&str],
+    out: &mut Parsed,
+) {
+    if ctx.depth > MAX_DEPTH {
+        return;
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return;
+        }
+        let nested = Context {
+            source,
+            depth: ctx.depth + 1,
+            ..ctx.clone()
+        };
+        if structured(&nested, trimmed, out) {
+            return;
+        }
+        if x509::has_pem_armour(trimmed.as_bytes()) {
+            x509::add_certificates(ctx, source, "", trimmed.as_bytes(), passwords, out);
+            return;
+        }
+        if is_single_token(trimmed) && jwt::looks_like_jwt(trimmed) {
+            jwt::add_token(ctx, source, "", trimmed, out);
+        }
+        return;
+    }
+    x509::add_certificates(ctx, source, "", bytes, passwords, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_names() {
+        assert!(looks_like_credential_name("/x/tls.crt"));
+        assert!(looks_like_credential_name("keystore.P12"));
+        assert!(looks_like_credential_name("/var/run/secrets/token"));
+        assert!(looks_like_credential_name("bootstrap-token"));
+        assert!(!looks_like_credential_name("/x/tls.key"));
+        assert!(!looks_like_credential_name("README.md"));
+    }
+
+    #[test]
+    fn yaml_mapping_heuristic() {
+        assert!(looks_like_yaml_mapping("apiVersion: v1\nkind: Config"));
+        assert!(looks_like_yaml_mapping("# c\n\"token\": x"));
+        assert!(looks_like_yaml_mapping("- name: x"));
+        assert!(!looks_like_yaml_mapping(
+            "just some prose, with: a colon later"
+        ));
+    }
+}

@@ -1,0 +1,357 @@
+//! X.509 certificates in PEM (bundles, text around the armour, CRLF),
+//! DER and PKCS#12.
+//!
+//! The PEM scanner is our own, not a crate's, so that one broken block in a
+//! bundle becomes one error entry while the blocks around it still count,
+//! and so that key blocks are skipped without ever being decoded.
+
+use super::{Context, Parsed};
+use crate::credential::{Credential, ErrorReason, Fingerprint, Identity, Kind, Source, Timestamp};
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use x509_parser::prelude::{FromDer, X509Certificate, X509CertificationRequest};
+use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
+
+/// Standard base64 that tolerates missing padding.
+pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One armoured block. `der` is `None` for blocks that are not
+/// certificates (keys, requests): those are never decoded.
+#[derive(Debug)]
+pub struct PemBlock {
+    pub label: String,
+    pub der: Option<Result<Vec<u8>, String>>,
+}
+
+fn is_certificate_label(label: &str) -> bool {
+    matches!(
+        label,
+        "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+    )
+}
+
+/// Finds every `-----BEGIN x-----` … `-----END x-----` block, tolerating
+/// text before and between blocks, CRLF line ends, indentation and RFC 1421
+/// headers. A block without its END line is returned with an error.
+pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
+    let mut blocks = Vec::new();
+    let mut lines = bytes.split(|&b| b == b'\n').map(trim_ascii);
+    while let Some(line) = lines.next() {
+        let Some(label) = armour(line, b"-----BEGIN ") else {
+            continue;
+        };
+        let wanted = is_certificate_label(&label);
+        let mut body = Vec::new();
+        let mut closed = false;
+        for line in lines.by_ref() {
+            if let Some(end) = armour(line, b"-----END ") {
+                closed = end == label;
+                break;
+            }
+            // RFC 1421 headers (`Proc-Type: ...`) carry no base64.
+            if wanted && !line.contains(&b':') {
+                body.extend_from_slice(line);
+            }
+        }
+        let der =
+            if !closed {
+                Some(Err(format!(
+                    "PEM block {label} has no matching END line (truncated?)"
+                )))
+            } else if wanted {
+                Some(B64.decode(&body).map_err(|e| {
+                    format!("PEM block {label}: invalid base64 ({})", base64_problem(&e))
+                }))
+            } else {
+                None
+            };
+        blocks.push(PemBlock { label, der });
+    }
+    blocks
+}
+
+/// Decodes standard base64, ignoring whitespace (wrapped lines). The error
+/// names the problem's position, never the input.
+pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
+    let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    B64.decode(&compact)
+        .map_err(|e| format!("invalid base64 ({})", base64_problem(&e)))
+}
+
+/// Describes a base64 error by position only, never by the bytes.
+pub(crate) fn base64_problem(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(offset, _) => format!("bad character at offset {offset}"),
+        base64::DecodeError::InvalidLength(_) => "wrong length".into(),
+        base64::DecodeError::InvalidLastSymbol { offset, .. } => {
+            format!("bad final character at offset {offset}")
+        }
+        base64::DecodeError::InvalidPadding => "bad padding".into(),
+    }
+}
+
+fn trim_ascii(line: &[u8]) -> &[u8] {
+    line.trim_ascii()
+}
+
+fn armour(line: &[u8], prefix: &[u8]) -> Option<String> {
+    let rest = line.strip_prefix(prefix)?;
+    let label = rest.strip_suffix(b"-----")?;
+    std::str::from_utf8(label).ok().map(str::to_string)
+}
+
+pub(crate) fn has_pem_armour(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+/// What a DER blob is, judged by its outer structure.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DerShape {
+    /// SEQUENCE { SEQUENCE ... }: a certificate, a CSR or a public key.
+    Signed,
+    /// SEQUENCE { INTEGER 3, ... }: PKCS#12.
+    Pkcs12,
+    /// SEQUENCE { INTEGER 0|1, ... }: a private key.
+    PrivateKey,
+    /// The outer length runs past the end of the data.
+    Truncated,
+    /// Not DER we know.
+    Unknown,
+}
+
+/// Reads a DER tag-length header: (tag, header length, content length).
+fn der_header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    let tag = *b.first()?;
+    let first = *b.get(1)? as usize;
+    if first < 0x80 {
+        return Some((tag, 2, first));
+    }
+    let n = first & 0x7f;
+    if n == 0 || n > 4 || b.len() < 2 + n {
+        return None;
+    }
+    let len = b[2..2 + n]
+        .iter()
+        .fold(0usize, |acc, &x| (acc << 8) | x as usize);
+    Some((tag, 2 + n, len))
+}
+
+/// Sniffs binary DER. Only long-form outer lengths count: every real
+/// certificate, key or keystore is over 127 bytes, and this keeps text that
+/// happens to start with `0` from looking like DER.
+pub(crate) fn der_shape(b: &[u8]) -> DerShape {
+    if b.len() < 4 || b[0] != 0x30 || !(0x81..=0x84).contains(&b[1]) {
+        return DerShape::Unknown;
+    }
+    let Some((_, hdr, len)) = der_header(b) else {
+        return DerShape::Unknown;
+    };
+    if hdr + len > b.len() {
+        return DerShape::Truncated;
+    }
+    let inner = &b[hdr..hdr + len];
+    match der_header(inner) {
+        Some((0x30, _, _)) => DerShape::Signed,
+        Some((0x02, h, 1)) => match inner.get(h) {
+            Some(3) => DerShape::Pkcs12,
+            Some(0) | Some(1) => DerShape::PrivateKey,
+            _ => DerShape::Unknown,
+        },
+        _ => DerShape::Unknown,
+    }
+}
+
+fn name_cn(name: &X509Name) -> Option<String> {
+    name.iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}
+
+fn dn(name: &X509Name) -> Option<String> {
+    let s = name.to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// One certificate from DER. Trailing bytes (the `TRUSTED CERTIFICATE`
+/// auxiliary data) are allowed.
+pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
+    let (rest, cert) = X509Certificate::from_der(der)
+        .map_err(|e| format!("not a valid X.509 certificate ({})", x509_problem(&e)))?;
+    let cert_der = &der[..der.len() - rest.len()];
+    let validity = cert.validity();
+    let not_before: Timestamp = validity.not_before.timestamp();
+    let not_after: Timestamp = validity.not_after.timestamp();
+    let mut c = Credential::new(Kind::X509, Fingerprint::of(cert_der)).expiring(Some(not_after));
+    c.not_before = Some(not_before);
+    c.identity = Identity {
+        subject: dn(cert.subject()),
+        issuer: dn(cert.issuer()),
+        subject_cn: name_cn(cert.subject()),
+        issuer_cn: name_cn(cert.issuer()),
+        serial: Some(hex::encode(cert.raw_serial())),
+    };
+    Ok(c)
+}
+
+fn x509_problem(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
+    match e {
+        x509_parser::nom::Err::Incomplete(_) => "truncated".into(),
+        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e.to_string(),
+    }
+}
+
+/// Certificates from a PKCS#12 store opened with `password`.
+pub(crate) fn pkcs12_certificates(der: &[u8], password: &str) -> Result<Vec<Credential>, P12Error> {
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password).map_err(|e| match e {
+        p12_keystore::error::Error::MacError(_) => P12Error::Password,
+        p12_keystore::error::Error::UnpadError | p12_keystore::error::Error::Pkcs5Error(_) => {
+            P12Error::Password
+        }
+        other => P12Error::Invalid(other.to_string()),
+    })?;
+    // Private key bags are decrypted by the library; they are dropped here
+    // and never looked at.
+    archive
+        .certs
+        .iter()
+        .map(|bag| certificate_from_der(bag.cert.as_der()).map_err(P12Error::Invalid))
+        .collect()
+}
+
+#[derive(Debug)]
+pub(crate) enum P12Error {
+    Password,
+    Invalid(String),
+}
+
+/// Certificates in a blob the caller expects to hold some: PEM (bundle),
+/// DER or PKCS#12 with an empty password. Anything else is an error.
+pub(crate) fn certificates(
+    ctx: &Context,
+    source: Source,
+    field: &str,
+    bytes: &[u8],
+    out: &mut Parsed,
+) {
+    if !add_certificates(ctx, source, field, bytes, &[], out) {
+        out.error(
+            ctx,
+            field,
+            ErrorReason::Parse,
+            "no certificate found (expected PEM, DER or PKCS#12)",
+        );
+    }
+}
+
+/// Adds whatever certificates `bytes` hold. Returns false when the bytes
+/// are not certificate material at all (so callers can try other formats).
+/// Keys, requests and public keys count as recognised and add nothing.
+pub(crate) fn add_certificates(
+    ctx: &Context,
+    source: Source,
+    field: &str,
+    bytes: &[u8],
+    passwords: &[&str],
+    out: &mut Parsed,
+) -> bool {
+    if has_pem_armour(bytes) {
+        let blocks = parse_pem_blocks(bytes);
+        let mut index = 0u32;
+        for block in &blocks {
+            match &block.der {
+                None => {} // a key or request: recognised, skipped
+                Some(Ok(der)) => {
+                    match certificate_from_der(der) {
+                        Ok(c) => out.add(ctx, source, field, Some(index), c),
+                        Err(e) => out.error(
+                            ctx,
+                            field,
+                            ErrorReason::Parse,
+                            format!("certificate #{index}: {e}"),
+                        ),
+                    }
+                    index += 1;
+                }
+                Some(Err(e)) => {
+                    out.error(
+                        ctx,
+                        field,
+                        ErrorReason::Parse,
+                        format!("certificate #{index}: {e}"),
+                    );
+                    index += 1;
+                }
+            }
+        }
+        return !blocks.is_empty();
+    }
+    match der_shape(bytes) {
+        DerShape::Signed => {
+            match certificate_from_der(bytes) {
+                Ok(c) => out.add(ctx, source, field, Some(0), c),
+                Err(e) => {
+                    // A CSR or a bare public key is not a credential to watch.
+                    if X509CertificationRequest::from_der(bytes).is_err()
+                        && SubjectPublicKeyInfo::from_der(bytes).is_err()
+                    {
+                        out.error(ctx, field, ErrorReason::Parse, format!("DER: {e}"));
+                    }
+                }
+            }
+            true
+        }
+        DerShape::Pkcs12 => {
+            add_pkcs12(ctx, source, field, bytes, passwords, out);
+            true
+        }
+        DerShape::PrivateKey => true,
+        DerShape::Truncated => {
+            out.error(
+                ctx,
+                field,
+                ErrorReason::Parse,
+                "DER data is truncated (its length runs past the end)",
+            );
+            true
+        }
+        DerShape::Unknown => false,
+    }
+}
+
+fn add_pkcs12(
+    ctx: &Context,
+    source: Source,
+    field: &str,
+    bytes: &[u8],
+    passwords: &[&str],
+    out: &mut Parsed,
+) {
+    let mut wrong_password = false;
+    for password in std::iter::once(&"").chain(passwords) {
+        match pkcs12_certificates(bytes, password) {
+            Ok(certs) => {
+                for (i, c) in certs.into_iter().enumerate() {
+                    out.add(ctx, source, field, Some(i as u32), c);
+                }
+                return;
+            }
+            Err(P12Error::Password) => wrong_password = true,
+            Err(P12Error::Invalid(e)) => {
+                out.error(ctx, field, ErrorReason::Parse, format!("PKCS#12: {e}"));
+                return;
+            }
+        }
+    }
+    if wrong_password {
+        let msg = if passwords.is_empty() {
+            "PKCS#12 store is password-protected and no password is configured"
+        } else {
+            "PKCS#12 store: none of the configured passwords opens it"
+        };
+        out.error(ctx, field, ErrorReason::Password, msg);
+    }
+}

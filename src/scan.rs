@@ -1,0 +1,148 @@
+//! One full scan: discover files, read each under the size cap, parse,
+//! follow the files parsed documents refer to, and collect credentials
+//! and error entries. A bad file never stops the scan.
+
+use crate::credential::{Credential, ErrorEntry, ErrorReason};
+use crate::parse::{self, FileRef, Parsed, RefKind};
+use crate::source::files::{self, Filter};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Files larger than this are not read unless configured otherwise:
+/// `kubectl get secrets -A -o yaml` dumps run to megabytes.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub filter: Filter,
+    pub max_file_size: u64,
+    /// `$HOME`, for `~/` in kubeconfig references.
+    pub home: Option<PathBuf>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            filter: Filter::default(),
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            home: std::env::var_os("HOME").map(PathBuf::from),
+        }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    pub credentials: Vec<Credential>,
+    pub errors: Vec<ErrorEntry>,
+}
+
+impl ScanResult {
+    fn absorb(&mut self, parsed: Parsed) -> Vec<FileRef> {
+        self.credentials.extend(parsed.credentials);
+        self.errors.extend(parsed.errors);
+        parsed.refs
+    }
+
+    /// Sorted: soonest expiry first; errors by path.
+    pub fn sort(&mut self) {
+        self.credentials
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.errors
+            .sort_by(|a, b| (&a.path, &a.entry, &a.message).cmp(&(&b.path, &b.entry, &b.message)));
+    }
+}
+
+/// Scans files and directories. `stdin` is parsed as one more file named `-`.
+pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> ScanResult {
+    let (paths, walk_errors) = files::discover(roots, &opts.filter);
+    let mut result = ScanResult {
+        errors: walk_errors,
+        ..Default::default()
+    };
+    let mut refs = Vec::new();
+    if let Some(bytes) = stdin {
+        refs.extend(result.absorb(parse::parse_file("-", bytes)));
+    }
+    for parsed in parse_all(&paths, opts.max_file_size) {
+        refs.extend(result.absorb(parsed));
+    }
+    follow_refs(refs, opts, &mut result);
+    result.sort();
+    result
+}
+
+/// Reads and parses files on every core; order of results is not kept.
+fn parse_all(paths: &[PathBuf], cap: u64) -> Vec<Parsed> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(paths.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(paths.len()));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut local = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { break };
+                    local.push(parse_path(path, cap));
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(local);
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_path(path: &Path, cap: u64) -> Parsed {
+    tracing::debug!(path = %path.display(), "reading");
+    match files::read_capped(path, cap) {
+        Ok(bytes) => parse::parse_file(&path.to_string_lossy(), &bytes),
+        Err(e) => Parsed {
+            errors: vec![e],
+            ..Default::default()
+        },
+    }
+}
+
+/// Reads what kubeconfigs point at: certificate and token files, and the
+/// exec plugins' token caches. Each referenced file is read once per entry.
+fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, result: &mut ScanResult) {
+    let mut done = HashSet::new();
+    for mut r in refs {
+        if let (Ok(rest), Some(home)) = (r.path.strip_prefix("~"), &opts.home) {
+            r.path = home.join(rest);
+        }
+        if !done.insert((r.path.clone(), r.entry.clone())) {
+            continue;
+        }
+        if r.kind == RefKind::Any && r.path.is_dir() {
+            let (paths, errors) =
+                files::discover(std::slice::from_ref(&r.path), &Filter::default());
+            result.errors.extend(errors);
+            for parsed in parse_all(&paths, opts.max_file_size) {
+                result.absorb(parsed);
+            }
+            continue;
+        }
+        match files::read_capped(&r.path, opts.max_file_size) {
+            Ok(bytes) => {
+                result.absorb(parse::parse_reference(&r, &bytes));
+            }
+            Err(e) if r.optional && e.reason == ErrorReason::NotFound => {}
+            Err(e) => result.errors.push(ErrorEntry {
+                path: r.from.clone(),
+                entry: Some(r.entry.clone()),
+                reason: e.reason,
+                message: format!("{}: {}", e.path, e.message),
+            }),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Where file bytes come from: a recursive walk with include/exclude
+//! globs, symlinks followed with loop protection, each file once, and a
+//! size cap on every read.
+//!
+//! Every problem becomes an [`ErrorEntry`] naming the path; nothing here
+//! aborts a scan.
+
+use crate::credential::{ErrorEntry, ErrorReason};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Include/exclude globs. A pattern without `/` matches file names; one
+/// with `/` matches whole paths.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = Glob::new(p).map_err(|e| format!("invalid glob {p:?}: {}", e.kind()))?;
+        builder.add(glob);
+    }
+    builder.build().map(Some).map_err(|e| e.to_string())
+}
+
+impl Filter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
+        Ok(Filter {
+            include: glob_set(include)?,
+            exclude: glob_set(exclude)?,
+        })
+    }
+
+    fn matches(set: &GlobSet, path: &Path) -> bool {
+        set.is_match(path) || path.file_name().is_some_and(|n| set.is_match(n))
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        self.exclude
+            .as_ref()
+            .is_some_and(|s| Self::matches(s, path))
+    }
+
+    fn wanted_file(&self, path: &Path) -> bool {
+        !self.excluded(path) && self.include.as_ref().is_none_or(|s| Self::matches(s, path))
+    }
+}
+
+/// The files under `roots`, each once, and the problems met on the way.
+///
+/// A file reached by several paths (symlinks, the atomic-writer layout of
+/// mounted Secrets: `tls.crt` → `..data/tls.crt` → `..2024_…/tls.crt`) is
+/// reported under its plainest path: fewest `..`-hidden components, then
+/// shortest. Files named on the command line are always read; walked files
+/// pass the filter.
+pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry>) {
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut errors = Vec::new();
+    let mut keep = |path: PathBuf, meta: &std::fs::Metadata| {
+        let id = (meta.dev(), meta.ino());
+        match seen.get_mut(&id) {
+            Some(best) if rank(&path) < rank(best) => *best = path,
+            Some(_) => {}
+            None => {
+                seen.insert(id, path);
+            }
+        }
+    };
+    for root in roots {
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(io_error(root, &e));
+                continue;
+            }
+        };
+        if !meta.is_dir() {
+            if meta.is_file() {
+                keep(root.clone(), &meta);
+            }
+            continue;
+        }
+        let walk = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !filter.excluded(e.path()));
+        for entry in walk {
+            match entry {
+                Ok(e) if e.file_type().is_file() && filter.wanted_file(e.path()) => {
+                    match e.metadata() {
+                        Ok(meta) => keep(e.into_path(), &meta),
+                        Err(err) => errors.push(walk_error(&err)),
+                    }
+                }
+                Ok(_) => {} // directories, sockets, FIFOs: never opened
+                Err(err) => errors.push(walk_error(&err)),
+            }
+        }
+    }
+    let mut files: Vec<PathBuf> = seen.into_values().collect();
+    files.sort();
+    (files, errors)
+}
+
+/// Lower is plainer.
+fn rank(path: &Path) -> (usize, usize, PathBuf) {
+    let hidden = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(n) if n.to_string_lossy().starts_with("..")))
+        .count();
+    (hidden, path.as_os_str().len(), path.to_path_buf())
+}
+
+fn walk_error(err: &walkdir::Error) -> ErrorEntry {
+    let path = err.path().unwrap_or(Path::new("")).to_path_buf();
+    if let Some(ancestor) = err.loop_ancestor() {
+        return ErrorEntry {
+            path: path.display().to_string(),
+            entry: None,
+            reason: ErrorReason::Loop,
+            message: format!("symlink loop back to {}; not followed", ancestor.display()),
+        };
+    }
+    match err.io_error() {
+        Some(io) => io_error(&path, io),
+        None => ErrorEntry {
+            path: path.display().to_string(),
+            entry: None,
+            reason: ErrorReason::Read,
+            message: err.to_string(),
+        },
+    }
+}
+
+/// Describes an I/O failure; a dangling symlink says where it points.
+pub fn io_error(path: &Path, e: &std::io::Error) -> ErrorEntry {
+    let (reason, message) = match e.kind() {
+        std::io::ErrorKind::NotFound => match std::fs::read_link(path) {
+            Ok(target) => (
+                ErrorReason::NotFound,
+                format!("dangling symlink to {}", target.display()),
+            ),
+            Err(_) => (
+                ErrorReason::NotFound,
+                "no such file or directory".to_string(),
+            ),
+        },
+        std::io::ErrorKind::PermissionDenied => {
+            (ErrorReason::Read, "permission denied".to_string())
+        }
+        _ if e.raw_os_error() == Some(40) => (ErrorReason::Loop, "symlink loop".to_string()),
+        _ => (ErrorReason::Read, e.to_string()),
+    };
+    ErrorEntry {
+        path: path.display().to_string(),
+        entry: None,
+        reason,
+        message,
+    }
+}
+
+/// Reads at most `cap` bytes; a larger file is an error, never truncated.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ErrorEntry> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let too_large = || ErrorEntry {
+        path: path.display().to_string(),
+        entry: None,
+        reason: ErrorReason::TooLarge,
+        message: format!("larger than the {} size cap; not read", human_bytes(cap)),
+    };
+    let meta = file.metadata().map_err(|e| io_error(path, &e))?;
+    if !meta.is_file() {
+        return Err(ErrorEntry {
+            path: path.display().to_string(),
+            entry: None,
+            reason: ErrorReason::Read,
+            message: "not a regular file".to_string(),
+        });
+    }
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, &e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// `16 MiB`, `512 KiB`, `100 B`.
+pub fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// Parses `16MiB`, `512KiB`, `2M`, `100` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("invalid size {text:?}: use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("lots").is_err());
+        assert_eq!(human_bytes(16 << 20), "16 MiB");
+        assert_eq!(human_bytes(1000), "1000 B");
+    }
+
+    #[test]
+    fn plainest_path_wins() {
+        let visible = Path::new("/m/tls.crt");
+        let data = Path::new("/m/..data/tls.crt");
+        let stamped = Path::new("/m/..2026_11_22_10_00_00.123/tls.crt");
+        assert!(rank(visible) < rank(data));
+        assert!(rank(data) < rank(stamped));
+    }
+}

@@ -1,0 +1,3 @@
+//! Where bytes come from. Each source lives in its own file.
+
+pub mod files;
