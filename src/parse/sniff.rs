@@ -113,6 +113,12 @@ fn structured(ctx: &Context, text: &str, out: &mut Parsed) -> bool {
             recognised
         }
         Err(message) => {
+            // PEM armour at the start of a line cannot sit inside a YAML
+            // document: this is PEM with prose above it (`openssl x509
+            // -text`), which only looked like YAML. Let the PEM reader have it.
+            if text.lines().any(|l| l.starts_with("-----BEGIN ")) {
+                return false;
+            }
             if CREDENTIAL_WORDS.iter().any(|w| text.contains(w)) {
                 out.error(ctx, "", ErrorReason::Parse, message);
                 true
