@@ -12,6 +12,8 @@ mod jwt;
 mod k8s_object;
 mod kubeconfig;
 mod sniff;
+#[cfg(test)]
+mod robustness;
 mod token_files;
 mod x509;
 
