@@ -142,14 +142,31 @@ impl Kubeconfig<'_, '_> {
             }
             "gcp" => {
                 if let Some(t) = field(config, "access-token") {
-                    let expiry = field(config, "expiry").and_then(parse_timestamp);
-                    self.token(&format!("{at}.access-token"), t, expiry);
+                    let raw = field(config, "expiry");
+                    match (raw, raw.and_then(parse_timestamp)) {
+                        (Some(_), None) => self.out.error(
+                            self.ctx,
+                            &format!("{at}.expiry"),
+                            ErrorReason::Parse,
+                            "expiry is not an RFC 3339 time",
+                        ),
+                        (_, expiry) => self.token(&format!("{at}.access-token"), t, expiry),
+                    }
                 }
             }
             "azure" => {
                 if let Some(t) = field(config, "access-token") {
-                    let expiry = get(config, "expires-on").and_then(parse_unix);
-                    self.token(&format!("{at}.access-token"), t, expiry);
+                    let raw = get(config, "expires-on")
+                        .filter(|v| !v.is_null() && v.as_str() != Some(""));
+                    match (raw, raw.and_then(parse_unix)) {
+                        (Some(_), None) => self.out.error(
+                            self.ctx,
+                            &format!("{at}.expires-on"),
+                            ErrorReason::Parse,
+                            "expires-on is not Unix seconds",
+                        ),
+                        (_, expiry) => self.token(&format!("{at}.access-token"), t, expiry),
+                    }
                 }
             }
             _ => {}
