@@ -65,6 +65,12 @@ pub(crate) fn parse_bytes(ctx: &Context, bytes: &[u8], out: &mut Parsed) -> bool
     if x509::has_pem_armour(trimmed.as_bytes()) {
         return x509::add_certificates(ctx, ctx.source, "", trimmed.as_bytes(), &[], out);
     }
+    // A certificate saved still base64-encoded, as `kubectl get secret -o
+    // jsonpath='{.data.tls\.crt}' > tls.crt` leaves it: a certificate, not
+    // a token that never expires.
+    if let Some(decoded) = base64_certificate(trimmed) {
+        return x509::add_certificates(ctx, ctx.source, "", &decoded, &[], out);
+    }
     if !is_single_token(trimmed) {
         return false;
     }
@@ -81,6 +87,18 @@ fn is_single_token(text: &str) -> bool {
     (16..=64 * 1024).contains(&text.len())
         && !text.contains(char::is_whitespace)
         && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The bytes of base64 text (line-wrapped or not) that decode to PEM
+/// armour or to one DER certificate; `None` for anything else.
+fn base64_certificate(text: &str) -> Option<Vec<u8>> {
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    if text.len() < 64 || !text.bytes().all(|b| alphabet(b) || b.is_ascii_whitespace()) {
+        return None;
+    }
+    let bytes = x509::decode_b64(text).ok()?;
+    let is_certificate = x509::has_pem_armour(&bytes) || x509::certificate_from_der(&bytes).is_ok();
+    is_certificate.then_some(bytes)
 }
 
 fn base64_document(text: &str) -> Option<String> {
