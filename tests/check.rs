@@ -1,0 +1,10 @@
+//! Integration tests for `lapse check`: each test builds its fixtures with
+//! chosen dates in a scratch directory, runs the real binary with a clean
+//! environment and a pinned `--at`, and asserts exact values in its report.
+
+mod support;
+
+/// One module per area; files live in `tests/check/`.
+mod check {
+    mod certificates;
+}

@@ -1,0 +1,309 @@
+//! X.509 in every container lapse reads from plain files: PEM (single,
+//! bundle, with prose and CRLF), DER whatever its name, PKCS#12; keys,
+//! requests and public keys are skipped without complaint.
+
+use crate::support::*;
+use serde_json::json;
+use time::macros::datetime;
+
+fn root_ca() -> Cert {
+    Cert::ca(
+        "lapse-test-root",
+        datetime!(2020-01-01 0:00 UTC),
+        datetime!(2030-01-01 0:00 UTC),
+    )
+}
+
+#[test]
+fn pem_single_certificate() {
+    let s = Scratch::new();
+    let ca = root_ca();
+    let leaf = ca.issue(
+        "web.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-06-13 4:00 UTC),
+    );
+    s.write("web.pem", &leaf.pem);
+
+    let report = s.check().arg("web.pem").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("web.pem", None, Some(0)),
+        json!({
+            "kind": "x509",
+            "source": "file",
+            "subject": "CN=web.example",
+            "issuer": "CN=lapse-test-root",
+            "not_before": "2026-01-01T00:00:00Z",
+            "not_after": "2026-06-13T04:00:00Z",
+            "expires_in_seconds": 12 * DAY + 4 * HOUR,
+            "expiry_source": "embedded",
+            "status": "warning",
+            "fingerprint": leaf.fingerprint(),
+        }),
+    );
+}
+
+#[test]
+fn pem_bundle_gives_one_finding_per_certificate() {
+    let s = Scratch::new();
+    let root = root_ca();
+    let intermediate = root.issue(
+        "lapse-test-intermediate",
+        datetime!(2024-01-01 0:00 UTC),
+        datetime!(2028-01-01 0:00 UTC),
+    );
+    let leaf = intermediate.issue(
+        "api.example",
+        datetime!(2026-03-01 0:00 UTC),
+        datetime!(2026-09-01 0:00 UTC),
+    );
+    s.write("chain.pem", bundle(&[&leaf, &intermediate, &root]));
+
+    let report = s.check().arg("chain.pem").json();
+
+    report.assert_no_errors().assert_credential_count(3);
+    let expected = [
+        (
+            &leaf,
+            "CN=api.example",
+            "CN=lapse-test-intermediate",
+            "2026-09-01T00:00:00Z",
+        ),
+        (
+            &intermediate,
+            "CN=lapse-test-intermediate",
+            "CN=lapse-test-root",
+            "2028-01-01T00:00:00Z",
+        ),
+        (
+            &root,
+            "CN=lapse-test-root",
+            "CN=lapse-test-root",
+            "2030-01-01T00:00:00Z",
+        ),
+    ];
+    for (index, (cert, subject, issuer, not_after)) in expected.into_iter().enumerate() {
+        assert_fields(
+            report.credential("chain.pem", None, Some(index as u64)),
+            json!({
+                "subject": subject,
+                "issuer": issuer,
+                "not_after": not_after,
+                "status": "ok",
+                "fingerprint": cert.fingerprint(),
+            }),
+        );
+    }
+}
+
+#[test]
+fn pem_with_prose_before_the_armour_and_crlf_line_ends() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "crlf.example",
+        datetime!(2026-05-01 0:00 UTC),
+        datetime!(2026-06-04 0:00 UTC),
+    );
+    // What `openssl x509 -text` prints above the PEM, saved on Windows.
+    let text = format!(
+        "Certificate:\n    Data:\n        Version: 3 (0x2)\n        Issuer: CN = lapse-test-root\n        \
+         Validity\n            Not Before: May  1 00:00:00 2026 GMT\n            \
+         Not After : Jun  4 00:00:00 2026 GMT\n        Subject: CN = crlf.example\n{}",
+        cert.pem
+    )
+    .replace('\n', "\r\n");
+    s.write("described.crt", text);
+
+    let report = s.check().arg("described.crt").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("described.crt", None, Some(0)),
+        json!({
+            "subject": "CN=crlf.example",
+            "not_after": "2026-06-04T00:00:00Z",
+            "expires_in_seconds": 3 * DAY,
+            "status": "critical",
+            "fingerprint": cert.fingerprint(),
+        }),
+    );
+}
+
+#[test]
+fn pem_with_a_short_comment_before_the_armour() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "commented.example",
+        datetime!(2026-05-01 0:00 UTC),
+        datetime!(2026-08-01 0:00 UTC),
+    );
+    s.write(
+        "commented.pem",
+        format!(
+            "subject=CN = commented.example\r\nissuer=CN = lapse-test-root\r\n{}",
+            cert.pem
+        )
+        .replace('\n', "\r\n"),
+    );
+
+    let report = s.check().arg("commented.pem").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("commented.pem", None, Some(0)),
+        json!({"not_after": "2026-08-01T00:00:00Z", "fingerprint": cert.fingerprint()}),
+    );
+}
+
+#[test]
+fn der_is_recognised_by_content_not_by_name() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "der.example",
+        datetime!(2025-06-01 0:00 UTC),
+        datetime!(2026-05-29 0:00 UTC),
+    );
+    s.write("cert.bin", &cert.der);
+
+    let report = s.check().arg("cert.bin").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("cert.bin", None, Some(0)),
+        json!({
+            "kind": "x509",
+            "subject": "CN=der.example",
+            "not_before": "2025-06-01T00:00:00Z",
+            "not_after": "2026-05-29T00:00:00Z",
+            "expires_in_seconds": -3 * DAY,
+            "status": "expired",
+            "fingerprint": cert.fingerprint(),
+        }),
+    );
+}
+
+#[test]
+fn pkcs12_with_an_empty_password() {
+    let s = Scratch::new();
+    let ca = root_ca();
+    let leaf = ca.issue(
+        "p12.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    s.write("keystore.p12", pkcs12(&[&leaf, &ca], ""));
+
+    let report = s.check().arg("keystore.p12").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    let store_order: Vec<String> = report
+        .credentials()
+        .iter()
+        .map(|c| c["fingerprint"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(store_order, [leaf.fingerprint(), ca.fingerprint()]);
+    assert_fields(
+        report.credential("keystore.p12", None, Some(0)),
+        json!({
+            "kind": "x509",
+            "source": "file",
+            "subject": "CN=p12.example",
+            "not_after": "2027-01-01T00:00:00Z",
+            "status": "ok",
+        }),
+    );
+    assert_fields(
+        report.credential("keystore.p12", None, Some(1)),
+        json!({"subject": "CN=lapse-test-root", "not_after": "2030-01-01T00:00:00Z"}),
+    );
+}
+
+#[test]
+fn pem_with_certificate_and_private_key_reports_only_the_certificate() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "kubelet",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-12-31 0:00 UTC),
+    );
+    s.write(
+        "kubelet-client-current.pem",
+        format!("{}{}", cert.pem, cert.key_pem),
+    );
+
+    let report = s.check().arg("kubelet-client-current.pem").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("kubelet-client-current.pem", None, Some(0)),
+        json!({"not_after": "2026-12-31T00:00:00Z", "fingerprint": cert.fingerprint()}),
+    );
+}
+
+#[test]
+fn keys_requests_and_public_keys_are_skipped_without_error() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "apiserver",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    s.write("pki/sa.key", &cert.key_pem);
+    s.write("pki/sa.pub", cert.public_key_pem());
+    s.write("pki/apiserver.csr", cert.csr_pem());
+    s.write("pki/apiserver.pem", cert.csr_pem());
+    s.write("pki/key.der", &cert.key_der);
+
+    let report = s
+        .check()
+        .args([
+            "pki/sa.key",
+            "pki/sa.pub",
+            "pki/apiserver.csr",
+            "pki/apiserver.pem",
+            "pki/key.der",
+        ])
+        .json();
+
+    report
+        .assert_no_errors()
+        .assert_credential_count(0)
+        .assert_code(0);
+}
+
+#[test]
+fn base64_encoded_certificates_are_certificates_not_tokens() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "jsonpath.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-06-11 0:00 UTC),
+    );
+    // `kubectl get secret -o jsonpath='{.data.tls\.crt}' > tls.crt`
+    s.write("tls.crt", b64(&cert.pem));
+    // `base64 cert.der`: wrapped at 76 columns.
+    let wrapped: Vec<String> = b64(&cert.der)
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    s.write("cert.b64", wrapped.join("\n") + "\n");
+
+    let report = s.check().args(["tls.crt", "cert.b64"]).json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    for path in ["tls.crt", "cert.b64"] {
+        assert_fields(
+            report.credential(path, None, Some(0)),
+            json!({
+                "kind": "x509",
+                "subject": "CN=jsonpath.example",
+                "not_after": "2026-06-11T00:00:00Z",
+                "status": "warning",
+                "fingerprint": cert.fingerprint(),
+            }),
+        );
+    }
+}
