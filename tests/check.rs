@@ -7,4 +7,5 @@ mod support;
 /// One module per area; files live in `tests/check/`.
 mod check {
     mod certificates;
+    mod tokens;
 }
