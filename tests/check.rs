@@ -7,5 +7,6 @@ mod support;
 /// One module per area; files live in `tests/check/`.
 mod check {
     mod certificates;
+    mod kubeconfig;
     mod tokens;
 }

@@ -1,0 +1,414 @@
+//! kubeconfig files: every cluster CA and user credential, references
+//! resolved against the kubeconfig's directory, and the default
+//! kubeconfig lookup when no path is given.
+
+use crate::support::*;
+use serde_json::json;
+use time::macros::datetime;
+
+/// A kubeconfig with these `clusters:` and `users:` list bodies (YAML list
+/// items; empty for none).
+fn kubeconfig(clusters: &str, users: &str) -> String {
+    let list = |items: &str| {
+        if items.is_empty() {
+            " []\n".to_string()
+        } else {
+            format!("\n{items}")
+        }
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: main\n\
+         contexts:\n- name: main\n  context: {{cluster: prod, user: deployer}}\n\
+         clusters:{}users:{}",
+        list(clusters),
+        list(users)
+    )
+}
+
+fn cluster_ca() -> Cert {
+    Cert::ca(
+        "kubernetes",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2035-01-01 0:00 UTC),
+    )
+}
+
+#[test]
+fn cluster_ca_data_bundle_and_ca_path_relative_to_the_kubeconfig() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    let next_ca = Cert::ca(
+        "kubernetes-next",
+        datetime!(2026-05-01 0:00 UTC),
+        datetime!(2036-05-01 0:00 UTC),
+    );
+    let staging_ca = Cert::ca(
+        "staging-ca",
+        datetime!(2024-01-01 0:00 UTC),
+        datetime!(2026-06-20 0:00 UTC),
+    );
+    s.write("kube/pki/staging-ca.crt", &staging_ca.pem);
+    let clusters = format!(
+        "- name: prod\n  cluster:\n    server: https://prod:6443\n    certificate-authority-data: {}\n\
+         - name: staging\n  cluster:\n    server: https://staging:6443\n    certificate-authority: pki/staging-ca.crt\n",
+        b64(bundle(&[&ca, &next_ca]))
+    );
+    s.write("kube/config", kubeconfig(&clusters, ""));
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_no_errors().assert_credential_count(3);
+    let data = "clusters[prod].certificate-authority-data";
+    assert_fields(
+        report.credential("kube/config", Some(data), Some(0)),
+        json!({
+            "kind": "x509", "source": "kubeconfig", "subject": "CN=kubernetes",
+            "not_after": "2035-01-01T00:00:00Z", "status": "ok", "fingerprint": ca.fingerprint(),
+        }),
+    );
+    assert_fields(
+        report.credential("kube/config", Some(data), Some(1)),
+        json!({"subject": "CN=kubernetes-next", "not_after": "2036-05-01T00:00:00Z",
+               "fingerprint": next_ca.fingerprint()}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/pki/staging-ca.crt",
+            Some("clusters[staging].certificate-authority"),
+            Some(0),
+        ),
+        json!({
+            "kind": "x509", "source": "kubeconfig", "subject": "CN=staging-ca",
+            "not_after": "2026-06-20T00:00:00Z", "expires_in_seconds": 19 * DAY,
+            "status": "warning", "fingerprint": staging_ca.fingerprint(),
+        }),
+    );
+}
+
+#[test]
+fn client_certificate_data_and_client_certificate_path() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    let admin = ca.issue(
+        "kubernetes-admin",
+        datetime!(2025-06-01 0:00 UTC),
+        datetime!(2026-06-05 12:00 UTC),
+    );
+    let ops = ca.issue(
+        "ops",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    s.write("kube/certs/ops.crt", &ops.pem);
+    let users = format!(
+        "- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n\
+         - name: ops\n  user:\n    client-certificate: certs/ops.crt\n    client-key: certs/ops.key\n",
+        b64(&admin.pem),
+        b64(&admin.key_pem)
+    );
+    s.write("kube/config", kubeconfig("", &users));
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("users[admin].client-certificate-data"),
+            Some(0),
+        ),
+        json!({
+            "kind": "x509", "source": "kubeconfig", "subject": "CN=kubernetes-admin",
+            "issuer": "CN=kubernetes", "not_after": "2026-06-05T12:00:00Z",
+            "expires_in_seconds": 4 * DAY + 12 * HOUR, "status": "critical",
+            "fingerprint": admin.fingerprint(),
+        }),
+    );
+    assert_fields(
+        report.credential(
+            "kube/certs/ops.crt",
+            Some("users[ops].client-certificate"),
+            Some(0),
+        ),
+        json!({"source": "kubeconfig", "subject": "CN=ops", "not_after": "2027-01-01T00:00:00Z",
+               "fingerprint": ops.fingerprint()}),
+    );
+}
+
+#[test]
+fn certificate_data_wins_over_the_path() {
+    let s = Scratch::new();
+    let cert = cluster_ca().issue(
+        "both",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-10-01 0:00 UTC),
+    );
+    let users = format!(
+        "- name: both\n  user:\n    client-certificate: missing.crt\n    client-certificate-data: {}\n",
+        b64(&cert.pem)
+    );
+    s.write("config", kubeconfig("", &users));
+
+    let report = s.check().arg("config").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential(
+            "config",
+            Some("users[both].client-certificate-data"),
+            Some(0),
+        ),
+        json!({"not_after": "2026-10-01T00:00:00Z"}),
+    );
+}
+
+#[test]
+fn user_tokens_and_token_file_winning_over_token() {
+    let s = Scratch::new();
+    let deployer = jwt(
+        json!({"sub": "deployer", "exp": 1_780_358_400}),
+        "sig-deployer",
+    );
+    let inline_robot = jwt(
+        json!({"sub": "robot-old", "exp": 1_780_272_000}),
+        "sig-robot-inline",
+    );
+    let file_robot = jwt(
+        json!({"sub": "robot", "exp": 1_782_864_000}),
+        "sig-robot-file",
+    );
+    s.write("kube/tokens/robot", format!("{file_robot}\n"));
+    let users = format!(
+        "- name: deployer\n  user:\n    token: {deployer}\n\
+         - name: robot\n  user:\n    token: {inline_robot}\n    tokenFile: tokens/robot\n"
+    );
+    s.write("kube/config", kubeconfig("", &users));
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential("kube/config", Some("users[deployer].token"), None),
+        json!({
+            "kind": "jwt", "source": "kubeconfig", "subject": "deployer",
+            "not_after": "2026-06-02T00:00:00Z", "expires_in_seconds": DAY,
+            "status": "critical", "fingerprint": sha256(&deployer),
+        }),
+    );
+    assert_fields(
+        report.credential("kube/tokens/robot", Some("users[robot].tokenFile"), None),
+        json!({
+            "kind": "jwt", "source": "kubeconfig", "subject": "robot",
+            "not_after": "2026-07-01T00:00:00Z", "status": "warning",
+            "fingerprint": sha256(&file_robot),
+        }),
+    );
+}
+
+#[test]
+fn oidc_id_token_and_opaque_refresh_token() {
+    let s = Scratch::new();
+    let id_token = jwt(
+        json!({"iss": "https://dex.example", "sub": "alice", "exp": 1_780_275_600, "iat": 1_780_272_000}),
+        "sig-oidc-id",
+    );
+    let users = format!(
+        "- name: alice\n  user:\n    auth-provider:\n      name: oidc\n      config:\n        \
+         client-id: kubernetes\n        idp-issuer-url: https://dex.example\n        \
+         id-token: {id_token}\n        refresh-token: ChlvcGFxdWUtcmVmcmVzaC10b2tlbi0xMjM0\n"
+    );
+    s.write("config", kubeconfig("", &users));
+
+    let report = s.check().arg("config").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential("config", Some("users[alice].auth-provider.id-token"), None),
+        json!({
+            "kind": "jwt", "source": "kubeconfig", "subject": "alice", "issuer": "https://dex.example",
+            "not_before": "2026-06-01T00:00:00Z", "not_after": "2026-06-01T01:00:00Z",
+            "expires_in_seconds": HOUR, "status": "critical", "fingerprint": sha256(&id_token),
+        }),
+    );
+    assert_fields(
+        report.credential(
+            "config",
+            Some("users[alice].auth-provider.refresh-token"),
+            None,
+        ),
+        json!({
+            "kind": "opaque-token", "not_after": null, "expiry_source": "none",
+            "status": "no-expiry", "fingerprint": sha256("ChlvcGFxdWUtcmVmcmVzaC10b2tlbi0xMjM0"),
+        }),
+    );
+}
+
+#[test]
+fn legacy_gcp_and_azure_auth_provider_expiry_fields() {
+    let s = Scratch::new();
+    let gcp_token = "ya29.a0AfH6SMBexampleexampleexampleexample";
+    let azure_token = jwt(json!({"aud": "6dae42f8", "sub": "bob"}), "sig-azure");
+    let users = format!(
+        "- name: gke\n  user:\n    auth-provider:\n      name: gcp\n      config:\n        \
+         access-token: {gcp_token}\n        expiry: \"2026-06-01T00:45:00.123456789Z\"\n        cmd-path: gcloud\n\
+         - name: aks\n  user:\n    auth-provider:\n      name: azure\n      config:\n        \
+         access-token: {azure_token}\n        expires-on: \"1780290000\"\n        apiserver-id: 6dae42f8\n"
+    );
+    s.write("config", kubeconfig("", &users));
+
+    let report = s.check().arg("config").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential(
+            "config",
+            Some("users[gke].auth-provider.access-token"),
+            None,
+        ),
+        json!({
+            "kind": "opaque-token", "source": "kubeconfig",
+            "not_after": "2026-06-01T00:45:00Z", "expires_in_seconds": 45 * MINUTE,
+            "expiry_source": "embedded", "status": "critical", "fingerprint": sha256(gcp_token),
+        }),
+    );
+    assert_fields(
+        report.credential(
+            "config",
+            Some("users[aks].auth-provider.access-token"),
+            None,
+        ),
+        json!({
+            "kind": "jwt", "subject": "bob", "not_after": "2026-06-01T05:00:00Z",
+            "expires_in_seconds": 5 * HOUR, "expiry_source": "embedded",
+            "fingerprint": sha256(&azure_token),
+        }),
+    );
+}
+
+#[test]
+fn exec_users_are_listed_with_unknown_expiry() {
+    let s = Scratch::new();
+    let users = "- name: eks-admin\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      \
+                 command: aws\n      args: [eks, get-token, --cluster-name, prod]\n";
+    s.write("config", kubeconfig("", users));
+
+    let report = s.check().arg("config").json();
+
+    report
+        .assert_no_errors()
+        .assert_credential_count(1)
+        .assert_code(0);
+    assert_fields(
+        report.credential("config", Some("users[eks-admin].exec"), None),
+        json!({
+            "kind": "opaque-token", "source": "kubeconfig", "not_before": null, "not_after": null,
+            "expires_in_seconds": null, "expiry_source": "none", "status": "no-expiry",
+            "fingerprint": sha256("exec:aws eks get-token --cluster-name prod"),
+        }),
+    );
+}
+
+#[test]
+fn gke_exec_user_reads_the_plugin_cache_beside_the_kubeconfig() {
+    let s = Scratch::new();
+    let users = "- name: gke\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      \
+                 command: gke-gcloud-auth-plugin\n      provideClusterInfo: true\n";
+    s.write("kube/config", kubeconfig("", users));
+    s.write(
+        "kube/gke_gcloud_auth_plugin_cache",
+        r#"{"current_context":"gke_proj_zone_prod","access_token":"ya29.c.cachedtokencachedtoken","token_expiry":"2026-06-01T00:59:59.999999999Z"}"#,
+    );
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential("kube/config", Some("users[gke].exec"), None),
+        json!({"status": "no-expiry"}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/gke_gcloud_auth_plugin_cache",
+            Some("access_token"),
+            None,
+        ),
+        json!({
+            "kind": "opaque-token", "not_after": "2026-06-01T00:59:59Z",
+            "expires_in_seconds": HOUR - 1, "fingerprint": sha256("ya29.c.cachedtokencachedtoken"),
+        }),
+    );
+}
+
+#[test]
+fn no_path_reads_every_file_in_kubeconfig_env() {
+    let s = Scratch::new();
+    let a = cluster_ca();
+    let b = Cert::ca(
+        "other-ca",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2026-07-01 0:00 UTC),
+    );
+    let cluster = |name: &str, ca: &Cert| {
+        format!(
+            "- name: {name}\n  cluster:\n    certificate-authority-data: {}\n",
+            b64(&ca.pem)
+        )
+    };
+    s.write("one/config", kubeconfig(&cluster("one", &a), ""));
+    s.write("two/config", kubeconfig(&cluster("two", &b), ""));
+    // Ignored: KUBECONFIG is set.
+    s.write("home/.kube/config", kubeconfig(&cluster("home", &a), ""));
+    let list = format!("{}:{}", s.abs("one/config"), s.abs("two/config"));
+
+    let report = s.check().env("KUBECONFIG", list).json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential(
+            &s.abs("one/config"),
+            Some("clusters[one].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"not_after": "2035-01-01T00:00:00Z", "source": "kubeconfig"}),
+    );
+    assert_fields(
+        report.credential(
+            &s.abs("two/config"),
+            Some("clusters[two].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"not_after": "2026-07-01T00:00:00Z", "source": "kubeconfig"}),
+    );
+}
+
+#[test]
+fn no_path_and_no_kubeconfig_env_reads_home_kube_config() {
+    let s = Scratch::new();
+    let token = jwt(json!({"sub": "me", "exp": 1_780_444_800}), "sig-home");
+    s.write(
+        "home/.kube/config",
+        kubeconfig("", &format!("- name: me\n  user:\n    token: {token}\n")),
+    );
+
+    let report = s.check().json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential(&s.abs("home/.kube/config"), Some("users[me].token"), None),
+        json!({"kind": "jwt", "not_after": "2026-06-03T00:00:00Z", "status": "critical"}),
+    );
+}
+
+#[test]
+fn no_path_and_no_kubeconfig_at_all_is_an_error() {
+    let s = Scratch::new();
+
+    let report = s.check().json();
+
+    report
+        .assert_code(3)
+        .assert_credential_count(0)
+        .assert_error_count(1);
+    let reason = report.reason(&s.abs("home/.kube/config"), None);
+    assert_contains(&reason, "no kubeconfig found");
+}
