@@ -9,5 +9,6 @@ mod check {
     mod certificates;
     mod k8s_objects;
     mod kubeconfig;
+    mod token_files;
     mod tokens;
 }
