@@ -7,6 +7,7 @@ mod support;
 /// One module per area; files live in `tests/check/`.
 mod check {
     mod certificates;
+    mod directories;
     mod k8s_objects;
     mod kubeconfig;
     mod token_files;
