@@ -10,6 +10,7 @@ mod check {
     mod directories;
     mod k8s_objects;
     mod kubeconfig;
+    mod malformed;
     mod token_files;
     mod tokens;
 }
