@@ -8,6 +8,7 @@ mod support;
 mod check {
     mod certificates;
     mod directories;
+    mod exit_codes;
     mod k8s_objects;
     mod kubeconfig;
     mod malformed;
