@@ -12,6 +12,7 @@ mod check {
     mod k8s_objects;
     mod kubeconfig;
     mod malformed;
+    mod output;
     mod token_files;
     mod tokens;
 }
