@@ -13,6 +13,7 @@ mod check {
     mod kubeconfig;
     mod malformed;
     mod output;
+    mod secrecy;
     mod token_files;
     mod tokens;
 }
