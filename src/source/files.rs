@@ -84,9 +84,9 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorE
             }
         };
         if !meta.is_dir() {
-            if meta.is_file() {
-                keep(root.clone(), &meta);
-            }
+            // Named on the command line: read it even when it is not a
+            // regular file (`lapse check <(kubectl get secrets -o yaml)`).
+            keep(root.clone(), &meta);
             continue;
         }
         let walk = walkdir::WalkDir::new(root)
@@ -179,12 +179,14 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ErrorEntry> {
         message: format!("larger than the {} size cap; not read", human_bytes(cap)),
     };
     let meta = file.metadata().map_err(|e| io_error(path, &e))?;
-    if !meta.is_file() {
+    // Pipes and devices are read too, under the same cap; the walk never
+    // hands them over, so only paths named on purpose get here.
+    if meta.is_dir() {
         return Err(ErrorEntry {
             path: path.display().to_string(),
             entry: None,
             reason: ErrorReason::Read,
-            message: "not a regular file".to_string(),
+            message: "is a directory".to_string(),
         });
     }
     if meta.len() > cap {
