@@ -307,3 +307,30 @@ fn base64_encoded_certificates_are_certificates_not_tokens() {
         );
     }
 }
+
+#[test]
+fn pem_with_a_byte_order_mark_and_trusted_certificate_armour() {
+    let s = Scratch::new();
+    let cert = root_ca().issue(
+        "bom.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-07-01 0:00 UTC),
+    );
+    s.write("bom.pem", format!("\u{feff}{}", cert.pem));
+    // `openssl x509 -trustout` output.
+    s.write(
+        "trusted.pem",
+        cert.pem
+            .replace("CERTIFICATE-----", "TRUSTED CERTIFICATE-----"),
+    );
+
+    let report = s.check().args(["bom.pem", "trusted.pem"]).json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    for path in ["bom.pem", "trusted.pem"] {
+        assert_fields(
+            report.credential(path, None, Some(0)),
+            json!({"not_after": "2026-07-01T00:00:00Z", "fingerprint": cert.fingerprint()}),
+        );
+    }
+}

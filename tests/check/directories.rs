@@ -210,3 +210,44 @@ fn a_missing_path_on_the_command_line_is_an_error() {
         .assert_code(3);
     assert_eq!(report.reason("nope.crt", None), "no such file or directory");
 }
+
+#[test]
+fn a_pipe_named_on_the_command_line_is_read() {
+    // As with `lapse check <(kubectl get secrets -o yaml)`.
+    let s = Scratch::new();
+    let piped = cert("piped", 10);
+
+    let report = s.check().arg("/dev/stdin").stdin(piped.pem.clone()).json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("/dev/stdin", None, Some(0)),
+        json!({"subject": "CN=piped", "fingerprint": piped.fingerprint()}),
+    );
+}
+
+#[test]
+fn files_named_on_the_command_line_are_read_whatever_the_globs_say() {
+    let s = Scratch::new();
+    s.write("named.pem", cert("named", 10).pem);
+    s.write("tree/walked.pem", cert("walked", 10).pem);
+
+    let report = s
+        .check()
+        .args(["named.pem", "tree", "--include", "*.crt"])
+        .json();
+
+    assert_eq!(paths(&report), ["named.pem"]);
+}
+
+#[test]
+fn a_glob_with_a_slash_matches_whole_paths() {
+    let s = Scratch::new();
+    s.write("tree/pki/a.crt", cert("a", 10).pem);
+    s.write("tree/pki/etcd/b.crt", cert("b", 10).pem);
+    s.write("tree/other/c.crt", cert("c", 10).pem);
+
+    let report = s.check().args(["tree", "--include", "tree/pki/**"]).json();
+
+    assert_eq!(paths(&report), ["tree/pki/a.crt", "tree/pki/etcd/b.crt"]);
+}

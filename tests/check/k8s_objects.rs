@@ -443,3 +443,89 @@ fn keystore_in_a_secret_opens_with_the_password_beside_it() {
         json!({"subject": "CN=letsencrypt-r11", "fingerprint": tls.intermediate.fingerprint()}),
     );
 }
+
+#[test]
+fn string_data_binary_data_der_and_keystores_in_objects() {
+    let s = Scratch::new();
+    let tls = tls_chain();
+    let mut with_string_data = secret("n", "plain", "Opaque", &[]);
+    with_string_data["stringData"] = json!({"ca.pem": tls.root.pem});
+    let mut binary = config_map("n", "der-bundle", &[]);
+    binary["binaryData"] = json!({"ca.der": b64(&tls.intermediate.der)});
+    let opaque = secret(
+        "n",
+        "mixed",
+        "Opaque",
+        &[
+            ("client", &tls.leaf.der),
+            ("store.pfx", &pkcs12(&[&tls.leaf], "")),
+        ],
+    );
+    s.write(
+        "objects.json",
+        list(vec![with_string_data, binary, opaque]).to_string(),
+    );
+
+    let report = s.check().arg("objects.json").json();
+
+    report.assert_no_errors().assert_credential_count(4);
+    let expect = [
+        ("secret n/plain ca.pem", "secret", &tls.root),
+        (
+            "configmap n/der-bundle ca.der",
+            "configmap",
+            &tls.intermediate,
+        ),
+        ("secret n/mixed client", "secret", &tls.leaf),
+        ("secret n/mixed store.pfx", "secret", &tls.leaf),
+    ];
+    for (entry, source, cert) in expect {
+        assert_fields(
+            report.credential("objects.json", Some(entry), Some(0)),
+            json!({"kind": "x509", "source": source, "fingerprint": cert.fingerprint()}),
+        );
+    }
+}
+
+#[test]
+fn aks_hci_login_held_in_a_secret() {
+    let s = Scratch::new();
+    let ca = Cert::ca(
+        "MocCloudAgent",
+        datetime!(2026-03-01 0:00 UTC),
+        datetime!(2027-03-01 0:00 UTC),
+    );
+    let token = jwt(json!({"exp": 1_788_048_000}), "sig-caph-login");
+    let login = format!(
+        "name: caph\ntoken: {token}\ncertificate: {}\ncloudfqdn: ca.contoso.local\ncloudport: 55000\n",
+        b64(&ca.pem)
+    );
+    let doc = secret(
+        "caph-system",
+        "caphlogintoken",
+        "Opaque",
+        &[("value", login.as_bytes())],
+    );
+    s.write("caph.yaml", to_yaml(&doc));
+
+    let report = s.check().arg("caph.yaml").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential(
+            "caph.yaml",
+            Some("secret caph-system/caphlogintoken value token"),
+            None,
+        ),
+        json!({"kind": "jwt", "source": "secret", "not_after": "2026-08-30T00:00:00Z",
+               "fingerprint": sha256(&token)}),
+    );
+    assert_fields(
+        report.credential(
+            "caph.yaml",
+            Some("secret caph-system/caphlogintoken value certificate"),
+            Some(0),
+        ),
+        json!({"kind": "x509", "source": "secret", "fingerprint": ca.fingerprint()}),
+    );
+}

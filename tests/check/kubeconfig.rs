@@ -412,3 +412,80 @@ fn no_path_and_no_kubeconfig_at_all_is_an_error() {
     let reason = report.reason(&s.abs("home/.kube/config"), None);
     assert_contains(&reason, "no kubeconfig found");
 }
+
+#[test]
+fn home_relative_references_and_the_oidc_issuer_ca() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    let client = ca.issue(
+        "home-client",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-11-01 0:00 UTC),
+    );
+    let idp = Cert::ca(
+        "dex-ca",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-06-30 0:00 UTC),
+    );
+    s.write("home/certs/client.crt", &client.pem);
+    let users = format!(
+        "- name: u\n  user:\n    client-certificate: ~/certs/client.crt\n\
+         - name: o\n  user:\n    auth-provider:\n      name: oidc\n      config:\n        \
+         idp-issuer-url: https://dex.example\n        idp-certificate-authority-data: {}\n",
+        b64(&idp.pem)
+    );
+    s.write("kube/config", kubeconfig("", &users));
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential(
+            &s.abs("home/certs/client.crt"),
+            Some("users[u].client-certificate"),
+            Some(0),
+        ),
+        json!({"subject": "CN=home-client", "not_after": "2026-11-01T00:00:00Z"}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("users[o].auth-provider.idp-certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=dex-ca", "not_after": "2026-06-30T00:00:00Z", "status": "warning"}),
+    );
+}
+
+#[test]
+fn kubeconfig_as_json() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    let token = jwt(
+        json!({"sub": "json-user", "exp": 1_780_358_400}),
+        "sig-json-kubeconfig",
+    );
+    let doc = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "",
+        "clusters": [{"name": "j", "cluster": {"server": "https://j:6443", "certificate-authority-data": b64(&ca.pem)}}],
+        "users": [{"name": "ju", "user": {"token": token}}],
+        "contexts": [],
+    });
+    s.write("config.json", serde_json::to_string_pretty(&doc).unwrap());
+
+    let report = s.check().arg("config.json").json();
+
+    report.assert_no_errors().assert_credential_count(2);
+    assert_fields(
+        report.credential(
+            "config.json",
+            Some("clusters[j].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"source": "kubeconfig", "fingerprint": ca.fingerprint()}),
+    );
+    assert_fields(
+        report.credential("config.json", Some("users[ju].token"), None),
+        json!({"source": "kubeconfig", "kind": "jwt", "not_after": "2026-06-02T00:00:00Z"}),
+    );
+}
