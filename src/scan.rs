@@ -69,7 +69,7 @@ pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> Scan
     for parsed in parse_all(&paths, opts.max_file_size) {
         refs.extend(result.absorb(parsed));
     }
-    follow_refs(refs, opts, &mut result);
+    follow_refs(refs, &paths, opts, &mut result);
     result.sort();
     result
 }
@@ -112,10 +112,25 @@ fn parse_path(path: &Path, cap: u64) -> Parsed {
     }
 }
 
+/// The identity of the file at `path` (symlinks followed).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Reads what kubeconfigs point at: certificate and token files, and the
 /// exec plugins' token caches. Each referenced file is read once per entry.
-fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, result: &mut ScanResult) {
+/// A cache is parsed as a file of its own, so one the scan has already
+/// read (`lapse check ~/.kube`), or that another kubeconfig pointed at,
+/// is not read again: it would be reported twice.
+fn follow_refs(
+    refs: Vec<FileRef>,
+    scanned: &[PathBuf],
+    opts: &ScanOptions,
+    result: &mut ScanResult,
+) {
     let mut done = HashSet::new();
+    let mut caches_read: Option<HashSet<(u64, u64)>> = None;
     for mut r in refs {
         if let (Ok(rest), Some(home)) = (r.path.strip_prefix("~"), &opts.home) {
             r.path = home.join(rest);
@@ -123,14 +138,25 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, result: &mut ScanResult) 
         if !done.insert((r.path.clone(), r.entry.clone())) {
             continue;
         }
-        if r.kind == RefKind::Any && r.path.is_dir() {
-            let (paths, errors) =
-                files::discover(std::slice::from_ref(&r.path), &Filter::default());
-            result.errors.extend(errors);
-            for parsed in parse_all(&paths, opts.max_file_size) {
-                result.absorb(parsed);
+        if r.kind == RefKind::Any {
+            let read = caches_read
+                .get_or_insert_with(|| scanned.iter().filter_map(|p| file_id(p)).collect());
+            if r.path.is_dir() {
+                let (paths, errors) =
+                    files::discover(std::slice::from_ref(&r.path), &Filter::default());
+                result.errors.extend(errors);
+                let unread: Vec<PathBuf> = paths
+                    .into_iter()
+                    .filter(|p| file_id(p).is_none_or(|id| read.insert(id)))
+                    .collect();
+                for parsed in parse_all(&unread, opts.max_file_size) {
+                    result.absorb(parsed);
+                }
+                continue;
             }
-            continue;
+            if file_id(&r.path).is_some_and(|id| !read.insert(id)) {
+                continue;
+            }
         }
         match files::read_capped(&r.path, opts.max_file_size) {
             Ok(bytes) => {
