@@ -489,3 +489,55 @@ fn kubeconfig_as_json() {
         json!({"source": "kubeconfig", "kind": "jwt", "not_after": "2026-06-02T00:00:00Z"}),
     );
 }
+
+#[test]
+fn plugin_caches_are_reported_once_when_their_directory_is_scanned_too() {
+    let s = Scratch::new();
+    let exec = |user: &str, command: &str| {
+        format!(
+            "- name: {user}\n  user:\n    exec:\n      command: {command}\n      args: [get-token]\n"
+        )
+    };
+    // Two kubeconfigs in ~/.kube whose users share the same caches.
+    s.write(
+        "home/.kube/config",
+        kubeconfig(
+            "",
+            &(exec("gke", "gke-gcloud-auth-plugin") + &exec("oidc", "kubelogin")),
+        ),
+    );
+    s.write(
+        "home/.kube/staging",
+        kubeconfig("", &exec("staging-oidc", "kubelogin")),
+    );
+    s.write(
+        "home/.kube/gke_gcloud_auth_plugin_cache",
+        json!({"access_token": "ya29.cache-token-once", "token_expiry": "2026-06-01T01:00:00Z"})
+            .to_string(),
+    );
+    let id_token = jwt(json!({"exp": 1_780_358_400}), "sig-cache-once");
+    s.write(
+        &format!("home/.kube/cache/oidc-login/{}", "ab".repeat(32)),
+        json!({"id_token": id_token}).to_string(),
+    );
+
+    let report = s.check().arg("home/.kube").json();
+
+    report.assert_no_errors();
+    let mut places: Vec<String> = report
+        .places()
+        .into_iter()
+        .map(|(path, entry, _)| format!("{path} {}", entry.unwrap_or_default()))
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            format!("home/.kube/cache/oidc-login/{} id_token", "ab".repeat(32)),
+            "home/.kube/config users[gke].exec".to_string(),
+            "home/.kube/config users[oidc].exec".to_string(),
+            "home/.kube/gke_gcloud_auth_plugin_cache access_token".to_string(),
+            "home/.kube/staging users[staging-oidc].exec".to_string(),
+        ]
+    );
+}
