@@ -58,8 +58,14 @@ fn secret_tree(s: &Scratch, c: &mut Canaries) {
     );
     c.key("CA private key", &ca);
     c.key("client private key", &client);
+    bare_files(s, c, &ca, &client);
+    kubeconfigs(s, c, &client);
+    kubernetes_objects(s, c, &client);
+    token_caches(s, c, &ca, &client);
+}
 
-    // Bare files.
+/// Certificates with keys, bare keys, token files and a locked keystore.
+fn bare_files(s: &Scratch, c: &mut Canaries, ca: &Cert, client: &Cert) {
     s.write(
         "tree/pki/client.pem",
         format!("{}{}", client.pem, client.key_pem),
@@ -99,9 +105,15 @@ fn secret_tree(s: &Scratch, c: &mut Canaries) {
     );
     c.add("multi-line token file", "canary-multiline-token");
     let password = c.add("PKCS#12 password", "canary-p12-password");
-    s.write("tree/locked.p12", pkcs12(&[&client, &ca], &password));
+    s.write("tree/locked.p12", pkcs12(&[client, ca], &password));
+}
 
-    // A kubeconfig with every kind of user, and a broken one.
+/// A kubeconfig with every kind of user, a broken one, and bad data.
+fn kubeconfigs(s: &Scratch, c: &mut Canaries, client: &Cert) {
+    let bad_exp = c.add(
+        "kubeconfig JWT with a bad exp",
+        jwt(json!({"exp": "later"}), "canary-user-bad-exp"),
+    );
     let user_token = c.add(
         "kubeconfig token",
         jwt(
@@ -156,8 +168,10 @@ fn secret_tree(s: &Scratch, c: &mut Canaries) {
              client-key-data: {bad_b64_key}\n"
         ),
     );
+}
 
-    // Kubernetes objects.
+/// Secrets of every type, good and broken, in one List.
+fn kubernetes_objects(s: &Scratch, c: &mut Canaries, client: &Cert) {
     let sa_token = c.add(
         "service-account token",
         jwt(
@@ -186,13 +200,15 @@ fn secret_tree(s: &Scratch, c: &mut Canaries) {
          "data": {"token-id": b64("b4d000"), "token-secret": b64(&broken_secret), "expiration": b64("whenever")}},
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": "keystore", "namespace": "web"},
-         "data": {"keystore.p12": b64(pkcs12(&[&client], &keystore_password)), "keystore-password": b64(&keystore_password)}},
+         "data": {"keystore.p12": b64(pkcs12(&[client], &keystore_password)), "keystore-password": b64(&keystore_password)}},
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": "broken", "namespace": "web"}, "data": {"api-token": invalid_b64}},
     ]});
     s.write("tree/dump.json", dump.to_string());
+}
 
-    // Token caches and files.
+/// Token caches and token files, good and broken.
+fn token_caches(s: &Scratch, c: &mut Canaries, ca: &Cert, client: &Cert) {
     let gke_cache = c.add("gke cache token", "ya29.canary-gke-cache-token");
     s.write(
         "tree/kube/gke_gcloud_auth_plugin_cache",
