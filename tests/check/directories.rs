@@ -251,3 +251,25 @@ fn a_glob_with_a_slash_matches_whole_paths() {
 
     assert_eq!(paths(&report), ["tree/pki/a.crt", "tree/pki/etcd/b.crt"]);
 }
+
+#[test]
+fn kubelet_current_symlink_names_the_rotated_file() {
+    let s = Scratch::new();
+    let current = cert("system:node:worker-1", 300);
+    s.write(
+        "pki/kubelet-client-2026-05-01-00-00-00.pem",
+        format!("{}{}", current.pem, current.key_pem),
+    );
+    s.symlink(
+        "kubelet-client-2026-05-01-00-00-00.pem",
+        "pki/kubelet-client-current.pem",
+    );
+
+    let report = s.check().arg("pki").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("pki/kubelet-client-current.pem", None, Some(0)),
+        json!({"subject": "CN=system:node:worker-1", "fingerprint": current.fingerprint()}),
+    );
+}
