@@ -11,9 +11,9 @@
 mod jwt;
 mod k8s_object;
 mod kubeconfig;
-mod sniff;
 #[cfg(test)]
 mod robustness;
+mod sniff;
 mod token_files;
 mod x509;
 
