@@ -2,7 +2,7 @@
 //! follow the files parsed documents refer to, and collect credentials
 //! and error entries. A bad file never stops the scan.
 
-use crate::credential::{Credential, ErrorEntry, ErrorReason};
+use crate::credential::{Credential, ErrorEntry, ErrorReason, Source};
 use crate::parse::{self, FileRef, Parsed, RefKind};
 use crate::source::files::{self, Filter};
 use std::collections::HashSet;
@@ -69,9 +69,39 @@ pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> Scan
     for parsed in parse_all(&paths, opts.max_file_size) {
         refs.extend(result.absorb(parsed));
     }
+    let walked = result.credentials.len();
     follow_refs(refs, &paths, opts, &mut result);
+    drop_plain_duplicates(&mut result.credentials, walked);
     result.sort();
     result
+}
+
+/// A certificate or token file that a kubeconfig points at, and that the
+/// walk also reached, is reported once: with the kubeconfig's entry, which
+/// says what depends on it. `walked` splits walk findings from reference
+/// findings.
+fn drop_plain_duplicates(creds: &mut Vec<Credential>, walked: usize) {
+    let referenced: HashSet<_> = creds[walked..]
+        .iter()
+        .filter(|c| c.source == Source::Kubeconfig)
+        .map(|c| c.fingerprint)
+        .collect();
+    if referenced.is_empty() {
+        return;
+    }
+    let by_file: HashSet<_> = creds[walked..]
+        .iter()
+        .filter(|c| referenced.contains(&c.fingerprint))
+        .filter_map(|c| Some((file_id(Path::new(&c.path))?, c.fingerprint)))
+        .collect();
+    let mut i = 0;
+    creds.retain(|c| {
+        i += 1;
+        let plain = i <= walked && c.source == Source::File && c.entry.is_none();
+        !(plain
+            && referenced.contains(&c.fingerprint)
+            && file_id(Path::new(&c.path)).is_some_and(|id| by_file.contains(&(id, c.fingerprint))))
+    });
 }
 
 /// Reads and parses files on every core; order of results is not kept.

@@ -137,6 +137,11 @@ fn structured(ctx: &Context, text: &str, out: &mut Parsed) -> bool {
             if text.lines().any(|l| l.starts_with("-----BEGIN ")) {
                 return false;
             }
+            // Go templates (Helm charts) are not credentials, whatever they mention.
+            if text.contains("{{") {
+                tracing::debug!(path = ctx.path, "template, not a document; skipped");
+                return false;
+            }
             if CREDENTIAL_WORDS.iter().any(|w| text.contains(w)) {
                 out.error(ctx, "", ErrorReason::Parse, message);
                 true
@@ -198,8 +203,71 @@ pub(crate) fn document(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
             k8s_object::config_map(ctx, doc, out);
             true
         }
-        _ => token_files::parse(ctx, doc, out),
+        _ => token_files::parse(ctx, doc, out) || loose_values(ctx, doc, out),
     }
+}
+
+/// Strings this many levels deep, and this many in all, are looked at in a
+/// document of no known shape.
+const LOOSE_MAX_DEPTH: usize = 16;
+const LOOSE_MAX_STRINGS: usize = 10_000;
+
+/// A document of no known shape (Vault's `pki/issue` output, a Helm values
+/// file, an app's config): certificates in PEM and JWTs found in any string
+/// value are still reported, at their field path (`data.certificate`).
+fn loose_values(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
+    fn walk(
+        ctx: &Context,
+        v: &Value,
+        at: &mut String,
+        depth: usize,
+        budget: &mut usize,
+        out: &mut Parsed,
+    ) -> bool {
+        if depth > LOOSE_MAX_DEPTH || *budget == 0 {
+            return false;
+        }
+        let mut found = false;
+        let mut step = |at: &mut String, part: &str, child: &Value, out: &mut Parsed| {
+            let len = at.len();
+            if !at.is_empty() && !part.starts_with('[') {
+                at.push('.');
+            }
+            at.push_str(part);
+            found |= walk(ctx, child, at, depth + 1, budget, out);
+            at.truncate(len);
+        };
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    step(at, k, child, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    step(at, &format!("[{i}]"), child, out);
+                }
+            }
+            Value::String(s) => {
+                *budget -= 1;
+                let text = s.trim();
+                if text.contains("-----BEGIN CERTIFICATE-----")
+                    || text.contains("-----BEGIN TRUSTED CERTIFICATE-----")
+                {
+                    x509::add_certificates(ctx, ctx.source, at, text.as_bytes(), &[], out);
+                    return true;
+                }
+                if is_single_token(text) && jwt::looks_like_jwt(text) {
+                    jwt::add_token(ctx, ctx.source, at, text, out);
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        found
+    }
+    let mut budget = LOOSE_MAX_STRINGS;
+    walk(ctx, doc, &mut String::new(), 0, &mut budget, out)
 }
 
 /// Any value found inside a container (a Secret key, a ConfigMap key):

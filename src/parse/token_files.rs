@@ -158,9 +158,6 @@ impl Tokens<'_, '_> {
         c.not_before = field(token, "issued_at").and_then(parse_timestamp);
         let user = get(token, "user");
         c.identity.subject = user.and_then(|u| field(u, "name")).map(str::to_string);
-        c.identity.issuer = get(token, "project")
-            .and_then(|p| field(p, "name"))
-            .map(str::to_string);
         self.out.add(self.ctx, self.source, "token", None, c);
     }
 

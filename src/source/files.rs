@@ -60,8 +60,13 @@ impl Filter {
 /// A file reached by several paths (symlinks, the atomic-writer layout of
 /// mounted Secrets: `tls.crt` → `..data/tls.crt` → `..2024_…/tls.crt`) is
 /// reported under its plainest path: fewest `..`-hidden components, then
-/// shortest. Files named on the command line are always read; walked files
-/// pass the filter.
+/// a name that says "certificate" (`Foo.pem` over the hash link
+/// `a1b2c3d4.0` in `/etc/ssl/certs`), then shortest. Files named on the
+/// command line are always read; walked files pass the filter.
+///
+/// Rotated certificates the kubelet has superseded are left out: beside
+/// `kubelet-client-current.pem` (a link to the newest dated file), older
+/// `kubelet-client-<date>.pem` files are history, not credentials in use.
 pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry>) {
     let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut errors = Vec::new();
@@ -109,16 +114,55 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorE
     }
     let mut files: Vec<PathBuf> = seen.into_values().collect();
     files.sort();
+    drop_superseded_rotations(&mut files);
     (files, errors)
 }
 
 /// Lower is plainer.
-fn rank(path: &Path) -> (usize, usize, PathBuf) {
+fn rank(path: &Path) -> (usize, bool, usize, PathBuf) {
     let hidden = path
         .components()
         .filter(|c| matches!(c, Component::Normal(n) if n.to_string_lossy().starts_with("..")))
         .count();
-    (hidden, path.as_os_str().len(), path.to_path_buf())
+    let unnamed = !crate::parse::looks_like_credential_name(&path.to_string_lossy());
+    (hidden, unnamed, path.as_os_str().len(), path.to_path_buf())
+}
+
+/// Removes `<prefix>-<anything>.pem` beside a kept `<prefix>-current.pem`.
+/// The file `-current.pem` links to was folded into it by the dedupe, so
+/// every sibling still listed is an older rotation.
+fn drop_superseded_rotations(files: &mut Vec<PathBuf>) {
+    let current: Vec<(PathBuf, String)> = files
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let prefix = name.strip_suffix("current.pem")?;
+            (prefix.ends_with('-') && prefix.len() > 1).then(|| {
+                (
+                    p.parent().unwrap_or(Path::new("")).to_path_buf(),
+                    prefix.to_string(),
+                )
+            })
+        })
+        .collect();
+    if current.is_empty() {
+        return;
+    }
+    files.retain(|p| {
+        let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
+            return true;
+        };
+        let superseded = current.iter().any(|(d, prefix)| {
+            d == dir
+                && name.starts_with(prefix.as_str())
+                && name.ends_with(".pem")
+                && !name.ends_with("current.pem")
+        });
+        if superseded {
+            tracing::debug!(path = %p.display(), "superseded rotation; skipped");
+        }
+        !superseded
+    });
 }
 
 fn walk_error(err: &walkdir::Error) -> ErrorEntry {
@@ -251,5 +295,36 @@ mod tests {
         let stamped = Path::new("/m/..2026_11_22_10_00_00.123/tls.crt");
         assert!(rank(visible) < rank(data));
         assert!(rank(data) < rank(stamped));
+        let named = Path::new("/etc/ssl/certs/Example_Root.pem");
+        let hash = Path::new("/etc/ssl/certs/a1b2c3d4.0");
+        assert!(rank(named) < rank(hash));
+        let current = Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem");
+        let dated = Path::new("/var/lib/kubelet/pki/kubelet-client-2026-01-01-00-00-00.pem");
+        assert!(rank(current) < rank(dated));
+    }
+
+    #[test]
+    fn superseded_rotations_are_dropped() {
+        let mut files: Vec<PathBuf> = [
+            "/pki/kubelet-client-2025-01-01-00-00-00.pem",
+            "/pki/kubelet-client-current.pem",
+            "/pki/kubelet-server-2025-01-01-00-00-00.pem",
+            "/pki/kubelet.crt",
+            "/other/kubelet-client-2025-01-01-00-00-00.pem",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        drop_superseded_rotations(&mut files);
+        let kept: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            kept,
+            [
+                "/pki/kubelet-client-current.pem",
+                "/pki/kubelet-server-2025-01-01-00-00-00.pem",
+                "/pki/kubelet.crt",
+                "/other/kubelet-client-2025-01-01-00-00-00.pem",
+            ]
+        );
     }
 }

@@ -273,3 +273,73 @@ fn kubelet_current_symlink_names_the_rotated_file() {
         json!({"subject": "CN=system:node:worker-1", "fingerprint": current.fingerprint()}),
     );
 }
+
+#[test]
+fn rotations_the_kubelet_superseded_are_not_reported() {
+    let s = Scratch::new();
+    let old = cert("system:node:worker-1", -30);
+    let current = cert("system:node:worker-1", 300);
+    s.write("pki/kubelet-client-2025-05-01-00-00-00.pem", &old.pem);
+    s.write("pki/kubelet-client-2026-05-01-00-00-00.pem", &current.pem);
+    s.symlink(
+        "kubelet-client-2026-05-01-00-00-00.pem",
+        "pki/kubelet-client-current.pem",
+    );
+    s.write("pki/kubelet.crt", cert("worker-1", 200).pem);
+
+    let report = s.check().arg("pki").json();
+
+    report
+        .assert_no_errors()
+        .assert_credential_count(2)
+        .assert_code(0);
+    assert_eq!(
+        paths(&report),
+        ["pki/kubelet-client-current.pem", "pki/kubelet.crt"]
+    );
+    assert_fields(
+        report.credential("pki/kubelet-client-current.pem", None, Some(0)),
+        json!({"fingerprint": current.fingerprint(), "status": "ok"}),
+    );
+}
+
+#[test]
+fn a_hash_link_in_a_trust_store_is_reported_under_the_named_file() {
+    let s = Scratch::new();
+    let root = cert("Example Root", 3000);
+    s.write("ca-certificates/Example_Root.crt", &root.pem);
+    s.symlink(
+        "../ca-certificates/Example_Root.crt",
+        "certs/Example_Root.pem",
+    );
+    s.symlink("Example_Root.pem", "certs/a1b2c3d4.0");
+
+    let report = s.check().arg("certs").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_eq!(paths(&report), ["certs/Example_Root.pem"]);
+}
+
+#[test]
+fn a_file_a_kubeconfig_points_at_is_reported_once_with_its_entry() {
+    let s = Scratch::new();
+    let client = cert("deployer", 90);
+    s.write("kube/deployer.crt", &client.pem);
+    s.write(
+        "kube/config",
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: []\nclusters: []\n\
+         users:\n- name: deployer\n  user:\n    client-certificate: deployer.crt\n",
+    );
+
+    let report = s.check().arg("kube").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential(
+            "kube/deployer.crt",
+            Some("users[deployer].client-certificate"),
+            Some(0),
+        ),
+        json!({"source": "kubeconfig", "fingerprint": client.fingerprint()}),
+    );
+}

@@ -374,3 +374,19 @@ fn unreadable_auth_provider_expiry_fields_are_errors_not_never_expiring_tokens()
         "expires-on is not Unix seconds"
     );
 }
+
+#[test]
+fn helm_templates_are_skipped_quietly_though_they_mention_tokens() {
+    let s = Scratch::new();
+    s.write(
+        "chart/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-tls\ndata:\n  tls.crt: {{ .Values.tls.cert | b64enc }}\n  token: {{ .Values.token }}\n{{- if .Values.extra }}\n  extra: x\n{{- end }}\n",
+    );
+
+    let report = s.check().arg("chart").json();
+
+    report
+        .assert_no_errors()
+        .assert_credential_count(0)
+        .assert_code(0);
+}

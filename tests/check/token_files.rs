@@ -169,7 +169,7 @@ fn keystone_auth_tokens_response_body() {
     assert_fields(
         report.credential("auth-tokens.json", Some("token"), None),
         json!({
-            "kind": "opaque-token", "subject": "admin", "issuer": "demo",
+            "kind": "opaque-token", "subject": "admin", "issuer": null,
             "not_before": "2026-06-01T04:00:54Z", "not_after": "2026-06-03T04:00:54Z",
             "expires_in_seconds": 2 * DAY + 4 * HOUR + 54, "status": "critical",
             "fingerprint": sha256("VcxU2JYqT8OzfUVvrjEITQ"),
@@ -366,5 +366,60 @@ fn saved_exec_credential() {
             "expiry_source": "embedded", "status": "critical",
             "fingerprint": sha256("opaque-exec-plugin-token-42"),
         }),
+    );
+}
+
+#[test]
+fn certificates_and_jwts_in_a_document_of_no_known_shape() {
+    let s = Scratch::new();
+    let ca = Cert::ca(
+        "vault-root",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2031-01-01 0:00 UTC),
+    );
+    let leaf = ca.issue(
+        "app.internal",
+        datetime!(2026-05-01 0:00 UTC),
+        datetime!(2026-06-04 0:00 UTC),
+    );
+    let token = jwt(
+        json!({"sub": "app", "exp": unix(datetime!(2026-06-20 0:00 UTC))}),
+        "c2ln",
+    );
+    // `vault write -format=json pki/issue/app common_name=app.internal`, plus a JWT in a config.
+    let doc = json!({
+        "request_id": "6f0c", "lease_duration": 0,
+        "data": {
+            "certificate": leaf.pem, "issuing_ca": ca.pem, "ca_chain": [ca.pem],
+            "expiration": unix(datetime!(2026-06-04 0:00 UTC)), "serial_number": "1f:2e",
+        },
+        "auth": {"client_token": token},
+    });
+    s.write("vault-issue.json", doc.to_string());
+
+    let report = s.check().arg("vault-issue.json").json();
+
+    report
+        .assert_no_errors()
+        .assert_credential_count(4)
+        .assert_code(2);
+    assert_fields(
+        report.credential("vault-issue.json", Some("data.certificate"), Some(0)),
+        json!({"kind": "x509", "source": "file", "subject": "CN=app.internal",
+               "not_after": "2026-06-04T00:00:00Z", "status": "critical",
+               "fingerprint": leaf.fingerprint()}),
+    );
+    assert_fields(
+        report.credential("vault-issue.json", Some("data.issuing_ca"), Some(0)),
+        json!({"not_after": "2031-01-01T00:00:00Z", "fingerprint": ca.fingerprint()}),
+    );
+    assert_fields(
+        report.credential("vault-issue.json", Some("data.ca_chain[0]"), Some(0)),
+        json!({"fingerprint": ca.fingerprint()}),
+    );
+    assert_fields(
+        report.credential("vault-issue.json", Some("auth.client_token"), None),
+        json!({"kind": "jwt", "not_after": "2026-06-20T00:00:00Z", "status": "warning",
+               "fingerprint": sha256(&token)}),
     );
 }
