@@ -2,7 +2,8 @@
 //! convention (2 expired or critical, 1 warning, 3 errors only, 0 fine).
 
 use crate::cli::{CheckArgs, Color, Format};
-use crate::credential::{ErrorEntry, ErrorReason, Thresholds, Timestamp};
+use crate::config::Config;
+use crate::credential::{ErrorEntry, ErrorReason, Thresholds};
 use crate::output::check_report::Report;
 use crate::scan::{ScanOptions, scan};
 use crate::source::files::{Filter, human_bytes};
@@ -12,12 +13,7 @@ use std::path::PathBuf;
 /// Exit status for problems with the invocation itself (Nagios UNKNOWN).
 pub const EXIT_UNKNOWN: i32 = 3;
 
-pub fn now() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use crate::timefmt::now;
 
 /// The kubeconfig files client-go would load: `$KUBECONFIG` (a `:`-separated
 /// list) or `~/.kube/config`.
@@ -35,21 +31,48 @@ pub fn default_kubeconfigs() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Reads `--config`, printing every problem; `None` after printing.
+pub fn load_config(path: Option<&std::path::Path>) -> Option<Config> {
+    match path {
+        None => Some(Config::default()),
+        Some(p) => match Config::load(p) {
+            Ok(c) => Some(c),
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("lapse: {p}");
+                }
+                None
+            }
+        },
+    }
+}
+
 pub fn run(args: &CheckArgs) -> i32 {
-    if args.critical > args.warning {
+    let Some(config) = load_config(args.config.as_deref()) else {
+        return EXIT_UNKNOWN;
+    };
+    let thresholds = Thresholds {
+        warning: args.warning.unwrap_or(config.thresholds.warning),
+        critical: args.critical.unwrap_or(config.thresholds.critical),
+    };
+    if thresholds.critical > thresholds.warning {
         eprintln!("lapse: --critical must not be longer than --warning");
         return EXIT_UNKNOWN;
     }
-    let filter = match Filter::new(&args.include, &args.exclude) {
+    let include = [config.include.clone(), args.include.clone()].concat();
+    let exclude = [config.exclude.clone(), args.exclude.clone()].concat();
+    let filter = match Filter::new(&include, &exclude) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("lapse: {e}");
             return EXIT_UNKNOWN;
         }
     };
+    let max_file_size = args.max_file_size.unwrap_or(config.max_file_size);
     let opts = ScanOptions {
         filter,
-        max_file_size: args.max_file_size,
+        max_file_size,
+        token_rules: config.tokens.clone(),
         ..ScanOptions::default()
     };
     let mut extra_errors = Vec::new();
@@ -57,7 +80,7 @@ pub fn run(args: &CheckArgs) -> i32 {
     let mut roots: Vec<PathBuf> = Vec::new();
     for p in &args.paths {
         if p.as_os_str() == "-" {
-            match read_stdin(args.max_file_size) {
+            match read_stdin(max_file_size) {
                 Ok(b) => stdin_bytes = Some(b),
                 Err(e) => extra_errors.push(e),
             }
@@ -65,7 +88,15 @@ pub fn run(args: &CheckArgs) -> i32 {
             roots.push(p.clone());
         }
     }
-    if args.paths.is_empty() {
+    if args.paths.is_empty() && args.config.is_some() {
+        roots = config.paths.clone();
+        roots.extend(config.kubeconfigs.clone().unwrap_or_else(|| {
+            default_kubeconfigs()
+                .into_iter()
+                .filter(|p| p.exists())
+                .collect()
+        }));
+    } else if args.paths.is_empty() {
         roots = default_kubeconfigs();
         if roots.iter().all(|p| !p.exists()) {
             extra_errors.push(ErrorEntry {
@@ -88,10 +119,7 @@ pub fn run(args: &CheckArgs) -> i32 {
 
     let report = Report {
         now: args.at.unwrap_or_else(now),
-        thresholds: Thresholds {
-            warning: args.warning,
-            critical: args.critical,
-        },
+        thresholds,
         result: &result,
     };
     let mut stdout = std::io::stdout().lock();

@@ -24,6 +24,8 @@ pub enum Command {
     /// Scan once and report. Exit status: 2 expired or critical, 1 warning,
     /// 3 errors only, 0 all fine (the Nagios plugin convention).
     Check(CheckArgs),
+    /// Export seconds-to-expiry for Prometheus, watching files for changes.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,12 +46,15 @@ pub struct CheckArgs {
     /// Files, directories, kubeconfigs or object dumps; `-` reads standard input.
     /// With none, the kubeconfig(s) in $KUBECONFIG or ~/.kube/config.
     pub paths: Vec<PathBuf>,
-    /// Warn when a credential lapses within this window (e.g. 30d, 12h, 90s).
-    #[arg(long, default_value = "30d", value_parser = parse_duration)]
-    pub warning: i64,
-    /// Critical when a credential lapses within this window.
-    #[arg(long, default_value = "7d", value_parser = parse_duration)]
-    pub critical: i64,
+    /// lapse.yaml: paths, token lifetimes and thresholds (flags win over it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Warn when a credential lapses within this window (e.g. 30d, 12h, 90s) [default: 30d].
+    #[arg(long, value_parser = parse_duration)]
+    pub warning: Option<i64>,
+    /// Critical when a credential lapses within this window [default: 7d].
+    #[arg(long, value_parser = parse_duration)]
+    pub critical: Option<i64>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Judge as if it were this time (RFC 3339), e.g. before a change freeze.
@@ -61,12 +66,28 @@ pub struct CheckArgs {
     /// Skip files and directories matching this glob (repeatable).
     #[arg(long)]
     pub exclude: Vec<String>,
-    /// Files larger than this are reported as errors, not read.
-    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
-    pub max_file_size: u64,
+    /// Files larger than this are reported as errors, not read [default: 16MiB].
+    #[arg(long, value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
     /// Colour the table: auto (only on a terminal, honouring NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Files and directories to watch, besides the configuration's and the
+    /// user's kubeconfig(s).
+    pub paths: Vec<PathBuf>,
+    /// lapse.yaml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: the config's `listen`, else :10070].
+    #[arg(long = "web.listen-address")]
+    pub listen: Option<String>,
+    /// exporter-toolkit web configuration (TLS, basic auth).
+    #[arg(long = "web.config.file")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 fn parse_at(text: &str) -> Result<i64, String> {

@@ -8,16 +8,22 @@
 pub mod check;
 /// Command-line definitions.
 pub mod cli;
+/// `lapse.yaml`: validated configuration.
+pub mod config;
 /// The credential record; never holds secret text.
 pub mod credential;
+/// The current set of credentials; sources publish, readers snapshot.
+pub mod inventory;
 /// stderr logging set-up.
 pub mod logging;
 /// Readers of scan results.
 pub mod output;
 /// Pure parsers from bytes to credentials.
 pub mod parse;
-/// One full scan over files and what they refer to.
+/// Scanning files and what they refer to, once or incrementally.
 pub mod scan;
+/// `lapse serve`: sources, inventory and HTTP wired together.
+pub mod serve;
 /// Where bytes come from.
 pub mod source;
 /// Time and duration parsing and formatting.

@@ -14,6 +14,7 @@ fn main() {
     lapse::logging::init(cli.verbose);
     let code = match cli.command {
         Command::Check(args) => lapse::check::run(&args),
+        Command::Serve(args) => lapse::serve::run(&args),
     };
     std::process::exit(code);
 }

@@ -1,18 +1,27 @@
-//! One full scan: discover files, read each under the size cap, parse,
-//! follow the files parsed documents refer to, and collect credentials
-//! and error entries. A bad file never stops the scan.
+//! Scanning: discover files, read each under the size cap, parse, follow
+//! the files parsed documents refer to, apply declared token lifetimes.
+//!
+//! A [`Scanner`] remembers what each file looked like and re-reads only
+//! what changed (a new signature, or a changed file it refers to), so
+//! `lapse serve` can rescan on every filesystem event and `lapse check`
+//! is simply one scan. A bad file never stops a scan.
 
-use crate::credential::{Credential, ErrorEntry, ErrorReason, Source};
+use crate::config::{IssuedAt, TokenRule};
+use crate::credential::{
+    Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind, Source,
+};
 use crate::parse::{self, FileRef, Parsed, RefKind};
-use crate::source::files::{self, Filter};
-use std::collections::HashSet;
+use crate::source::files::{self, Filter, Found, Signature};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Files larger than this are not read unless configured otherwise:
 /// `kubectl get secrets -A -o yaml` dumps run to megabytes.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+
+pub type FileId = (u64, u64);
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -20,6 +29,7 @@ pub struct ScanOptions {
     pub max_file_size: u64,
     /// `$HOME`, for `~/` in kubeconfig references.
     pub home: Option<PathBuf>,
+    pub token_rules: Vec<TokenRule>,
 }
 
 impl Default for ScanOptions {
@@ -28,11 +38,43 @@ impl Default for ScanOptions {
             filter: Filter::default(),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             home: std::env::var_os("HOME").map(PathBuf::from),
+            token_rules: Vec::new(),
         }
     }
 }
 
-/// What a scan found.
+/// How a credential in a [`Part`] was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// In the file itself.
+    Own,
+    /// In a file the document refers to (a kubeconfig's `client-certificate`).
+    Reference,
+    /// In an exec plugin's token cache.
+    Cache,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The file the credential's bytes came from.
+    pub file: Option<FileId>,
+    pub via: Via,
+}
+
+/// Everything found in one file and the files it refers to.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub path: PathBuf,
+    pub credentials: Vec<Credential>,
+    /// One per credential.
+    pub origins: Vec<Origin>,
+    pub errors: Vec<ErrorEntry>,
+    /// Filled by the metrics renderer on first use: the part's label sets,
+    /// so a scrape never rebuilds them for files that did not change.
+    pub rendered: OnceLock<Vec<String>>,
+}
+
+/// What a scan found, for one-shot use.
 #[derive(Debug, Default)]
 pub struct ScanResult {
     pub credentials: Vec<Credential>,
@@ -40,12 +82,6 @@ pub struct ScanResult {
 }
 
 impl ScanResult {
-    fn absorb(&mut self, parsed: Parsed) -> Vec<FileRef> {
-        self.credentials.extend(parsed.credentials);
-        self.errors.extend(parsed.errors);
-        parsed.refs
-    }
-
     /// Sorted: soonest expiry first; errors by path.
     pub fn sort(&mut self) {
         self.credentials
@@ -55,71 +91,175 @@ impl ScanResult {
     }
 }
 
-/// Scans files and directories. `stdin` is parsed as one more file named `-`.
+struct FileState {
+    sig: Signature,
+    /// Files the part depends on (references, caches) and how they looked.
+    deps: Vec<(PathBuf, Option<Signature>)>,
+    part: Arc<Part>,
+}
+
+/// What one [`Scanner::scan`] changed.
+#[derive(Debug, Default)]
+pub struct ScanDelta {
+    /// Files read and parsed (new or changed).
+    pub parsed: usize,
+    /// Files gone since the last scan.
+    pub removed: usize,
+    /// Error entries met for the first time (walk errors new since the
+    /// last walk, and errors in files parsed now): what counters count.
+    pub new_errors: Vec<ErrorEntry>,
+}
+
+impl ScanDelta {
+    pub fn changed(&self) -> bool {
+        self.parsed > 0 || self.removed > 0 || !self.new_errors.is_empty()
+    }
+}
+
+/// The file source's memory between scans.
+pub struct Scanner {
+    opts: ScanOptions,
+    files: BTreeMap<PathBuf, FileState>,
+    walk_errors: Vec<ErrorEntry>,
+    stdin: Option<Arc<Part>>,
+}
+
+impl Scanner {
+    pub fn new(opts: ScanOptions) -> Self {
+        Scanner {
+            opts,
+            files: BTreeMap::new(),
+            walk_errors: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    /// Parses standard input as one more file, named `-`.
+    pub fn add_stdin(&mut self, bytes: &[u8]) {
+        let (part, _) = scan_bytes(Path::new("-"), bytes, None, &self.opts);
+        self.stdin = Some(Arc::new(part));
+    }
+
+    /// Walks `roots`; re-reads files that are new or whose signature, or a
+    /// referenced file's, changed; forgets files that are gone.
+    pub fn scan(&mut self, roots: &[PathBuf]) -> ScanDelta {
+        let (found, walk_errors) = files::discover(roots, &self.opts.filter);
+        let mut delta = ScanDelta::default();
+        let old_walk: HashSet<(&str, &str)> = self
+            .walk_errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        delta.new_errors.extend(
+            walk_errors
+                .iter()
+                .filter(|e| !old_walk.contains(&(e.path.as_str(), e.message.as_str())))
+                .cloned(),
+        );
+        let present: HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
+        let before = self.files.len();
+        self.files.retain(|p, _| present.contains(p));
+        delta.removed = before - self.files.len();
+
+        let stale: Vec<&Found> = found
+            .iter()
+            .filter(|f| match self.files.get(&f.path) {
+                None => true,
+                Some(state) => {
+                    state.sig != f.sig
+                        || state
+                            .deps
+                            .iter()
+                            .any(|(dep, sig)| Signature::stat(dep) != *sig)
+                }
+            })
+            .collect();
+        let opts = &self.opts;
+        let scanned = parallel(&stale, |f| (f.path.clone(), f.sig, scan_file(f, opts)));
+        delta.parsed = scanned.len();
+        for (path, sig, (part, deps)) in scanned {
+            delta.new_errors.extend(part.errors.iter().cloned());
+            self.files.insert(
+                path,
+                FileState {
+                    sig,
+                    deps,
+                    part: Arc::new(part),
+                },
+            );
+        }
+        self.walk_errors = walk_errors;
+        delta
+    }
+
+    /// Every part, in path order.
+    pub fn parts(&self) -> Vec<Arc<Part>> {
+        self.stdin
+            .iter()
+            .cloned()
+            .chain(self.files.values().map(|s| s.part.clone()))
+            .collect()
+    }
+
+    pub fn walk_errors(&self) -> &[ErrorEntry] {
+        &self.walk_errors
+    }
+
+    /// Paths the parts depend on outside the walked roots (referenced
+    /// files, caches): a watcher should watch their directories too.
+    pub fn dependencies(&self) -> Vec<PathBuf> {
+        let mut deps: Vec<PathBuf> = self
+            .files
+            .values()
+            .flat_map(|s| s.deps.iter().map(|(p, _)| p.clone()))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+}
+
+/// One-shot scan of files and directories; `stdin` is parsed as a file named `-`.
 pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> ScanResult {
-    let (paths, walk_errors) = files::discover(roots, &opts.filter);
-    let mut result = ScanResult {
-        errors: walk_errors,
-        ..Default::default()
-    };
-    let mut refs = Vec::new();
+    let mut scanner = Scanner::new(opts.clone());
     if let Some(bytes) = stdin {
-        refs.extend(result.absorb(parse::parse_file("-", bytes)));
+        scanner.add_stdin(bytes);
     }
-    for parsed in parse_all(&paths, opts.max_file_size) {
-        refs.extend(result.absorb(parsed));
-    }
-    let walked = result.credentials.len();
-    follow_refs(refs, &paths, opts, &mut result);
-    drop_plain_duplicates(&mut result.credentials, walked);
+    scanner.scan(roots);
+    let assembled = assemble(scanner.parts());
+    let mut result = ScanResult {
+        credentials: assembled.credentials().cloned().collect(),
+        errors: assembled
+            .parts
+            .iter()
+            .flat_map(|p| p.errors.iter())
+            .chain(scanner.walk_errors())
+            .cloned()
+            .collect(),
+    };
     result.sort();
     result
 }
 
-/// A certificate or token file that a kubeconfig points at, and that the
-/// walk also reached, is reported once: with the kubeconfig's entry, which
-/// says what depends on it. `walked` splits walk findings from reference
-/// findings.
-fn drop_plain_duplicates(creds: &mut Vec<Credential>, walked: usize) {
-    let referenced: HashSet<_> = creds[walked..]
-        .iter()
-        .filter(|c| c.source == Source::Kubeconfig)
-        .map(|c| c.fingerprint)
-        .collect();
-    if referenced.is_empty() {
-        return;
-    }
-    let by_file: HashSet<_> = creds[walked..]
-        .iter()
-        .filter(|c| referenced.contains(&c.fingerprint))
-        .filter_map(|c| Some((file_id(Path::new(&c.path))?, c.fingerprint)))
-        .collect();
-    let mut i = 0;
-    creds.retain(|c| {
-        i += 1;
-        let plain = i <= walked && c.source == Source::File && c.entry.is_none();
-        !(plain
-            && referenced.contains(&c.fingerprint)
-            && file_id(Path::new(&c.path)).is_some_and(|id| by_file.contains(&(id, c.fingerprint))))
-    });
-}
-
-/// Reads and parses files on every core; order of results is not kept.
-fn parse_all(paths: &[PathBuf], cap: u64) -> Vec<Parsed> {
+/// Runs `f` over `items` on every core; results come back in any order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(paths.len().max(1));
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
     let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(paths.len()));
+    let results = Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 let mut local = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = paths.get(i) else { break };
-                    local.push(parse_path(path, cap));
+                    let Some(item) = items.get(i) else { break };
+                    local.push(f(item));
                 }
                 results
                     .lock()
@@ -131,36 +271,53 @@ fn parse_all(paths: &[PathBuf], cap: u64) -> Vec<Parsed> {
     results.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
-fn parse_path(path: &Path, cap: u64) -> Parsed {
-    tracing::debug!(path = %path.display(), "reading");
-    match files::read_capped(path, cap) {
-        Ok(bytes) => parse::parse_file(&path.to_string_lossy(), &bytes),
-        Err(e) => Parsed {
-            errors: vec![e],
-            ..Default::default()
-        },
+type Deps = Vec<(PathBuf, Option<Signature>)>;
+
+fn scan_file(found: &Found, opts: &ScanOptions) -> (Part, Deps) {
+    tracing::debug!(path = %found.path.display(), "reading");
+    match files::read_capped(&found.path, opts.max_file_size) {
+        Ok(bytes) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
+        Err(e) => (
+            Part {
+                path: found.path.clone(),
+                errors: vec![e],
+                ..Default::default()
+            },
+            Vec::new(),
+        ),
     }
 }
 
-/// The identity of the file at `path` (symlinks followed).
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// Parses one file's bytes, then what it refers to.
+fn scan_bytes(
+    path: &Path,
+    bytes: &[u8],
+    sig: Option<Signature>,
+    opts: &ScanOptions,
+) -> (Part, Deps) {
+    let label = path.to_string_lossy();
+    let mut parsed = parse::parse_file(&label, bytes);
+    apply_token_rules(path, bytes, sig, &opts.token_rules, &mut parsed);
+    let own = Origin {
+        file: sig.map(|s| s.id()),
+        via: Via::Own,
+    };
+    let mut part = Part {
+        path: path.to_path_buf(),
+        origins: vec![own; parsed.credentials.len()],
+        credentials: parsed.credentials,
+        errors: parsed.errors,
+        ..Default::default()
+    };
+    let deps = follow_refs(parsed.refs, opts, &mut part);
+    (part, deps)
 }
 
-/// Reads what kubeconfigs point at: certificate and token files, and the
+/// Reads what a kubeconfig points at: certificate and token files, and the
 /// exec plugins' token caches. Each referenced file is read once per entry.
-/// A cache is parsed as a file of its own, so one the scan has already
-/// read (`lapse check ~/.kube`), or that another kubeconfig pointed at,
-/// is not read again: it would be reported twice.
-fn follow_refs(
-    refs: Vec<FileRef>,
-    scanned: &[PathBuf],
-    opts: &ScanOptions,
-    result: &mut ScanResult,
-) {
+fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps {
+    let mut deps = Vec::new();
     let mut done = HashSet::new();
-    let mut caches_read: Option<HashSet<(u64, u64)>> = None;
     for mut r in refs {
         if let (Ok(rest), Some(home)) = (r.path.strip_prefix("~"), &opts.home) {
             r.path = home.join(rest);
@@ -168,32 +325,43 @@ fn follow_refs(
         if !done.insert((r.path.clone(), r.entry.clone())) {
             continue;
         }
-        if r.kind == RefKind::Any {
-            let read = caches_read
-                .get_or_insert_with(|| scanned.iter().filter_map(|p| file_id(p)).collect());
-            if r.path.is_dir() {
-                let (paths, errors) =
-                    files::discover(std::slice::from_ref(&r.path), &Filter::default());
-                result.errors.extend(errors);
-                let unread: Vec<PathBuf> = paths
-                    .into_iter()
-                    .filter(|p| file_id(p).is_none_or(|id| read.insert(id)))
-                    .collect();
-                for parsed in parse_all(&unread, opts.max_file_size) {
-                    result.absorb(parsed);
-                }
-                continue;
+        deps.push((r.path.clone(), Signature::stat(&r.path)));
+        if r.kind == RefKind::Any && r.path.is_dir() {
+            let (found, errors) =
+                files::discover(std::slice::from_ref(&r.path), &Filter::default());
+            part.errors.extend(errors);
+            for f in found {
+                deps.push((f.path.clone(), Some(f.sig)));
+                let (cache, _) = scan_file(&f, opts);
+                let via = Origin {
+                    file: Some(f.sig.id()),
+                    via: Via::Cache,
+                };
+                part.origins
+                    .extend(std::iter::repeat_n(via, cache.credentials.len()));
+                part.credentials.extend(cache.credentials);
+                part.errors.extend(cache.errors);
             }
-            if file_id(&r.path).is_some_and(|id| !read.insert(id)) {
-                continue;
-            }
+            continue;
         }
         match files::read_capped(&r.path, opts.max_file_size) {
             Ok(bytes) => {
-                result.absorb(parse::parse_reference(&r, &bytes));
+                let parsed = parse::parse_reference(&r, &bytes);
+                let via = Origin {
+                    file: deps.last().and_then(|(_, s)| s.map(|s| s.id())),
+                    via: if r.kind == RefKind::Any {
+                        Via::Cache
+                    } else {
+                        Via::Reference
+                    },
+                };
+                part.origins
+                    .extend(std::iter::repeat_n(via, parsed.credentials.len()));
+                part.credentials.extend(parsed.credentials);
+                part.errors.extend(parsed.errors);
             }
             Err(e) if r.optional && e.reason == ErrorReason::NotFound => {}
-            Err(e) => result.errors.push(ErrorEntry {
+            Err(e) => part.errors.push(ErrorEntry {
                 path: r.from.clone(),
                 entry: Some(r.entry.clone()),
                 reason: e.reason,
@@ -201,4 +369,162 @@ fn follow_refs(
             }),
         }
     }
+    deps
+}
+
+/// Gives tokens without a stated expiry the lifetime a rule declares:
+/// issue time (the file's mtime, or a field) plus the validity window.
+/// A file a rule names whose content is no known format is read as one
+/// opaque token.
+fn apply_token_rules(
+    path: &Path,
+    bytes: &[u8],
+    sig: Option<Signature>,
+    rules: &[TokenRule],
+    parsed: &mut Parsed,
+) {
+    let rules: Vec<&TokenRule> = rules.iter().filter(|r| r.matches_path(path)).collect();
+    if rules.is_empty() {
+        return;
+    }
+    let label = path.to_string_lossy().into_owned();
+    if parsed.credentials.is_empty() && parsed.errors.is_empty() {
+        let text = String::from_utf8_lossy(bytes);
+        let token = text.trim();
+        if !token.is_empty() && !token.contains(char::is_whitespace) {
+            let mut c = parse::token_credential(token).unwrap_or_else(|_| {
+                Credential::new(Kind::OpaqueToken, Fingerprint::of(token.as_bytes()))
+            });
+            c.path = label.clone();
+            parsed.credentials.push(c);
+        }
+    }
+    let mut doc: Option<Option<serde_json::Value>> = None;
+    for c in parsed.credentials.iter_mut() {
+        if c.not_after.is_some() || c.kind == Kind::X509 {
+            continue;
+        }
+        let Some(rule) = rules.iter().find(|r| r.matches_entry(c.entry.as_deref())) else {
+            continue;
+        };
+        let issued = match &rule.issued_at {
+            IssuedAt::Mtime => sig.map(|s| (s.mtime_ns / 1_000_000_000) as i64),
+            IssuedAt::Field(name) => {
+                let doc = doc.get_or_insert_with(|| structured_doc(bytes));
+                doc.as_ref().and_then(|d| field_time(d, name))
+            }
+        };
+        let Some(issued) = issued else {
+            let what = match &rule.issued_at {
+                IssuedAt::Mtime => "the file's modification time is unknown".to_string(),
+                IssuedAt::Field(f) => format!("issue-time field {f} is missing or not a time"),
+            };
+            parsed.errors.push(ErrorEntry {
+                path: label.clone(),
+                entry: c.entry.clone(),
+                reason: ErrorReason::Parse,
+                message: format!("tokens rule {}: {what}", rule.glob),
+            });
+            continue;
+        };
+        c.not_before = Some(issued);
+        c.not_after = Some(issued + rule.validity);
+        c.expiry_source = ExpirySource::ValidityWindow;
+        c.note = Some(format!(
+            "declared validity {} from {}",
+            crate::timefmt::human_span(rule.validity),
+            match &rule.issued_at {
+                IssuedAt::Mtime => "the file's modification time".to_string(),
+                IssuedAt::Field(f) => format!("field {f}"),
+            }
+        ));
+    }
+}
+
+fn structured_doc(bytes: &[u8]) -> Option<serde_json::Value> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str(text).ok().or_else(|| {
+        crate::yaml::documents::<serde_json::Value>(text)
+            .ok()?
+            .into_iter()
+            .next()
+    })
+}
+
+/// A dotted field (`a.b.c`) as RFC 3339 or Unix seconds.
+fn field_time(doc: &serde_json::Value, name: &str) -> Option<i64> {
+    let v = name.split('.').try_fold(doc, |v, k| v.get(k))?;
+    match v {
+        serde_json::Value::String(s) => {
+            crate::timefmt::parse_timestamp(s).or_else(|| crate::timefmt::parse_unix(v))
+        }
+        _ => crate::timefmt::parse_unix(v),
+    }
+}
+
+/// The current set, with what is reported twice hidden.
+pub struct Assembled {
+    pub parts: Vec<Arc<Part>>,
+    /// (part, credential) indices not to report.
+    pub hidden: HashSet<(usize, usize)>,
+}
+
+impl Assembled {
+    pub fn credentials(&self) -> impl Iterator<Item = &Credential> {
+        self.visible().map(|(_, _, c)| c)
+    }
+
+    /// (part index, credential index, credential) for everything reported.
+    pub fn visible(&self) -> impl Iterator<Item = (usize, usize, &Credential)> {
+        self.parts.iter().enumerate().flat_map(move |(pi, p)| {
+            p.credentials
+                .iter()
+                .enumerate()
+                .filter(move |(ci, _)| !self.hidden.contains(&(pi, *ci)))
+                .map(move |(ci, c)| (pi, ci, c))
+        })
+    }
+}
+
+/// Applies the rules that make each credential appear once:
+/// - a file a kubeconfig points at, also reached by the walk, is reported
+///   with the kubeconfig's entry only;
+/// - a token cache the walk reached is reported as walked, and a cache
+///   two kubeconfigs share is reported once.
+pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
+    let mut hidden = HashSet::new();
+    let mut walked: HashSet<FileId> = HashSet::new();
+    let mut referenced: HashSet<(FileId, Fingerprint)> = HashSet::new();
+    for p in &parts {
+        for (c, o) in p.credentials.iter().zip(&p.origins) {
+            match (o.via, o.file) {
+                (Via::Own, Some(id)) => {
+                    walked.insert(id);
+                }
+                (Via::Reference, Some(id)) => {
+                    referenced.insert((id, c.fingerprint));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut caches_seen: HashMap<FileId, usize> = HashMap::new();
+    for (pi, p) in parts.iter().enumerate() {
+        for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
+            let Some(id) = o.file else { continue };
+            let hide = match o.via {
+                Via::Own => {
+                    c.source == Source::File
+                        && c.entry.is_none()
+                        && referenced.contains(&(id, c.fingerprint))
+                }
+                Via::Cache => walked.contains(&id) || *caches_seen.entry(id).or_insert(pi) != pi,
+                Via::Reference => false,
+            };
+            if hide {
+                hidden.insert((pi, ci));
+            }
+        }
+    }
+    Assembled { parts, hidden }
 }

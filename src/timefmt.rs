@@ -8,6 +8,14 @@ use crate::credential::Timestamp;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// The current time, in whole seconds.
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Parses a human duration: `90s`, `15m`, `12h`, `30d`, `2w`, or a sum such
 /// as `1d12h`. A bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {

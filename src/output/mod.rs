@@ -1,3 +1,7 @@
-//! Readers of scan results: the `check` report.
+//! Readers of scan results: the `check` report, metrics, the web page.
 
 pub mod check_report;
+pub mod metrics;
+
+pub mod web;
+pub mod web_config;

@@ -67,16 +67,16 @@ impl Filter {
 /// Rotated certificates the kubelet has superseded are left out: beside
 /// `kubelet-client-current.pem` (a link to the newest dated file), older
 /// `kubelet-client-<date>.pem` files are history, not credentials in use.
-pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry>) {
-    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEntry>) {
+    let mut seen: HashMap<(u64, u64), Found> = HashMap::new();
     let mut errors = Vec::new();
     let mut keep = |path: PathBuf, meta: &std::fs::Metadata| {
-        let id = (meta.dev(), meta.ino());
-        match seen.get_mut(&id) {
-            Some(best) if rank(&path) < rank(best) => *best = path,
+        let sig = Signature::of(meta);
+        match seen.get_mut(&sig.id()) {
+            Some(best) if rank(&path) < rank(&best.path) => best.path = path,
             Some(_) => {}
             None => {
-                seen.insert(id, path);
+                seen.insert(sig.id(), Found { path, sig });
             }
         }
     };
@@ -112,10 +112,51 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorE
             }
         }
     }
-    let mut files: Vec<PathBuf> = seen.into_values().collect();
-    files.sort();
+    let mut files: Vec<Found> = seen.into_values().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     drop_superseded_rotations(&mut files);
     (files, errors)
+}
+
+/// A file the walk found, with what it looked like then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub sig: Signature,
+}
+
+/// What a file looks like from outside: identity, size and change times
+/// (symlinks followed). A rotation by rename, an atomic-writer swap or an
+/// in-place write each change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signature {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Signature {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Signature {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        }
+    }
+
+    /// The file's identity: (device, inode).
+    pub fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// The current signature of `path`, symlinks followed; `None` if it cannot be stat'ed.
+    pub fn stat(path: &Path) -> Option<Signature> {
+        std::fs::metadata(path).ok().map(|m| Signature::of(&m))
+    }
 }
 
 /// Lower is plainer.
@@ -131,9 +172,10 @@ fn rank(path: &Path) -> (usize, bool, usize, PathBuf) {
 /// Removes `<prefix>-<anything>.pem` beside a kept `<prefix>-current.pem`.
 /// The file `-current.pem` links to was folded into it by the dedupe, so
 /// every sibling still listed is an older rotation.
-fn drop_superseded_rotations(files: &mut Vec<PathBuf>) {
+fn drop_superseded_rotations(files: &mut Vec<Found>) {
     let current: Vec<(PathBuf, String)> = files
         .iter()
+        .map(|f| &f.path)
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?;
             let prefix = name.strip_suffix("current.pem")?;
@@ -148,7 +190,8 @@ fn drop_superseded_rotations(files: &mut Vec<PathBuf>) {
     if current.is_empty() {
         return;
     }
-    files.retain(|p| {
+    files.retain(|f| {
+        let p = &f.path;
         let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
             return true;
         };
@@ -305,7 +348,14 @@ mod tests {
 
     #[test]
     fn superseded_rotations_are_dropped() {
-        let mut files: Vec<PathBuf> = [
+        let sig = Signature {
+            dev: 0,
+            ino: 0,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        };
+        let mut files: Vec<Found> = [
             "/pki/kubelet-client-2025-01-01-00-00-00.pem",
             "/pki/kubelet-client-current.pem",
             "/pki/kubelet-server-2025-01-01-00-00-00.pem",
@@ -313,10 +363,13 @@ mod tests {
             "/other/kubelet-client-2025-01-01-00-00-00.pem",
         ]
         .iter()
-        .map(PathBuf::from)
+        .map(|p| Found {
+            path: PathBuf::from(p),
+            sig,
+        })
         .collect();
         drop_superseded_rotations(&mut files);
-        let kept: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+        let kept: Vec<&str> = files.iter().map(|f| f.path.to_str().unwrap()).collect();
         assert_eq!(
             kept,
             [

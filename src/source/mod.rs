@@ -1,3 +1,4 @@
 //! Where bytes come from. Each source lives in its own file.
 
 pub mod files;
+pub mod watch;

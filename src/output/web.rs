@@ -1,0 +1,308 @@
+//! HTTP: `/metrics`, `/healthz`, `/readyz` and `/`, a page listing
+//! credentials by soonest expiry. Optional TLS and basic auth on every
+//! endpoint (exporter-toolkit web config). Handlers read snapshots only:
+//! no parsing, no file I/O.
+
+use crate::check::now;
+use crate::credential::{Status, Thresholds};
+use crate::inventory::{Inventory, Snapshot};
+use crate::output::metrics::{self, SelfMetrics};
+use crate::output::web_config::WebConfig;
+use crate::timefmt::{human_span, rfc3339, time_left};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long open connections get to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(5);
+
+pub struct App {
+    pub inventory: Arc<Inventory>,
+    pub metrics: Arc<SelfMetrics>,
+    pub web: WebConfig,
+    pub thresholds: Thresholds,
+}
+
+type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+impl App {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let mut response = self.route(&req).await;
+        for (name, value) in &self.web.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        if req.method() == Method::HEAD {
+            *response.body_mut() = Full::new(Bytes::new());
+        }
+        response
+    }
+
+    async fn route(&self, req: &Request<Incoming>) -> Response<Body> {
+        if !self
+            .web
+            .basic_auth
+            .authorize(req.headers().get(header::AUTHORIZATION))
+        {
+            let mut r = respond(
+                StatusCode::UNAUTHORIZED,
+                "text/plain; charset=utf-8",
+                "Unauthorized\n",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"lapse\""),
+            );
+            return r;
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "GET only\n",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let snapshot = self.inventory.snapshot();
+        match req.uri().path() {
+            "/metrics" => {
+                let openmetrics = metrics::wants_openmetrics(
+                    req.headers()
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                let self_metrics = self.metrics.clone();
+                let body = tokio::task::spawn_blocking(move || {
+                    metrics::render(&snapshot, &self_metrics, now(), openmetrics)
+                })
+                .await
+                .unwrap_or_default();
+                let content_type = if openmetrics {
+                    metrics::OPENMETRICS_CONTENT_TYPE
+                } else {
+                    metrics::TEXT_CONTENT_TYPE
+                };
+                respond(StatusCode::OK, content_type, body)
+            }
+            "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+            "/readyz" if snapshot.ready => {
+                respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+            }
+            "/readyz" => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "not ready: the first scan has not finished\n",
+            ),
+            "/" => respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                page(&snapshot, &self.thresholds, now()),
+            ),
+            _ => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "Not found\n",
+            ),
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` fires, then lets open ones finish.
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let tls = app.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let graceful = GracefulShutdown::new();
+    let builder = hyper::server::conn::http1::Builder::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
+        });
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN:?}; closing");
+    }
+}
+
+fn html_escape(out: &mut String, text: &str) {
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The human view: credentials by soonest expiry, their status, where each
+/// lives and its validity window; then what could not be read.
+pub fn page(snapshot: &Snapshot, thresholds: &Thresholds, now: i64) -> String {
+    let mut creds: Vec<_> = snapshot.assembled.credentials().collect();
+    creds.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let mut out = String::with_capacity(creds.len() * 400 + 2048);
+    out.push_str(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>lapse</title>\n<style>\
+         body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}\
+         th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #ddd;vertical-align:top}\
+         .expired,.critical{color:#b00020;font-weight:bold}.warning{color:#a05a00;font-weight:bold}\
+         .ok{color:#1b7a1b}.no-expiry{color:#666}small{color:#666}</style></head><body>\n<h1>lapse</h1>\n",
+    );
+    let _ = writeln!(
+        out,
+        "<p>{} credentials as of {}; warning within {}, critical within {}. <a href=\"/metrics\">metrics</a></p>",
+        creds.len(),
+        rfc3339(now),
+        human_span(thresholds.warning),
+        human_span(thresholds.critical)
+    );
+    out.push_str(
+        "<table>\n<tr><th>status</th><th>expires (UTC)</th><th>left</th><th>kind</th><th>subject</th><th>where</th><th>validity window</th></tr>\n",
+    );
+    for c in creds {
+        let status = c.status(now, thresholds);
+        let _ = write!(out, "<tr><td class=\"{0}\">{0}</td><td>", status.as_str());
+        html_escape(
+            &mut out,
+            &c.not_after.map(rfc3339).unwrap_or_else(|| "-".into()),
+        );
+        out.push_str("</td><td>");
+        html_escape(&mut out, &time_left(c.expires_in(now)));
+        let _ = write!(out, "</td><td>{}</td><td>", c.kind.as_str());
+        html_escape(
+            &mut out,
+            c.identity
+                .subject_cn
+                .as_deref()
+                .or(c.identity.subject.as_deref())
+                .unwrap_or("-"),
+        );
+        out.push_str("</td><td>");
+        html_escape(&mut out, &c.path);
+        if let Some(entry) = &c.entry {
+            out.push_str("<br><small>");
+            html_escape(&mut out, entry);
+            out.push_str("</small>");
+        }
+        if let (Some(i), true) = (c.index, c.kind == crate::credential::Kind::X509) {
+            let _ = write!(out, " <small>#{i}</small>");
+        }
+        if let Some(note) = &c.note {
+            out.push_str("<br><small>");
+            html_escape(&mut out, note);
+            out.push_str("</small>");
+        }
+        out.push_str("</td><td>");
+        match (c.not_before, c.not_after) {
+            (Some(from), Some(to)) => {
+                html_escape(
+                    &mut out,
+                    &format!(
+                        "{} → {} ({})",
+                        rfc3339(from),
+                        rfc3339(to),
+                        human_span(to - from)
+                    ),
+                );
+                if status != Status::Expired && to > from {
+                    let used = ((now - from) as f64 / (to - from) as f64 * 100.0).clamp(0.0, 100.0);
+                    let _ = write!(out, "<br><small>{used:.0}% used</small>");
+                }
+            }
+            (Some(from), None) => html_escape(&mut out, &format!("from {}", rfc3339(from))),
+            _ => out.push('-'),
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</table>\n");
+    let errors: Vec<_> = snapshot.all_errors().collect();
+    if !errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h2>Could not read ({})</h2>\n<table><tr><th>path</th><th>entry</th><th>problem</th></tr>",
+            errors.len()
+        );
+        for e in errors {
+            out.push_str("<tr><td>");
+            html_escape(&mut out, &e.path);
+            out.push_str("</td><td>");
+            html_escape(&mut out, e.entry.as_deref().unwrap_or(""));
+            out.push_str("</td><td>");
+            html_escape(&mut out, &e.message);
+            out.push_str("</td></tr>\n");
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}

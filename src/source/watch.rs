@@ -1,0 +1,193 @@
+//! The file source for `lapse serve`: a first full scan, then inotify
+//! events (debounced) and a periodic full rescan as a safety net.
+//!
+//! Every event leads to a rescan of the roots, which re-resolves symlinks
+//! and atomic-writer `..data` swaps and re-reads only files whose
+//! signature changed; a deleted file's series go at once. Scanning runs on
+//! the blocking pool, never on the HTTP path.
+
+use crate::check::now;
+use crate::inventory::{Inventory, SourceReport};
+use crate::output::metrics::SelfMetrics;
+use crate::scan::{ScanOptions, Scanner};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+pub const SOURCE: &str = "files";
+
+/// Events closer together than this are one change.
+const QUIET: Duration = Duration::from_millis(100);
+/// A steady stream of events still gets a rescan this often.
+const MAX_DELAY: Duration = Duration::from_millis(500);
+
+pub struct FileSource {
+    pub roots: Vec<PathBuf>,
+    pub options: ScanOptions,
+    pub rescan_interval: Duration,
+}
+
+impl FileSource {
+    pub async fn run(
+        self,
+        inventory: Arc<Inventory>,
+        metrics: Arc<SelfMetrics>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let (tx, mut events) = mpsc::unbounded_channel::<()>();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            match res {
+                // Our own reads show up as access events: never a change.
+                Ok(event)
+                    if matches!(event.kind, notify::EventKind::Access(_))
+                        && !event.need_rescan() =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "file watch error; rescanning"),
+            }
+            let _ = tx.send(());
+        });
+        let mut watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch files; relying on periodic rescans");
+                None
+            }
+        };
+        let mut watched = HashSet::new();
+        let mut scanner = Some(Scanner::new(self.options.clone()));
+        let mut interval = tokio::time::interval(self.rescan_interval);
+        interval.tick().await; // the first tick is immediate; the first scan is below
+        loop {
+            let s = scanner
+                .take()
+                .expect("scanner is returned after every scan");
+            let roots = self.roots.clone();
+            let started = Instant::now();
+            let (s, delta) = match tokio::task::spawn_blocking(move || {
+                let mut s = s;
+                let delta = s.scan(&roots);
+                (s, delta)
+            })
+            .await
+            {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!(error = %e, "scan task failed");
+                    return;
+                }
+            };
+            let took = started.elapsed();
+            metrics.observe_scan(SOURCE, took.as_secs_f64());
+            for e in &delta.new_errors {
+                metrics.count_error(SOURCE, e.reason.as_str());
+                tracing::warn!(path = %e.path, entry = e.entry.as_deref().unwrap_or(""), reason = e.reason.as_str(), "{}", e.message);
+            }
+            tracing::debug!(
+                parsed = delta.parsed,
+                removed = delta.removed,
+                ms = took.as_millis() as u64,
+                "scan done"
+            );
+            inventory.publish(
+                SOURCE,
+                SourceReport {
+                    parts: s.parts(),
+                    errors: s.walk_errors().to_vec(),
+                    up: true,
+                    last_scan: Some(now()),
+                },
+            );
+            if let Some(w) = watcher.as_mut() {
+                watch_more(w, &mut watched, &self.roots, &s.dependencies());
+            }
+            scanner = Some(s);
+
+            // Wait for a change, the safety-net timer, or shutdown.
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = interval.tick() => {}
+                got = events.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    debounce(&mut events).await;
+                }
+            }
+        }
+    }
+}
+
+/// Drains events until QUIET passes without one, or MAX_DELAY in all.
+async fn debounce(events: &mut mpsc::UnboundedReceiver<()>) {
+    let deadline = tokio::time::Instant::now() + MAX_DELAY;
+    loop {
+        let until = (tokio::time::Instant::now() + QUIET).min(deadline);
+        match tokio::time::timeout_at(until, events.recv()).await {
+            Ok(Some(())) if tokio::time::Instant::now() < deadline => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Adds watches for anything not watched yet: directories recursively;
+/// files, missing paths and referenced files through their parent
+/// directory (so creation, rename and replacement are seen); a symlinked
+/// root's target directory too.
+fn watch_more(
+    w: &mut RecommendedWatcher,
+    watched: &mut HashSet<PathBuf>,
+    roots: &[PathBuf],
+    deps: &[PathBuf],
+) {
+    let mut wanted: Vec<(PathBuf, RecursiveMode)> = Vec::new();
+    for root in roots {
+        if root.is_dir() {
+            wanted.push((root.clone(), RecursiveMode::Recursive));
+            if let Ok(real) = std::fs::canonicalize(root) {
+                wanted.push((real, RecursiveMode::Recursive));
+            }
+        } else {
+            parent_of(root, &mut wanted);
+        }
+    }
+    for dep in deps {
+        if dep.is_dir() {
+            wanted.push((dep.clone(), RecursiveMode::NonRecursive));
+        }
+        parent_of(dep, &mut wanted);
+    }
+    for (path, mode) in wanted {
+        if watched.contains(&path) {
+            continue;
+        }
+        match w.watch(&path, mode) {
+            Ok(()) => {
+                watched.insert(path);
+            }
+            Err(e) => tracing::debug!(path = %path.display(), error = %e, "not watched"),
+        }
+    }
+}
+
+fn parent_of(path: &Path, wanted: &mut Vec<(PathBuf, RecursiveMode)>) {
+    let parent = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => PathBuf::from("."),
+        Some(p) => p.to_path_buf(),
+        None => return,
+    };
+    if parent.is_dir() {
+        wanted.push((parent, RecursiveMode::NonRecursive));
+    }
+    // A symlinked file (kubelet-client-current.pem) changes where it points.
+    if let Ok(real) = std::fs::canonicalize(path) {
+        if let Some(dir) = real.parent() {
+            wanted.push((dir.to_path_buf(), RecursiveMode::NonRecursive));
+        }
+    }
+}
