@@ -1,0 +1,171 @@
+//! `lapse serve` at scale: N certificate files (default 100,000).
+//!
+//!     cargo bench --bench serve
+//!     LAPSE_BENCH_N=10000 cargo bench --bench serve
+//!
+//! Measures cold start to ready (`/readyz` 200), resident memory after the
+//! first scan and after scrapes (VmRSS, VmHWM), `/metrics` render time and
+//! size, and change-to-visible latency: a certificate rewritten in place
+//! until the next scrape shows its new expiry. Reported, never asserted.
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyPair};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use time::macros::datetime;
+
+fn make_cert(issuer: &Issuer<'_, KeyPair>, key: &KeyPair, i: usize, hours: i64) -> String {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("host-{i}.example.com"));
+    p.distinguished_name = dn;
+    p.not_before = datetime!(2026-01-01 00:00 UTC);
+    p.not_after = datetime!(2027-01-01 00:00 UTC) + time::Duration::hours(hours);
+    p.signed_by(key, issuer).unwrap().pem()
+}
+
+fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    let status = std::str::from_utf8(&buf[9..12]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, buf.split_off(head_end + 4))
+}
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let n: usize = std::env::var("LAPSE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "bench-ca");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        let sub = dir.path().join(format!("d{:04}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&sub).unwrap();
+        }
+        std::fs::write(sub.join(format!("cert-{i}.crt")), make_cert(&issuer, &key, i, i as i64)).unwrap();
+    }
+    println!("generated {n} certificate files in {:.1} s", t.elapsed().as_secs_f64());
+
+    let port = free_port();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_lapse"))
+        .args(["serve", "--web.listen-address", &format!("127.0.0.1:{port}")])
+        .arg(dir.path())
+        .env_clear()
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _guard = Kill(child);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            if buf.starts_with(b"HTTP/1.1 200") {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "not ready in 5 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ready = started.elapsed();
+    let rss_ready = proc_kib(pid, "VmRSS:");
+    println!("cold start to ready:           {:>8.0} ms", ready.as_secs_f64() * 1e3);
+    println!("RSS after first scan:          {:>8.1} MiB", rss_ready as f64 / 1024.0);
+
+    let mut renders = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, body) = get(port, "/metrics");
+        renders.push(t.elapsed());
+        assert_eq!(status, 200);
+        size = body.len();
+    }
+    renders.sort();
+    println!(
+        "/metrics (classic text):       {:>8.0} ms median, {:.0} ms best, {:.1} MiB, {} series",
+        renders[2].as_secs_f64() * 1e3,
+        renders[0].as_secs_f64() * 1e3,
+        size as f64 / 1048576.0,
+        n * 5
+    );
+    println!(
+        "RSS after scrapes:             {:>8.1} MiB (peak {:.1} MiB)",
+        proc_kib(pid, "VmRSS:") as f64 / 1024.0,
+        proc_kib(pid, "VmHWM:") as f64 / 1024.0
+    );
+
+    // Change to visible: rewrite one certificate in place, scrape until the
+    // new expiry shows.
+    let target = dir.path().join("d0000/cert-7.crt");
+    let new_hours = 24 * 400;
+    let new_not_after = (datetime!(2027-01-01 00:00 UTC) + time::Duration::hours(new_hours)).unix_timestamp();
+    let needle = "cert-7.crt\",entry=\"\",index=\"0\"";
+    let mut latencies = Vec::new();
+    for round in 0..3 {
+        let hours = new_hours + round;
+        let want = format!("{}", new_not_after + round * 3600);
+        let t = Instant::now();
+        std::fs::write(&target, make_cert(&issuer, &key, 7, hours)).unwrap();
+        loop {
+            let (_, body) = get(port, "/metrics");
+            let text = String::from_utf8_lossy(&body);
+            let seen = text.lines().any(|l| {
+                l.starts_with("lapse_credential_not_after_timestamp_seconds")
+                    && l.contains(needle)
+                    && l.ends_with(&format!(" {want}"))
+            });
+            if seen {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "change not visible in 60 s");
+        }
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "change to visible (in a scrape): {:>6.0} ms median of 3 (includes one full scrape)",
+        latencies[1].as_secs_f64() * 1e3
+    );
+    if let Ok(keep) = std::env::var("LAPSE_BENCH_KEEP") {
+        let kept = dir.keep();
+        std::fs::rename(&kept, Path::new(&keep)).unwrap();
+        println!("tree kept at {keep}");
+    }
+}
