@@ -116,6 +116,18 @@ impl ScanDelta {
     }
 }
 
+/// What an event asks to rescan.
+enum Scope {
+    Full,
+    Path(PathBuf),
+    Dependencies,
+    Ignore,
+}
+
+fn deps_changed(deps: &[(PathBuf, Option<Signature>)]) -> bool {
+    deps.iter().any(|(dep, sig)| Signature::stat(dep) != *sig)
+}
+
 /// The file source's memory between scans.
 pub struct Scanner {
     opts: ScanOptions,
@@ -143,7 +155,93 @@ impl Scanner {
     /// Walks `roots`; re-reads files that are new or whose signature, or a
     /// referenced file's, changed; forgets files that are gone.
     pub fn scan(&mut self, roots: &[PathBuf]) -> ScanDelta {
-        let (found, walk_errors) = files::discover(roots, &self.opts.filter);
+        self.scan_scopes(roots, true)
+    }
+
+    /// Rescans only what filesystem events touched: the directory of each
+    /// changed path (inside a walked directory), a root file, or the files
+    /// that refer to a changed file. Falls back to a full scan when an
+    /// event cannot be placed. Events on paths lapse does not read are ignored.
+    pub fn rescan_events(&mut self, roots: &[PathBuf], events: &[PathBuf]) -> ScanDelta {
+        let mut scopes: Vec<PathBuf> = Vec::new();
+        for event in events {
+            match self.scope_for(roots, event) {
+                Scope::Full => return self.scan(roots),
+                Scope::Path(p) => scopes.push(p),
+                Scope::Dependencies | Scope::Ignore => {}
+            }
+        }
+        scopes.sort();
+        scopes.dedup();
+        // A scope inside another is covered by it.
+        let mut outer: Vec<PathBuf> = Vec::new();
+        for s in scopes {
+            if !outer.iter().any(|o| s.starts_with(o)) {
+                outer.push(s);
+            }
+        }
+        self.scan_scopes(&outer, false)
+    }
+
+    fn tracked_under(&self, dir: &Path) -> bool {
+        self.files
+            .range(dir.to_path_buf()..)
+            .next()
+            .is_some_and(|(p, _)| p.starts_with(dir) && p != dir)
+    }
+
+    fn scope_for(&self, roots: &[PathBuf], event: &Path) -> Scope {
+        for root in roots {
+            if root == event {
+                return if root.is_dir() {
+                    Scope::Full
+                } else {
+                    Scope::Path(root.clone())
+                };
+            }
+            if root.is_dir() {
+                if !event.starts_with(root) {
+                    continue;
+                }
+                let mut dir = event.parent();
+                while let Some(d) = dir {
+                    if d == root.as_path() || !d.starts_with(root) {
+                        return Scope::Full;
+                    }
+                    if self.tracked_under(d) {
+                        return Scope::Path(d.to_path_buf());
+                    }
+                    dir = d.parent();
+                }
+                return Scope::Full;
+            }
+            // A file root is replaced through its directory (rename, `..data`
+            // swap), here or where its symlink points.
+            let same_dir = |r: &Path| r.parent().is_some_and(|p| Some(p) == event.parent());
+            if same_dir(root) || std::fs::canonicalize(root).is_ok_and(|real| same_dir(&real)) {
+                return Scope::Path(root.clone());
+            }
+        }
+        let touches = |dep: &Path| {
+            dep == event || dep.parent() == event.parent() || dep.parent() == Some(event)
+        };
+        if self
+            .files
+            .values()
+            .any(|s| s.deps.iter().any(|(d, _)| touches(d)))
+        {
+            Scope::Dependencies
+        } else {
+            Scope::Ignore
+        }
+    }
+
+    /// Scans `scopes` (all roots when `full`); files tracked under a scope
+    /// but no longer found are forgotten. Files elsewhere are re-read only
+    /// if something they refer to changed.
+    fn scan_scopes(&mut self, scopes: &[PathBuf], full: bool) -> ScanDelta {
+        let (mut found, walk_errors) = files::discover(scopes, &self.opts.filter);
+        let in_scope = |p: &Path| full || scopes.iter().any(|s| p.starts_with(s));
         let mut delta = ScanDelta::default();
         let old_walk: HashSet<(&str, &str)> = self
             .walk_errors
@@ -157,21 +255,54 @@ impl Scanner {
                 .cloned(),
         );
         let present: HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
-        let before = self.files.len();
-        self.files.retain(|p, _| present.contains(p));
-        delta.removed = before - self.files.len();
-
+        if full {
+            let before = self.files.len();
+            self.files.retain(|p, _| present.contains(p));
+            delta.removed = before - self.files.len();
+        } else {
+            // Only the tracked files under each scope: a range of the map.
+            let gone: Vec<PathBuf> = scopes
+                .iter()
+                .flat_map(|scope| {
+                    self.files
+                        .range(scope.clone()..)
+                        .take_while(move |(p, _)| p.starts_with(scope))
+                        .map(|(p, _)| p.clone())
+                })
+                .filter(|p| !present.contains(p))
+                .collect();
+            for p in &gone {
+                self.files.remove(p);
+            }
+            delta.removed = gone.len();
+            // A file also reached outside the scopes keeps its plainer path
+            // until the next full scan settles it.
+            let ids: HashSet<FileId> = found.iter().map(|f| f.sig.id()).collect();
+            let elsewhere: HashSet<FileId> = self
+                .files
+                .iter()
+                .filter(|(p, s)| ids.contains(&s.sig.id()) && !in_scope(p))
+                .map(|(_, s)| s.sig.id())
+                .collect();
+            found.retain(|f| !elsewhere.contains(&f.sig.id()));
+            let dependents: Vec<Found> = self
+                .files
+                .iter()
+                .filter(|(p, s)| !s.deps.is_empty() && !in_scope(p) && deps_changed(&s.deps))
+                .filter_map(|(p, _)| {
+                    Some(Found {
+                        path: p.clone(),
+                        sig: Signature::stat(p)?,
+                    })
+                })
+                .collect();
+            found.extend(dependents);
+        }
         let stale: Vec<&Found> = found
             .iter()
             .filter(|f| match self.files.get(&f.path) {
                 None => true,
-                Some(state) => {
-                    state.sig != f.sig
-                        || state
-                            .deps
-                            .iter()
-                            .any(|(dep, sig)| Signature::stat(dep) != *sig)
-                }
+                Some(state) => state.sig != f.sig || deps_changed(&state.deps),
             })
             .collect();
         let opts = &self.opts;
@@ -188,7 +319,12 @@ impl Scanner {
                 },
             );
         }
-        self.walk_errors = walk_errors;
+        if full {
+            self.walk_errors = walk_errors;
+        } else {
+            self.walk_errors.retain(|e| !in_scope(Path::new(&e.path)));
+            self.walk_errors.extend(walk_errors);
+        }
         delta
     }
 

@@ -37,9 +37,13 @@ impl FileSource {
         metrics: Arc<SelfMetrics>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let (tx, mut events) = mpsc::unbounded_channel::<()>();
+        // Changed paths; `None` asks for a full rescan.
+        let (tx, mut events) = mpsc::unbounded_channel::<Option<Vec<PathBuf>>>();
+        // notify reports absolute paths; roots given relative are tracked
+        // relative, so events are given in both forms.
+        let cwd = std::env::current_dir().ok();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            match res {
+            let message = match res {
                 // Our own reads show up as access events: never a change.
                 Ok(event)
                     if matches!(event.kind, notify::EventKind::Access(_))
@@ -47,10 +51,23 @@ impl FileSource {
                 {
                     return;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "file watch error; rescanning"),
-            }
-            let _ = tx.send(());
+                Ok(event) if event.need_rescan() || event.paths.is_empty() => None,
+                Ok(event) => Some(
+                    event
+                        .paths
+                        .iter()
+                        .flat_map(|p| {
+                            let relative = cwd.as_ref().and_then(|c| p.strip_prefix(c).ok());
+                            std::iter::once(p.clone()).chain(relative.map(Path::to_path_buf))
+                        })
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "file watch error; rescanning");
+                    None
+                }
+            };
+            let _ = tx.send(message);
         });
         let mut watcher = match watcher {
             Ok(w) => Some(w),
@@ -63,15 +80,21 @@ impl FileSource {
         let mut scanner = Some(Scanner::new(self.options.clone()));
         let mut interval = tokio::time::interval(self.rescan_interval);
         interval.tick().await; // the first tick is immediate; the first scan is below
+        // What changed since the last scan; `None`: scan everything.
+        let mut pending: Option<Vec<PathBuf>> = None;
         loop {
             let s = scanner
                 .take()
                 .expect("scanner is returned after every scan");
             let roots = self.roots.clone();
             let started = Instant::now();
+            let changed = pending.take();
             let (s, delta) = match tokio::task::spawn_blocking(move || {
                 let mut s = s;
-                let delta = s.scan(&roots);
+                let delta = match changed {
+                    Some(paths) => s.rescan_events(&roots, &paths),
+                    None => s.scan(&roots),
+                };
                 (s, delta)
             })
             .await
@@ -113,24 +136,38 @@ impl FileSource {
                 _ = shutdown.changed() => return,
                 _ = interval.tick() => {}
                 got = events.recv() => {
-                    if got.is_none() {
-                        return;
-                    }
-                    debounce(&mut events).await;
+                    let Some(first) = got else { return };
+                    pending = debounce(first, &mut events).await;
                 }
             }
         }
     }
 }
 
-/// Drains events until QUIET passes without one, or MAX_DELAY in all.
-async fn debounce(events: &mut mpsc::UnboundedReceiver<()>) {
+/// Gathers events until QUIET passes without one, or MAX_DELAY in all.
+/// `None` when any of them asked for a full rescan.
+async fn debounce(
+    first: Option<Vec<PathBuf>>,
+    events: &mut mpsc::UnboundedReceiver<Option<Vec<PathBuf>>>,
+) -> Option<Vec<PathBuf>> {
+    let mut paths = first;
     let deadline = tokio::time::Instant::now() + MAX_DELAY;
     loop {
         let until = (tokio::time::Instant::now() + QUIET).min(deadline);
         match tokio::time::timeout_at(until, events.recv()).await {
-            Ok(Some(())) if tokio::time::Instant::now() < deadline => continue,
-            _ => return,
+            Ok(Some(more)) => {
+                paths = match (paths, more) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    _ => None,
+                };
+                if tokio::time::Instant::now() >= deadline {
+                    return paths;
+                }
+            }
+            _ => return paths,
         }
     }
 }
@@ -145,13 +182,18 @@ fn watch_more(
     roots: &[PathBuf],
     deps: &[PathBuf],
 ) {
+    // Events are named after the path a directory was first watched under,
+    // and must match the paths the scanner tracks: a directory already
+    // watched through a root is never added again under another name.
+    let real_roots: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| r.is_dir())
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .collect();
     let mut wanted: Vec<(PathBuf, RecursiveMode)> = Vec::new();
     for root in roots {
         if root.is_dir() {
             wanted.push((root.clone(), RecursiveMode::Recursive));
-            if let Ok(real) = std::fs::canonicalize(root) {
-                wanted.push((real, RecursiveMode::Recursive));
-            }
         } else {
             parent_of(root, &mut wanted);
         }
@@ -162,6 +204,10 @@ fn watch_more(
         }
         parent_of(dep, &mut wanted);
     }
+    wanted.retain(|(path, _)| {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        roots.iter().any(|r| r == path) || !real_roots.iter().any(|r| real.starts_with(r))
+    });
     for (path, mode) in wanted {
         if watched.contains(&path) {
             continue;
