@@ -28,11 +28,18 @@ fn make_cert(issuer: &Issuer<'_, KeyPair>, key: &KeyPair, i: usize, hours: i64) 
 
 fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
-    let status = std::str::from_utf8(&buf[9..12]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = std::str::from_utf8(&buf[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, buf.split_off(head_end + 4))
 }
 
@@ -46,7 +53,11 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Kill(Child);
@@ -61,7 +72,10 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let n: usize = std::env::var("LAPSE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("LAPSE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::default();
@@ -74,39 +88,78 @@ fn main() {
         if i % 100 == 0 {
             std::fs::create_dir_all(&sub).unwrap();
         }
-        std::fs::write(sub.join(format!("cert-{i}.crt")), make_cert(&issuer, &key, i, i as i64)).unwrap();
+        std::fs::write(
+            sub.join(format!("cert-{i}.crt")),
+            make_cert(&issuer, &key, i, i as i64),
+        )
+        .unwrap();
     }
-    println!("generated {n} certificate files in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "generated {n} certificate files in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let port = free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_lapse"))
-        .args(["serve", "--web.listen-address", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg(dir.path())
+        .arg("-vv")
         .env_clear()
         .env("HOME", dir.path())
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
+    let mut child = child;
+    let stderr_pipe = child.stderr.take();
+    // lapse's own log says when a rescan has been published.
+    let (published_tx, published) = std::sync::mpsc::channel::<Instant>();
+    let stderr = stderr_pipe.unwrap();
     let _guard = Kill(child);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("scan done") && line.contains("parsed=1 ") {
+                let _ = published_tx.send(Instant::now());
+            }
+        }
+    });
+
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                s,
+                "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf);
             if buf.starts_with(b"HTTP/1.1 200") {
                 break;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(300), "not ready in 5 minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not ready in 5 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let ready = started.elapsed();
     let rss_ready = proc_kib(pid, "VmRSS:");
-    println!("cold start to ready:           {:>8.0} ms", ready.as_secs_f64() * 1e3);
-    println!("RSS after first scan:          {:>8.1} MiB", rss_ready as f64 / 1024.0);
+    println!(
+        "cold start to ready:           {:>8.0} ms",
+        ready.as_secs_f64() * 1e3
+    );
+    println!(
+        "RSS after first scan:          {:>8.1} MiB",
+        rss_ready as f64 / 1024.0
+    );
 
     let mut renders = Vec::new();
     let mut size = 0;
@@ -135,9 +188,11 @@ fn main() {
     // new expiry shows.
     let target = dir.path().join("d0000/cert-7.crt");
     let new_hours = 24 * 400;
-    let new_not_after = (datetime!(2027-01-01 00:00 UTC) + time::Duration::hours(new_hours)).unix_timestamp();
+    let new_not_after =
+        (datetime!(2027-01-01 00:00 UTC) + time::Duration::hours(new_hours)).unix_timestamp();
     let needle = "cert-7.crt\",entry=\"\",index=\"0\"";
     let mut latencies = Vec::new();
+    let mut inventory_latencies = Vec::new();
     for round in 0..3 {
         let hours = new_hours + round;
         let want = format!("{}", new_not_after + round * 3600);
@@ -154,9 +209,25 @@ fn main() {
             if seen {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(60), "change not visible in 60 s");
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "change not visible in 60 s"
+            );
         }
         latencies.push(t.elapsed());
+        if let Ok(at) = published.recv_timeout(Duration::from_secs(5)) {
+            inventory_latencies.push(at.saturating_duration_since(t));
+        }
+        while published.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    inventory_latencies.sort();
+    if let Some(mid) = inventory_latencies.get(inventory_latencies.len() / 2) {
+        println!(
+            "change to published (inventory): {:>6.0} ms median of {} (debounce 100 ms + rescan + snapshot)",
+            mid.as_secs_f64() * 1e3,
+            inventory_latencies.len()
+        );
     }
     latencies.sort();
     println!(

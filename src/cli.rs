@@ -12,7 +12,7 @@ use std::path::PathBuf;
     about = "Finds every certificate and token you depend on and tells you when each lapses"
 )]
 pub struct Cli {
-    /// More log output on stderr (-v: info, -vv: debug). Logs never contain secrets.
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: every file read). Logs never contain secrets.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]

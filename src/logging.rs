@@ -7,7 +7,8 @@ pub fn init(verbosity: u8) {
     let level = match verbosity {
         0 => Level::WARN,
         1 => Level::INFO,
-        _ => Level::DEBUG,
+        2 => Level::DEBUG,
+        _ => Level::TRACE,
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -410,7 +410,7 @@ fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
 type Deps = Vec<(PathBuf, Option<Signature>)>;
 
 fn scan_file(found: &Found, opts: &ScanOptions) -> (Part, Deps) {
-    tracing::debug!(path = %found.path.display(), "reading");
+    tracing::trace!(path = %found.path.display(), "reading");
     match files::read_capped(&found.path, opts.max_file_size) {
         Ok(bytes) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
         Err(e) => (

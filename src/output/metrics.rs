@@ -251,6 +251,33 @@ pub fn render(
     now: Timestamp,
     openmetrics: bool,
 ) -> String {
+    let mut page = String::new();
+    render_chunks(snapshot, self_metrics, now, openmetrics, &mut |chunk| {
+        page.push_str(&chunk)
+    });
+    page
+}
+
+/// Pieces of the page handed out as they fill, so a large page is sent
+/// while it is written and never held whole.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Renders the page in chunks of about [`CHUNK_BYTES`], in order.
+pub fn render_chunks(
+    snapshot: &Snapshot,
+    self_metrics: &SelfMetrics,
+    now: Timestamp,
+    openmetrics: bool,
+    emit: &mut dyn FnMut(String),
+) {
+    let flush = |out: &mut String, emit: &mut dyn FnMut(String)| {
+        if out.len() >= CHUNK_BYTES {
+            emit(std::mem::replace(
+                out,
+                String::with_capacity(CHUNK_BYTES + 4096),
+            ));
+        }
+    };
     let visible: Vec<(&Credential, &str)> = {
         let labels: Vec<&[String]> = snapshot
             .assembled
@@ -280,12 +307,13 @@ pub fn render(
         renamed.insert(fresh.clone());
         rows.push((c, Cow::Owned(fresh)));
     }
-    let mut out = String::with_capacity(rows.len() * 5 * 320 + 4096);
+    let mut out = String::with_capacity(CHUNK_BYTES + 4096);
     for family in CREDENTIAL_FAMILIES {
         family_header(&mut out, family.name, family.help, "gauge");
         for (c, labels) in &rows {
             if let Some(v) = (family.value)(c, now) {
                 sample(&mut out, family.name, labels, v);
+                flush(&mut out, emit);
             }
         }
     }
@@ -335,7 +363,7 @@ pub fn render(
     } else {
         out.push_str(&classic(&registry));
     }
-    out
+    emit(out);
 }
 
 /// OpenMetrics text → classic Prometheus text: no `# EOF` or `# UNIT`,

@@ -9,7 +9,8 @@ use crate::inventory::{Inventory, Snapshot};
 use crate::output::metrics::{self, SelfMetrics};
 use crate::output::web_config::WebConfig;
 use crate::timefmt::{human_span, rfc3339, time_left};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,10 +32,14 @@ pub struct App {
     pub thresholds: Thresholds,
 }
 
-type Body = Full<Bytes>;
+type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    with_body(status, content_type, Full::new(body.into()).boxed())
+}
+
+fn with_body(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -49,17 +54,13 @@ impl App {
             response.headers_mut().insert(name.clone(), value.clone());
         }
         if req.method() == Method::HEAD {
-            *response.body_mut() = Full::new(Bytes::new());
+            *response.body_mut() = Full::new(Bytes::new()).boxed();
         }
         response
     }
 
     async fn route(&self, req: &Request<Incoming>) -> Response<Body> {
-        if !self
-            .web
-            .basic_auth
-            .authorize(req.headers().get(header::AUTHORIZATION))
-        {
+        if !self.authorized(req).await {
             let mut r = respond(
                 StatusCode::UNAUTHORIZED,
                 "text/plain; charset=utf-8",
@@ -90,17 +91,31 @@ impl App {
                         .and_then(|v| v.to_str().ok()),
                 );
                 let self_metrics = self.metrics.clone();
-                let body = tokio::task::spawn_blocking(move || {
-                    metrics::render(&snapshot, &self_metrics, now(), openmetrics)
-                })
-                .await
-                .unwrap_or_default();
+                // Rendered on the blocking pool and streamed as it is written:
+                // a page of 100,000 credentials is never held whole.
+                let (mut tx, body) = http_body_util::channel::Channel::<Bytes>::new(4);
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    let mut open = true;
+                    metrics::render_chunks(
+                        &snapshot,
+                        &self_metrics,
+                        now(),
+                        openmetrics,
+                        &mut |chunk| {
+                            if open {
+                                // A client that went away stops the sending, not the process.
+                                open = runtime.block_on(tx.send_data(Bytes::from(chunk))).is_ok();
+                            }
+                        },
+                    );
+                });
                 let content_type = if openmetrics {
                     metrics::OPENMETRICS_CONTENT_TYPE
                 } else {
                     metrics::TEXT_CONTENT_TYPE
                 };
-                respond(StatusCode::OK, content_type, body)
+                with_body(StatusCode::OK, content_type, body.boxed())
             }
             "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" if snapshot.ready => {
@@ -122,6 +137,21 @@ impl App {
                 "Not found\n",
             ),
         }
+    }
+}
+
+impl App {
+    /// Basic auth, when configured. bcrypt is slow by design: the check runs
+    /// on the blocking pool so a burst of bad passwords cannot stall serving.
+    async fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let auth = self.web.basic_auth.clone();
+        if !auth.is_enabled() {
+            return true;
+        }
+        let header = req.headers().get(header::AUTHORIZATION).cloned();
+        tokio::task::spawn_blocking(move || auth.authorize(header.as_ref()))
+            .await
+            .unwrap_or(false)
     }
 }
 

@@ -111,12 +111,7 @@ impl FileSource {
                 metrics.count_error(SOURCE, e.reason.as_str());
                 tracing::warn!(path = %e.path, entry = e.entry.as_deref().unwrap_or(""), reason = e.reason.as_str(), "{}", e.message);
             }
-            tracing::debug!(
-                parsed = delta.parsed,
-                removed = delta.removed,
-                ms = took.as_millis() as u64,
-                "scan done"
-            );
+            let publishing = Instant::now();
             inventory.publish(
                 SOURCE,
                 SourceReport {
@@ -125,6 +120,13 @@ impl FileSource {
                     up: true,
                     last_scan: Some(now()),
                 },
+            );
+            tracing::debug!(
+                parsed = delta.parsed,
+                removed = delta.removed,
+                scan_ms = took.as_millis() as u64,
+                publish_ms = publishing.elapsed().as_millis() as u64,
+                "scan done"
             );
             if let Some(w) = watcher.as_mut() {
                 watch_more(w, &mut watched, &self.roots, &s.dependencies());
