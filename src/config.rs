@@ -9,6 +9,7 @@
 use crate::credential::Thresholds;
 use crate::source::files::parse_size;
 use crate::timefmt::parse_duration;
+use crate::validate::{self, Problems};
 use globset::{Glob, GlobMatcher};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -115,26 +116,26 @@ impl Config {
             _ => return Err(vec!["expected one YAML document".into()]),
         };
         let mut v = Validator {
-            problems: Vec::new(),
+            problems: Problems::default(),
             base: base.to_path_buf(),
         };
         let config = v.config(&doc);
         if v.problems.is_empty() {
             Ok(config)
         } else {
-            Err(v.problems)
+            Err(v.problems.0)
         }
     }
 }
 
 struct Validator {
-    problems: Vec<String>,
+    problems: Problems,
     base: PathBuf,
 }
 
 impl Validator {
     fn problem(&mut self, at: &str, what: impl std::fmt::Display) {
-        self.problems.push(format!("{at}: {what}"));
+        self.problems.add(at, what);
     }
 
     fn object<'v>(
@@ -143,50 +144,15 @@ impl Validator {
         v: &'v Value,
         known: &[&str],
     ) -> Option<&'v Map<String, Value>> {
-        let Some(map) = v.as_object() else {
-            self.problem(at, "expected a mapping");
-            return None;
-        };
-        for key in map.keys() {
-            if !known.contains(&key.as_str()) {
-                let full = if at.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{at}.{key}")
-                };
-                self.problem(
-                    &full,
-                    format!("unknown field (expected one of: {})", known.join(", ")),
-                );
-            }
-        }
-        Some(map)
+        validate::fields(v, at, known, &mut self.problems)
     }
 
     fn string(&mut self, at: &str, v: &Value) -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => {
-                self.problem(at, "expected a string");
-                None
-            }
-        }
+        validate::text(v, at, &mut self.problems)
     }
 
     fn strings(&mut self, at: &str, v: &Value) -> Vec<String> {
-        match v {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| self.string(&format!("{at}[{i}]"), item))
-                .collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => {
-                self.problem(at, "expected a list of strings");
-                Vec::new()
-            }
-        }
+        validate::text_list(v, at, &mut self.problems).unwrap_or_default()
     }
 
     fn path(&self, p: &str) -> PathBuf {

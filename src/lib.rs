@@ -28,5 +28,7 @@ pub mod serve;
 pub mod source;
 /// Time and duration parsing and formatting.
 pub mod timefmt;
+/// Hand validation of configuration trees: every problem, each naming its field.
+pub mod validate;
 /// The one YAML entry point.
 pub mod yaml;

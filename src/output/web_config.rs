@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::header::{HeaderName, HeaderValue};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
@@ -29,6 +29,7 @@ use tokio_rustls::rustls::{
     SupportedProtocolVersion,
 };
 
+use crate::validate::{Problems, flag, mapping, text, text_list};
 use crate::yaml;
 
 /// The parsed web configuration, ready for the server.
@@ -71,19 +72,6 @@ impl WebConfig {
     }
 }
 
-#[derive(Default)]
-struct Problems(Vec<String>);
-
-impl Problems {
-    fn add(&mut self, field: &str, message: impl fmt::Display) {
-        self.0.push(format!("{field}: {message}"));
-    }
-
-    fn unknown(&mut self, field: &str) {
-        self.0.push(format!("unknown field {field}"));
-    }
-}
-
 fn from_value(root: &Value, base: &Path, p: &mut Problems) -> WebConfig {
     let mut config = WebConfig::none();
     let Some(fields) = mapping(root, "web config", p) else {
@@ -100,58 +88,6 @@ fn from_value(root: &Value, base: &Path, p: &mut Problems) -> WebConfig {
         }
     }
     config
-}
-
-// ---- YAML value helpers: `key:` with nothing after it (null) and "" mean unset.
-
-fn mapping<'a>(value: &'a Value, field: &str, p: &mut Problems) -> Option<&'a Map<String, Value>> {
-    match value {
-        Value::Object(map) => Some(map),
-        Value::Null => None,
-        _ => {
-            p.add(field, "expected a mapping");
-            None
-        }
-    }
-}
-
-fn text(value: &Value, field: &str, p: &mut Problems) -> Option<String> {
-    match value {
-        Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        _ => {
-            p.add(field, "expected a string");
-            None
-        }
-    }
-}
-
-fn flag(value: &Value, field: &str, p: &mut Problems) -> Option<bool> {
-    match value {
-        Value::Bool(b) => Some(*b),
-        Value::Null => None,
-        _ => {
-            p.add(field, "expected true or false");
-            None
-        }
-    }
-}
-
-fn text_list(value: &Value, field: &str, p: &mut Problems) -> Option<Vec<String>> {
-    match value {
-        Value::Null => None,
-        Value::Array(items) if items.iter().all(Value::is_string) => Some(
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-        ),
-        _ => {
-            p.add(field, "expected a list of strings");
-            None
-        }
-    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -1127,7 +1063,7 @@ mod tests {
         let found = problems(dir.path(), yaml);
         let missing = dir.path().join("missing.key");
         let expected = [
-            "unknown field tls_server_config.certfile".to_string(),
+            "tls_server_config.certfile: unknown field".to_string(),
             format!(
                 "tls_server_config.key_file: cannot read {}: no such file or directory",
                 missing.display()
@@ -1139,10 +1075,10 @@ mod tests {
             "http_server_config.headers.Authorization: this header cannot be set".to_string(),
             "http_server_config.headers.X-Frame-Options: expected one of deny, sameorigin"
                 .to_string(),
-            "unknown field http_server_config.http3".to_string(),
+            "http_server_config.http3: unknown field".to_string(),
             "basic_auth_users.alice: not a bcrypt hash".to_string(),
             "basic_auth_users.bob: not a bcrypt hash".to_string(),
-            "unknown field metrics_path".to_string(),
+            "metrics_path: unknown field".to_string(),
         ];
         for want in &expected {
             assert!(
