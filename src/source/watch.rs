@@ -77,6 +77,12 @@ impl FileSource {
             }
         };
         let mut watched = HashSet::new();
+        // The roots are watched before the first scan, so a change while it
+        // runs (seconds, on a large tree) is seen; referenced files are
+        // known, and watched, once it is done.
+        if let Some(w) = watcher.as_mut() {
+            watch_more(w, &mut watched, &self.roots, &[]);
+        }
         let mut scanner = Some(Scanner::new(self.options.clone()));
         let mut interval = tokio::time::interval(self.rescan_interval);
         interval.tick().await; // the first tick is immediate; the first scan is below
@@ -111,6 +117,12 @@ impl FileSource {
                 metrics.count_error(SOURCE, e.reason.as_str());
                 tracing::warn!(path = %e.path, entry = e.entry.as_deref().unwrap_or(""), reason = e.reason.as_str(), "{}", e.message);
             }
+            // Watch before publishing: once /readyz says ready, a change
+            // must not fall between this scan and the watch on its
+            // directory, where only the periodic rescan would find it.
+            if let Some(w) = watcher.as_mut() {
+                watch_more(w, &mut watched, &self.roots, &s.dependencies());
+            }
             let publishing = Instant::now();
             inventory.publish(
                 SOURCE,
@@ -128,9 +140,6 @@ impl FileSource {
                 publish_ms = publishing.elapsed().as_millis() as u64,
                 "scan done"
             );
-            if let Some(w) = watcher.as_mut() {
-                watch_more(w, &mut watched, &self.roots, &s.dependencies());
-            }
             scanner = Some(s);
 
             // Wait for a change, the safety-net timer, or shutdown.
