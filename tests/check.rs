@@ -1,6 +1,7 @@
-//! Integration tests for `lapse check`: each test builds its fixtures with
-//! chosen dates in a scratch directory, runs the real binary with a clean
-//! environment and a pinned `--at`, and asserts exact values in its report.
+//! Integration tests for `lapse check` and `lapse serve`: each test builds
+//! its fixtures with chosen dates in a scratch directory, runs the real
+//! binary with a clean environment (a pinned `--at` for `check`, its own
+//! port for `serve`), and asserts exact values in its report or `/metrics`.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Helpers for the `lapse check` integration tests: a scratch directory per
+//! Helpers for the `lapse check` and `lapse serve` integration tests: a scratch directory per
 //! test, a runner for the real binary with a clean environment and a pinned
 //! clock, and fixture builders (certificates, keys, keystores, tokens).
 //!
@@ -8,9 +8,11 @@
 
 pub mod fixtures;
 pub mod report;
+pub mod server;
 
 pub use fixtures::*;
 pub use report::*;
+pub use server::*;
 
 use std::io::Write;
 use std::path::PathBuf;
