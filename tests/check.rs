@@ -15,6 +15,7 @@ mod check {
     mod malformed;
     mod output;
     mod secrecy;
+    mod serve_http;
     mod serve_watch;
     mod token_files;
     mod tokens;
