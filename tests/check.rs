@@ -16,6 +16,7 @@ mod check {
     mod output;
     mod secrecy;
     mod serve_http;
+    mod serve_metrics;
     mod serve_watch;
     mod token_files;
     mod tokens;
