@@ -15,6 +15,7 @@ mod check {
     mod malformed;
     mod output;
     mod secrecy;
+    mod serve_config;
     mod serve_http;
     mod serve_metrics;
     mod serve_watch;
