@@ -18,6 +18,7 @@ mod check {
     mod serve_config;
     mod serve_http;
     mod serve_metrics;
+    mod serve_prometheus;
     mod serve_tls;
     mod serve_watch;
     mod token_files;

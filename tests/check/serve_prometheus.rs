@@ -1,0 +1,293 @@
+//! The real consumers: a Prometheus server (Debian's `prometheus`
+//! package) scrapes `lapse serve` and answers queries with the exact
+//! values, and `promtool check metrics` accepts the exposition.
+//!
+//! CI installs the package; a machine without it fails these tests with a
+//! message saying so instead of skipping them silently.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use time::macros::datetime;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const PROMTOOL: &str = "/usr/bin/promtool";
+/// Prometheus starts, scrapes every second and answers within this.
+const PROMETHEUS_DEADLINE: Duration = Duration::from_secs(60);
+
+#[track_caller]
+fn require(binary: &str) {
+    assert!(
+        Path::new(binary).exists(),
+        "{binary} is missing: install Debian's `prometheus` package (apt-get install prometheus); \
+         CI installs it in .ci/run"
+    );
+}
+
+/// A tree that exercises every kind of series: a certificate, a chain, a
+/// token without expiry, a broken file and colliding labels.
+fn varied_tree(s: &Scratch) -> Cert {
+    let ca = Cert::ca(
+        "prom-ca",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2040-01-01 0:00 UTC),
+    );
+    let web = ca.issue(
+        "web.example",
+        datetime!(2025-07-01 0:00 UTC),
+        datetime!(2031-07-01 12:34 UTC),
+    );
+    s.write("certs/web.crt", &web.pem);
+    s.write("certs/chain.pem", bundle(&[&web, &ca]));
+    s.write(
+        "certs/forever.jwt",
+        jwt(json!({"sub": "forever"}), "sig-prom"),
+    );
+    s.write("certs/broken.crt", &web.pem[..web.pem.len() / 2]);
+    let user = format!(
+        "- name: dup\n  user:\n    client-certificate-data: {}\n",
+        b64(&web.pem)
+    );
+    s.write(
+        "kube/config",
+        format!("apiVersion: v1\nkind: Config\nusers:\n{user}{user}"),
+    );
+    web
+}
+
+/// A running Prometheus; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` every second; waits until it is ready.
+    fn start(s: &Scratch, target: u16) -> Prometheus {
+        require(PROMETHEUS);
+        s.write(
+            "prometheus/prometheus.yml",
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n"
+            ),
+        );
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log = s.path(&format!("prometheus/{port}.log"));
+            let child = Command::new(PROMETHEUS)
+                .env_clear()
+                .env("HOME", s.home())
+                .arg(format!(
+                    "--config.file={}",
+                    s.abs("prometheus/prometheus.yml")
+                ))
+                .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(File::create(&log).expect("create the log"))
+                .stderr(File::create(&log).expect("create the log"))
+                .spawn()
+                .expect("start prometheus");
+            let mut p = Prometheus { child, port, log };
+            let started = Instant::now();
+            while started.elapsed() < PROMETHEUS_DEADLINE {
+                if p.child.try_wait().expect("poll prometheus").is_some() {
+                    break;
+                }
+                if p.get("/-/ready").is_ok_and(|r| r.status == 200) {
+                    return p;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last_log = p.log();
+            if !last_log.contains("address already in use") {
+                panic!("Prometheus did not become ready\n--- its log ---\n{last_log}");
+            }
+        }
+        panic!("Prometheus found no free port\n--- its log ---\n{last_log}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> std::io::Result<Response> {
+        Client::plain().request(self.port, "GET", path, &[])
+    }
+
+    /// An instant query's result vector.
+    fn query(&self, promql: &str) -> Vec<Value> {
+        let r = self
+            .get(&format!("/api/v1/query?query={}", percent_encode(promql)))
+            .unwrap_or_else(|e| panic!("query {promql}: {e}\n--- log ---\n{}", self.log()));
+        let body: Value = serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("query {promql}: {e}: {}", r.body));
+        assert_eq!(body["status"], "success", "query {promql}: {body}");
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Queries until the result is not empty; returns it.
+    fn query_until_present(&self, promql: &str) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let result = self.query(promql);
+            if !result.is_empty() {
+                println!(
+                    "{promql}: in Prometheus after {} ms",
+                    started.elapsed().as_millis()
+                );
+                return result;
+            }
+            if started.elapsed() > PROMETHEUS_DEADLINE {
+                let targets = self.get("/api/v1/targets").map(|r| r.body);
+                panic!(
+                    "{promql}: no result after {PROMETHEUS_DEADLINE:?}\n--- targets ---\n{targets:?}\n--- log ---\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The one sample's value in a result vector.
+#[track_caller]
+fn only_value(result: &[Value]) -> f64 {
+    assert_eq!(result.len(), 1, "expected one series: {result:#?}");
+    result[0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("not a sample: {result:#?}"))
+}
+
+#[test]
+fn prometheus_scrapes_lapse_and_reads_exact_values() {
+    require(PROMETHEUS);
+    let s = Scratch::new();
+    let web = varied_tree(&s);
+    let not_after = unix(datetime!(2031-07-01 12:34 UTC));
+    let before = unix_now();
+    let lapse = s.serve().args(["certs", "kube/config"]).start();
+    let prometheus = Prometheus::start(&s, lapse.port);
+
+    let selector = format!(
+        "{{path=\"certs/web.crt\",fingerprint=\"{}\"}}",
+        web.fingerprint_label()
+    );
+    let result = prometheus.query_until_present(&format!(
+        "lapse_credential_not_after_timestamp_seconds{selector}"
+    ));
+    assert_eq!(only_value(&result), not_after as f64, "{result:#?}");
+    let labels = &result[0]["metric"];
+    assert_fields(
+        labels,
+        json!({
+            "job": "lapse", "kind": "x509", "source": "file", "path": "certs/web.crt",
+            "index": "0", "subject_cn": "web.example", "issuer_cn": "prom-ca",
+        }),
+    );
+
+    let expires_in =
+        only_value(&prometheus.query(&format!("lapse_credential_expires_in_seconds{selector}")));
+    let after = unix_now();
+    let (low, high) = ((not_after - after) as f64, (not_after - before) as f64);
+    assert!(
+        (low..=high).contains(&expires_in),
+        "lapse_credential_expires_in_seconds via Prometheus = {expires_in}, expected within [{low}, {high}]"
+    );
+    assert_eq!(
+        only_value(&prometheus.query(&format!("lapse_credential_validity_seconds{selector}"))),
+        (not_after - unix(datetime!(2025-07-01 0:00 UTC))) as f64
+    );
+    assert_eq!(
+        only_value(&prometheus.query(&format!("lapse_credential_expired{selector}"))),
+        0.0
+    );
+
+    // Everything else on the page made it in too: colliding labels, a
+    // series without expiry, counters and the gauge of files in error.
+    assert_eq!(
+        only_value(
+            &prometheus
+                .query("count(lapse_credential_not_after_timestamp_seconds{path=\"kube/config\"})")
+        ),
+        2.0
+    );
+    assert_eq!(
+        only_value(&prometheus.query("lapse_credential_no_expiry{path=\"certs/forever.jwt\"}")),
+        1.0
+    );
+    assert_eq!(only_value(&prometheus.query("lapse_file_errors")), 1.0);
+    assert!(
+        only_value(&prometheus.query("lapse_errors_total{source=\"files\",reason=\"parse\"}"))
+            >= 1.0
+    );
+    assert_eq!(only_value(&prometheus.query("up{job=\"lapse\"}")), 1.0);
+    let targets = prometheus.get("/api/v1/targets").expect("targets").body;
+    let targets: Value = serde_json::from_str(&targets).expect("targets JSON");
+    let target = &targets["data"]["activeTargets"][0];
+    assert_eq!(target["health"], "up", "{target:#}");
+    assert_eq!(target["lastError"], "", "{target:#}");
+}
+
+#[test]
+fn promtool_accepts_the_exposition() {
+    require(PROMTOOL);
+    let s = Scratch::new();
+    varied_tree(&s);
+    let lapse = s.serve().args(["certs", "kube/config"]).start();
+    let page = lapse.get("/metrics");
+    assert_eq!(page.status, 200);
+    assert_contains(&page.body, "lapse_credential_no_expiry{");
+    assert_contains(&page.body, "lapse_file_errors 1");
+
+    let mut promtool = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    std::io::Write::write_all(
+        &mut promtool.stdin.take().expect("promtool's stdin"),
+        page.body.as_bytes(),
+    )
+    .expect("write to promtool");
+    let out = promtool.wait_with_output().expect("wait for promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- /metrics ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        page.body
+    );
+}
