@@ -80,6 +80,8 @@ impl Prometheus {
         for _ in 0..5 {
             let port = free_port();
             let log = s.path(&format!("prometheus/{port}.log"));
+            let stdout = File::create(&log).expect("create the log");
+            let stderr = stdout.try_clone().expect("share the log");
             let child = Command::new(PROMETHEUS)
                 .env_clear()
                 .env("HOME", s.home())
@@ -90,8 +92,8 @@ impl Prometheus {
                 .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .stdin(Stdio::null())
-                .stdout(File::create(&log).expect("create the log"))
-                .stderr(File::create(&log).expect("create the log"))
+                .stdout(stdout)
+                .stderr(stderr)
                 .spawn()
                 .expect("start prometheus");
             let mut p = Prometheus { child, port, log };
