@@ -125,7 +125,10 @@ fn main() {
     let _guard = Kill(child);
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.contains("scan done") && line.contains("parsed=1 ") {
                 let _ = published_tx.send(Instant::now());
             }

@@ -161,7 +161,7 @@ impl Validator {
                 return Path::new(&home).join(rest);
             }
         }
-        self.base.join(p)
+        crate::paths::clean(&self.base.join(p))
     }
 
     fn duration(&mut self, at: &str, v: &Value) -> Option<i64> {

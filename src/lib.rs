@@ -20,6 +20,8 @@ pub mod logging;
 pub mod output;
 /// Pure parsers from bytes to credentials.
 pub mod parse;
+/// Path spelling (lexical clean-up).
+pub mod paths;
 /// Scanning files and what they refer to, once or incrementally.
 pub mod scan;
 /// `lapse serve`: sources, inventory and HTTP wired together.

@@ -97,7 +97,7 @@ impl Kubeconfig<'_, '_> {
             path: if path.starts_with("~/") {
                 PathBuf::from(path)
             } else {
-                clean(&base.join(path))
+                crate::paths::clean(&base.join(path))
             },
             from: self.ctx.path.to_string(),
             entry,
@@ -215,37 +215,4 @@ impl Kubeconfig<'_, '_> {
 
 fn plugin_name(command: &str) -> &str {
     command.rsplit(['/', '\\']).next().unwrap_or(command)
-}
-
-/// Lexical clean-up of `a/b/../c` → `a/c`, as Go's `filepath.Join` (which
-/// client-go uses for kubeconfig paths) does.
-fn clean(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean;
-    use std::path::Path;
-
-    #[test]
-    fn cleans_like_go() {
-        assert_eq!(
-            clean(Path::new("a/.kube/../../pki/./ca.crt")),
-            Path::new("pki/ca.crt")
-        );
-        assert_eq!(clean(Path::new("/etc/../x")), Path::new("/x"));
-        assert_eq!(clean(Path::new("../x")), Path::new("../x"));
-    }
 }

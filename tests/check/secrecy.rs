@@ -269,16 +269,16 @@ fn no_secret_reaches_the_table_the_json_or_the_debug_log() {
     let mut canaries = Canaries::default();
     secret_tree(&s, &mut canaries);
 
-    let table = s.check().args(["tree", "-vv"]).run();
-    let report = s.check().args(["tree", "-vv", "--format", "json"]).run();
-    let forced = s.check().args(["tree", "-vv", "--color", "always"]).run();
+    let table = s.check().args(["tree", "-vvv"]).run();
+    let report = s.check().args(["tree", "-vvv", "--format", "json"]).run();
+    let forced = s.check().args(["tree", "-vvv", "--color", "always"]).run();
 
     for (mode, out) in [
         ("table", &table),
         ("JSON", &report),
         ("coloured table", &forced),
     ] {
-        assert_contains(&out.stderr, "DEBUG");
+        assert_contains(&out.stderr, "TRACE");
         canaries.assert_absent_from(mode, out);
     }
     // The fixtures were read, not skipped: the check means something.
