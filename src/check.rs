@@ -138,11 +138,11 @@ pub fn run(args: &CheckArgs) -> i32 {
             write!(stdout, "{}", report.to_table(color))
         }
     };
-    if let Err(e) = written.and_then(|_| stdout.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("lapse: cannot write the report: {e}");
-            return EXIT_UNKNOWN;
-        }
+    if let Err(e) = written.and_then(|_| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("lapse: cannot write the report: {e}");
+        return EXIT_UNKNOWN;
     }
     report.exit_code()
 }

@@ -8,6 +8,7 @@
 
 use crate::credential::Thresholds;
 use crate::source::files::parse_size;
+use crate::source::kubernetes::KubernetesConfig;
 use crate::timefmt::parse_duration;
 use crate::validate::{self, Problems};
 use globset::{Glob, GlobMatcher};
@@ -74,6 +75,8 @@ pub struct Config {
     pub listen: String,
     pub web_config_file: Option<PathBuf>,
     pub rescan_interval: i64,
+    /// `kubernetes:` present (even `{}`): watch Secrets and ConfigMaps.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.to_string(),
             web_config_file: None,
             rescan_interval: DEFAULT_RESCAN_SECONDS,
+            kubernetes: None,
         }
     }
 }
@@ -156,10 +160,10 @@ impl Validator {
     }
 
     fn path(&self, p: &str) -> PathBuf {
-        if let Some(rest) = p.strip_prefix("~/") {
-            if let Some(home) = std::env::var_os("HOME") {
-                return Path::new(&home).join(rest);
-            }
+        if let Some(rest) = p.strip_prefix("~/")
+            && let Some(home) = std::env::var_os("HOME")
+        {
+            return Path::new(&home).join(rest);
         }
         crate::paths::clean(&self.base.join(p))
     }
@@ -201,32 +205,32 @@ impl Validator {
         let Some(root) = self.object("", doc, &known) else {
             return c;
         };
-        if let Some(files) = root.get("files") {
-            if let Some(m) = self.object(
+        if let Some(files) = root.get("files")
+            && let Some(m) = self.object(
                 "files",
                 files,
                 &["paths", "include", "exclude", "max_file_size"],
-            ) {
-                if let Some(p) = m.get("paths") {
-                    c.paths = self
-                        .strings("files.paths", p)
-                        .iter()
-                        .map(|p| self.path(p))
-                        .collect();
-                }
-                if let Some(g) = m.get("include") {
-                    c.include = self.globs("files.include", g);
-                }
-                if let Some(g) = m.get("exclude") {
-                    c.exclude = self.globs("files.exclude", g);
-                }
-                if let Some(s) = m.get("max_file_size") {
-                    if let Some(text) = self.string("files.max_file_size", s) {
-                        match parse_size(&text) {
-                            Ok(n) => c.max_file_size = n,
-                            Err(e) => self.problem("files.max_file_size", e),
-                        }
-                    }
+            )
+        {
+            if let Some(p) = m.get("paths") {
+                c.paths = self
+                    .strings("files.paths", p)
+                    .iter()
+                    .map(|p| self.path(p))
+                    .collect();
+            }
+            if let Some(g) = m.get("include") {
+                c.include = self.globs("files.include", g);
+            }
+            if let Some(g) = m.get("exclude") {
+                c.exclude = self.globs("files.exclude", g);
+            }
+            if let Some(s) = m.get("max_file_size")
+                && let Some(text) = self.string("files.max_file_size", s)
+            {
+                match parse_size(&text) {
+                    Ok(n) => c.max_file_size = n,
+                    Err(e) => self.problem("files.max_file_size", e),
                 }
             }
         }
@@ -250,26 +254,26 @@ impl Validator {
                 None => self.problem("tokens", "expected a list of rules"),
             }
         }
-        if let Some(t) = root.get("thresholds") {
-            if let Some(m) = self.object("thresholds", t, &["warning", "critical"]) {
-                if let Some(w) = m
-                    .get("warning")
-                    .and_then(|v| self.duration("thresholds.warning", v))
-                {
-                    c.thresholds.warning = w;
-                }
-                if let Some(cr) = m
-                    .get("critical")
-                    .and_then(|v| self.duration("thresholds.critical", v))
-                {
-                    c.thresholds.critical = cr;
-                }
-                if c.thresholds.critical > c.thresholds.warning {
-                    self.problem(
-                        "thresholds.critical",
-                        "must not be longer than thresholds.warning",
-                    );
-                }
+        if let Some(t) = root.get("thresholds")
+            && let Some(m) = self.object("thresholds", t, &["warning", "critical"])
+        {
+            if let Some(w) = m
+                .get("warning")
+                .and_then(|v| self.duration("thresholds.warning", v))
+            {
+                c.thresholds.warning = w;
+            }
+            if let Some(cr) = m
+                .get("critical")
+                .and_then(|v| self.duration("thresholds.critical", v))
+            {
+                c.thresholds.critical = cr;
+            }
+            if c.thresholds.critical > c.thresholds.warning {
+                self.problem(
+                    "thresholds.critical",
+                    "must not be longer than thresholds.warning",
+                );
             }
         }
         if let Some(l) = root.get("listen").and_then(|v| self.string("listen", v)) {
@@ -295,12 +299,67 @@ impl Validator {
             }
             c.rescan_interval = r;
         }
-        for section in ["kubernetes", "notify"] {
-            if root.contains_key(section) {
-                self.problem(section, "not supported by this version of lapse yet");
-            }
+        if let Some(k) = root.get("kubernetes") {
+            c.kubernetes = self.kubernetes(k);
+        }
+        if root.contains_key("notify") {
+            self.problem("notify", "not supported by this version of lapse yet");
         }
         c
+    }
+
+    fn kubernetes(&mut self, v: &Value) -> Option<KubernetesConfig> {
+        let mut k = KubernetesConfig::default();
+        if v.is_null() {
+            return Some(k);
+        }
+        let known = [
+            "kubeconfig",
+            "context",
+            "namespaces",
+            "exclude_namespaces",
+            "label_selector",
+            "secret_types",
+            "exclude_secret_types",
+            "configmaps",
+        ];
+        let m = self.object("kubernetes", v, &known)?;
+        if let Some(p) = m
+            .get("kubeconfig")
+            .and_then(|v| self.string("kubernetes.kubeconfig", v))
+        {
+            k.kubeconfig = Some(self.path(&p));
+        }
+        k.context = m
+            .get("context")
+            .and_then(|v| self.string("kubernetes.context", v));
+        if let Some(n) = m.get("namespaces") {
+            k.namespaces = self.strings("kubernetes.namespaces", n);
+        }
+        if let Some(n) = m.get("exclude_namespaces") {
+            k.exclude_namespaces = self.strings("kubernetes.exclude_namespaces", n);
+        }
+        if !k.namespaces.is_empty() && !k.exclude_namespaces.is_empty() {
+            self.problem(
+                "kubernetes.exclude_namespaces",
+                "only in cluster mode: with kubernetes.namespaces, list just the namespaces to watch",
+            );
+        }
+        k.label_selector = m
+            .get("label_selector")
+            .and_then(|v| self.string("kubernetes.label_selector", v));
+        if let Some(t) = m.get("secret_types") {
+            k.secret_types = self.strings("kubernetes.secret_types", t);
+        }
+        if let Some(t) = m.get("exclude_secret_types") {
+            k.exclude_secret_types = self.strings("kubernetes.exclude_secret_types", t);
+        }
+        if let Some(b) = m.get("configmaps")
+            && let Some(b) = validate::flag(b, "kubernetes.configmaps", &mut self.problems)
+        {
+            k.configmaps = b;
+        }
+        Some(k)
     }
 
     fn token_rule(&mut self, at: &str, v: &Value) -> Option<TokenRule> {
@@ -426,7 +485,7 @@ mod tests {
         let err = Config::parse(
             "files:\n  pahts: [x]\n  max_file_size: lots\n\
              tokens:\n- path: '*.token'\n  validity: 9x\n- field: token\n\
-             thresholds: {warning: 1d, critical: 2d}\nlisten: nowhere\nkubernetes: {}\nbogus: 1\n",
+             thresholds: {warning: 1d, critical: 2d}\nlisten: nowhere\nnotify: {}\nbogus: 1\n",
             Path::new("/"),
         )
         .unwrap_err();
@@ -439,7 +498,7 @@ mod tests {
             "tokens[1].validity: required",
             "thresholds.critical: must not be longer than thresholds.warning",
             "listen: \"nowhere\" is not HOST:PORT",
-            "kubernetes: not supported by this version of lapse yet",
+            "notify: not supported by this version of lapse yet",
         ];
         for want in expected {
             assert!(

@@ -277,6 +277,14 @@ pub enum ErrorReason {
     Parse,
     /// A PKCS#12 store whose password is missing or wrong.
     Password,
+    /// The Kubernetes API refused lapse (401/403): a permission is missing.
+    Forbidden,
+    /// The Kubernetes API could not be reached or answered with an error.
+    Unreachable,
+    /// The Kubernetes API asked lapse to slow down (429).
+    Throttled,
+    /// A watch's resource version expired (410 Gone): lapse re-lists.
+    Expired,
 }
 
 impl ErrorReason {
@@ -288,6 +296,10 @@ impl ErrorReason {
             ErrorReason::TooLarge => "too_large",
             ErrorReason::Parse => "parse",
             ErrorReason::Password => "password",
+            ErrorReason::Forbidden => "forbidden",
+            ErrorReason::Unreachable => "unreachable",
+            ErrorReason::Throttled => "throttled",
+            ErrorReason::Expired => "expired",
         }
     }
 }

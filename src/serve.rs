@@ -9,6 +9,7 @@ use crate::output::web::{self, App};
 use crate::output::web_config::WebConfig;
 use crate::scan::ScanOptions;
 use crate::source::files::Filter;
+use crate::source::kubernetes::{self, KubernetesSource};
 use crate::source::watch::{self, FileSource};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,7 +91,10 @@ pub fn run(args: &ServeArgs) -> i32 {
         };
         let tls = if web_config.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), tls, roots = roots.len(), "listening");
-        let sources = [watch::SOURCE];
+        let mut sources = vec![watch::SOURCE];
+        if config.kubernetes.is_some() {
+            sources.push(kubernetes::SOURCE);
+        }
         let inventory = Arc::new(Inventory::new(&sources));
         let metrics = Arc::new(SelfMetrics::new(&sources));
         let (stop, stopped) = signal::channel(false);
@@ -106,6 +110,10 @@ pub fn run(args: &ServeArgs) -> i32 {
             rescan_interval: Duration::from_secs(config.rescan_interval as u64),
         };
         let source = tokio::spawn(files.run(inventory.clone(), metrics.clone(), stopped.clone()));
+        let cluster = config.kubernetes.clone().map(|config| {
+            let k8s = KubernetesSource { config };
+            tokio::spawn(k8s.run(inventory.clone(), metrics.clone(), stopped.clone()))
+        });
         let app = Arc::new(App {
             inventory,
             metrics,
@@ -119,6 +127,9 @@ pub fn run(args: &ServeArgs) -> i32 {
         let _ = stop.send(true);
         let _ = server.await;
         let _ = source.await;
+        if let Some(cluster) = cluster {
+            let _ = cluster.await;
+        }
         0
     })
 }

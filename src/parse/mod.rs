@@ -169,6 +169,14 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Parsed {
     out
 }
 
+/// Parses one document already read as a tree (a Kubernetes object from
+/// the API). `path` names where it lives.
+pub fn parse_document(path: &str, doc: &Value) -> Parsed {
+    let mut out = Parsed::default();
+    sniff::document(&Context::file(path), doc, &mut out);
+    out
+}
+
 /// Parses a file that a kubeconfig (or cache rule) pointed at.
 pub fn parse_reference(r: &FileRef, bytes: &[u8]) -> Parsed {
     let path = r.path.to_string_lossy();

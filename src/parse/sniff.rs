@@ -180,19 +180,19 @@ pub(crate) fn document(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
         kubeconfig::parse(ctx, doc, out);
         return true;
     }
-    if let Some(items) = super::get(doc, "items").and_then(Value::as_array) {
-        if kind == "List" || kind.ends_with("List") {
-            for (i, item) in items.iter().enumerate() {
-                let child = Context {
-                    depth: ctx.depth + 1,
-                    ..ctx.clone()
-                };
-                if !document(&child, item, out) {
-                    tracing::debug!(path = ctx.path, item = i, "list item not recognised");
-                }
+    if let Some(items) = super::get(doc, "items").and_then(Value::as_array)
+        && (kind == "List" || kind.ends_with("List"))
+    {
+        for (i, item) in items.iter().enumerate() {
+            let child = Context {
+                depth: ctx.depth + 1,
+                ..ctx.clone()
+            };
+            if !document(&child, item, out) {
+                tracing::debug!(path = ctx.path, item = i, "list item not recognised");
             }
-            return true;
         }
+        return true;
     }
     match kind {
         "Secret" => {

@@ -291,9 +291,9 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ErrorEntry> {
 
 /// `16 MiB`, `512 KiB`, `100 B`.
 pub fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} B")

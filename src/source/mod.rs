@@ -1,4 +1,5 @@
 //! Where bytes come from. Each source lives in its own file.
 
 pub mod files;
+pub mod kubernetes;
 pub mod watch;

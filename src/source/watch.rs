@@ -242,9 +242,9 @@ fn parent_of(path: &Path, wanted: &mut Vec<(PathBuf, RecursiveMode)>) {
         wanted.push((parent, RecursiveMode::NonRecursive));
     }
     // A symlinked file (kubelet-client-current.pem) changes where it points.
-    if let Ok(real) = std::fs::canonicalize(path) {
-        if let Some(dir) = real.parent() {
-            wanted.push((dir.to_path_buf(), RecursiveMode::NonRecursive));
-        }
+    if let Ok(real) = std::fs::canonicalize(path)
+        && let Some(dir) = real.parent()
+    {
+        wanted.push((dir.to_path_buf(), RecursiveMode::NonRecursive));
     }
 }

@@ -250,10 +250,10 @@ impl Server {
     fn wait_ready(&mut self) -> Result<(), bool> {
         let started = Instant::now();
         while started.elapsed() < DEADLINE {
-            if let Some(child) = self.child.as_mut() {
-                if child.try_wait().expect("poll lapse").is_some() {
-                    return Err(true);
-                }
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().expect("poll lapse").is_some()
+            {
+                return Err(true);
             }
             if self
                 .try_request("GET", "/readyz", &[])
@@ -424,10 +424,11 @@ impl Response {
             .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
         if chunked {
             body = dechunk(&body)?;
-        } else if let Some((_, length)) = headers.iter().find(|(n, _)| n == "content-length") {
-            if !head_request && length.parse::<usize>().ok()? != body.len() {
-                return None;
-            }
+        } else if let Some((_, length)) = headers.iter().find(|(n, _)| n == "content-length")
+            && !head_request
+            && length.parse::<usize>().ok()? != body.len()
+        {
+            return None;
         }
         Some(Response {
             status,
