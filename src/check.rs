@@ -73,6 +73,7 @@ pub fn run(args: &CheckArgs) -> i32 {
         filter,
         max_file_size,
         token_rules: config.tokens.clone(),
+        passwords: config.keystore_passwords.clone(),
         ..ScanOptions::default()
     };
     let mut extra_errors = Vec::new();

@@ -77,6 +77,9 @@ pub struct Config {
     pub rescan_interval: i64,
     /// `kubernetes:` present (even `{}`): watch Secrets and ConfigMaps.
     pub kubernetes: Option<KubernetesConfig>,
+    /// PKCS#12 passwords, read from the files `keystore_passwords` names
+    /// (never written in lapse.yaml itself).
+    pub keystore_passwords: Vec<String>,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             web_config_file: None,
             rescan_interval: DEFAULT_RESCAN_SECONDS,
             kubernetes: None,
+            keystore_passwords: Vec::new(),
         }
     }
 }
@@ -201,6 +205,7 @@ impl Validator {
             "rescan_interval",
             "kubernetes",
             "notify",
+            "keystore_passwords",
         ];
         let Some(root) = self.object("", doc, &known) else {
             return c;
@@ -299,8 +304,25 @@ impl Validator {
             }
             c.rescan_interval = r;
         }
+        if let Some(files) = root.get("keystore_passwords") {
+            for (i, f) in self.strings("keystore_passwords", files).iter().enumerate() {
+                let path = self.path(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(p) => c
+                        .keystore_passwords
+                        .push(p.trim_end_matches(['\r', '\n']).to_string()),
+                    Err(e) => self.problem(
+                        &format!("keystore_passwords[{i}]"),
+                        format!("cannot read {}: {e}", path.display()),
+                    ),
+                }
+            }
+        }
         if let Some(k) = root.get("kubernetes") {
-            c.kubernetes = self.kubernetes(k);
+            c.kubernetes = self.kubernetes(k).map(|mut k| {
+                k.passwords = c.keystore_passwords.clone();
+                k
+            });
         }
         if root.contains_key("notify") {
             self.problem("notify", "not supported by this version of lapse yet");
@@ -322,6 +344,8 @@ impl Validator {
             "secret_types",
             "exclude_secret_types",
             "configmaps",
+            "keystore_password_secrets",
+            "copy_labels",
         ];
         let m = self.object("kubernetes", v, &known)?;
         if let Some(p) = m
@@ -358,6 +382,23 @@ impl Validator {
             && let Some(b) = validate::flag(b, "kubernetes.configmaps", &mut self.problems)
         {
             k.configmaps = b;
+        }
+        if let Some(refs) = m.get("keystore_password_secrets") {
+            let refs = self.strings("kubernetes.keystore_password_secrets", refs);
+            for (i, r) in refs.iter().enumerate() {
+                match r.split('/').collect::<Vec<_>>()[..] {
+                    [ns, name, key] if !ns.is_empty() && !name.is_empty() && !key.is_empty() => k
+                        .password_secrets
+                        .push((ns.into(), name.into(), key.into())),
+                    _ => self.problem(
+                        &format!("kubernetes.keystore_password_secrets[{i}]"),
+                        format!("{r:?}: use NAMESPACE/NAME/KEY"),
+                    ),
+                }
+            }
+        }
+        if let Some(l) = m.get("copy_labels") {
+            k.copy_labels = self.strings("kubernetes.copy_labels", l);
         }
         Some(k)
     }
@@ -529,5 +570,72 @@ mod tests {
         assert!(r.matches_entry(Some("users[ci].token")));
         assert!(!r.matches_entry(Some("refresh-token")));
         assert!(!r.matches_entry(None));
+    }
+}
+
+#[cfg(test)]
+mod kubernetes_tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_kubernetes_section_turns_it_on_with_defaults() {
+        let c = Config::parse("kubernetes: {}\n", Path::new("/")).unwrap();
+        let k = c.kubernetes.unwrap();
+        assert!(k.namespaces.is_empty());
+        assert_eq!(k.exclude_secret_types, ["helm.sh/release.v1"]);
+        assert!(k.configmaps);
+    }
+
+    #[test]
+    fn the_kubernetes_section_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p12.pass"), "changeit\n").unwrap();
+        let c = Config::parse(
+            "keystore_passwords: [p12.pass]\n\
+             kubernetes:\n  kubeconfig: kube/config\n  context: prod\n  namespaces: [web, ci]\n\
+             \x20 label_selector: team=payments\n  secret_types: [kubernetes.io/tls]\n  configmaps: false\n\
+             \x20 keystore_password_secrets: [web/keystore-pass/password]\n  copy_labels: [app.kubernetes.io/name]\n",
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(c.keystore_passwords, ["changeit"]);
+        let k = c.kubernetes.unwrap();
+        assert_eq!(k.kubeconfig, Some(dir.path().join("kube/config")));
+        assert_eq!(k.context.as_deref(), Some("prod"));
+        assert_eq!(k.namespaces, ["web", "ci"]);
+        assert_eq!(k.label_selector.as_deref(), Some("team=payments"));
+        assert_eq!(k.secret_types, ["kubernetes.io/tls"]);
+        assert!(!k.configmaps);
+        assert_eq!(
+            k.password_secrets,
+            [("web".into(), "keystore-pass".into(), "password".into())]
+        );
+        assert_eq!(k.copy_labels, ["app.kubernetes.io/name"]);
+        assert_eq!(k.passwords, ["changeit"]);
+    }
+
+    #[test]
+    fn kubernetes_problems_name_their_fields() {
+        let err = Config::parse(
+            "keystore_passwords: [/nonexistent/pass]\n\
+             kubernetes:\n  namespaces: [web]\n  exclude_namespaces: [x]\n  configmaps: maybe\n\
+             \x20 keystore_password_secrets: [web/only-two]\n  nodes: true\n",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        let expected = [
+            "keystore_passwords[0]: cannot read /nonexistent/pass",
+            "kubernetes.exclude_namespaces: only in cluster mode",
+            "kubernetes.configmaps: expected true or false",
+            "kubernetes.keystore_password_secrets[0]: \"web/only-two\": use NAMESPACE/NAME/KEY",
+            "kubernetes.nodes: unknown field",
+        ];
+        for want in expected {
+            assert!(
+                err.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {err:#?}"
+            );
+        }
+        assert_eq!(err.len(), expected.len(), "{err:#?}");
     }
 }

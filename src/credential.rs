@@ -117,6 +117,9 @@ pub struct ObjectRef {
     pub namespace: String,
     pub name: String,
     pub key: String,
+    /// Kubernetes labels an operator chose to copy onto metrics
+    /// (`kubernetes.copy_labels`), as (label, value).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Who a credential names: subject and issuer (distinguished names for

@@ -30,6 +30,8 @@ pub struct ScanOptions {
     /// `$HOME`, for `~/` in kubeconfig references.
     pub home: Option<PathBuf>,
     pub token_rules: Vec<TokenRule>,
+    /// PKCS#12 passwords from configuration.
+    pub passwords: Vec<String>,
 }
 
 impl Default for ScanOptions {
@@ -39,6 +41,7 @@ impl Default for ScanOptions {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             home: std::env::var_os("HOME").map(PathBuf::from),
             token_rules: Vec::new(),
+            passwords: Vec::new(),
         }
     }
 }
@@ -432,7 +435,7 @@ fn scan_bytes(
     opts: &ScanOptions,
 ) -> (Part, Deps) {
     let label = path.to_string_lossy();
-    let mut parsed = parse::parse_file(&label, bytes);
+    let mut parsed = parse::parse_file_with(&label, bytes, &opts.passwords);
     apply_token_rules(path, bytes, sig, &opts.token_rules, &mut parsed);
     let own = Origin {
         file: sig.map(|s| s.id()),

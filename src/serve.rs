@@ -105,6 +105,7 @@ pub fn run(args: &ServeArgs) -> i32 {
                 filter,
                 max_file_size: config.max_file_size,
                 token_rules: config.tokens.clone(),
+                passwords: config.keystore_passwords.clone(),
                 ..ScanOptions::default()
             },
             rescan_interval: Duration::from_secs(config.rescan_interval as u64),

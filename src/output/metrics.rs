@@ -173,6 +173,19 @@ pub fn label_set(c: &Credential, index_suffix: Option<usize>) -> String {
         escape(&mut out, v);
         out.push('"');
     }
+    for (k, v) in object.map(|o| o.labels.as_slice()).unwrap_or_default() {
+        out.push_str(",secret_label_");
+        out.extend(k.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        }));
+        out.push_str("=\"");
+        escape(&mut out, v);
+        out.push('"');
+    }
     out
 }
 

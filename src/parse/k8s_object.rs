@@ -63,8 +63,10 @@ fn object_context<'a>(
             namespace: obj.namespace.clone(),
             name: obj.name.clone(),
             key: key.to_string(),
+            labels: Vec::new(),
         }),
         depth: ctx.depth + 1,
+        passwords: ctx.passwords,
     }
 }
 

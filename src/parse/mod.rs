@@ -71,6 +71,9 @@ pub(crate) struct Context<'a> {
     pub entry: Option<String>,
     pub object: Option<ObjectRef>,
     pub depth: u8,
+    /// Configured PKCS#12 passwords, tried after an empty one and any
+    /// password stored beside the keystore.
+    pub passwords: &'a [String],
 }
 
 impl<'a> Context<'a> {
@@ -81,6 +84,7 @@ impl<'a> Context<'a> {
             entry: None,
             object: None,
             depth: 0,
+            passwords: &[],
         }
     }
 
@@ -156,8 +160,16 @@ impl Parsed {
 /// Parses one file's bytes. `path` is only a label (and the base for
 /// relative references); nothing is read.
 pub fn parse_file(path: &str, bytes: &[u8]) -> Parsed {
+    parse_file_with(path, bytes, &[])
+}
+
+/// [`parse_file`] with configured PKCS#12 passwords.
+pub fn parse_file_with(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
-    let ctx = Context::file(path);
+    let ctx = Context {
+        passwords,
+        ..Context::file(path)
+    };
     if !sniff::parse_bytes(&ctx, bytes, &mut out) && looks_like_credential_name(path) {
         out.error(
             &ctx,
@@ -171,9 +183,13 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Parsed {
 
 /// Parses one document already read as a tree (a Kubernetes object from
 /// the API). `path` names where it lives.
-pub fn parse_document(path: &str, doc: &Value) -> Parsed {
+pub fn parse_document(path: &str, doc: &Value, passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
-    sniff::document(&Context::file(path), doc, &mut out);
+    let ctx = Context {
+        passwords,
+        ..Context::file(path)
+    };
+    sniff::document(&ctx, doc, &mut out);
     out
 }
 
@@ -186,6 +202,7 @@ pub fn parse_reference(r: &FileRef, bytes: &[u8]) -> Parsed {
         entry: Some(r.entry.clone()),
         object: None,
         depth: 1,
+        passwords: &[],
     };
     let mut out = Parsed::default();
     match r.kind {

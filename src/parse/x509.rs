@@ -331,7 +331,12 @@ fn add_pkcs12(
     out: &mut Parsed,
 ) {
     let mut wrong_password = false;
-    for password in std::iter::once(&"").chain(passwords) {
+    let configured = ctx.passwords.iter().map(String::as_str);
+    let all: Vec<&str> = std::iter::once("")
+        .chain(passwords.iter().copied())
+        .chain(configured)
+        .collect();
+    for password in all {
         match pkcs12_certificates(bytes, password) {
             Ok(certs) => {
                 for (i, c) in certs.into_iter().enumerate() {
@@ -347,7 +352,7 @@ fn add_pkcs12(
         }
     }
     if wrong_password {
-        let msg = if passwords.is_empty() {
+        let msg = if passwords.is_empty() && ctx.passwords.is_empty() {
             "PKCS#12 store is password-protected and no password is configured"
         } else {
             "PKCS#12 store: none of the configured passwords opens it"

@@ -52,6 +52,12 @@ pub struct KubernetesConfig {
     /// Filtered on the server with `type!=…` field selectors.
     pub exclude_secret_types: Vec<String>,
     pub configmaps: bool,
+    /// PKCS#12 passwords from configuration (`keystore_passwords` files).
+    pub passwords: Vec<String>,
+    /// PKCS#12 passwords kept in other Secrets: (namespace, name, key).
+    pub password_secrets: Vec<(String, String, String)>,
+    /// Object labels copied onto metrics as `secret_label_<name>`.
+    pub copy_labels: Vec<String>,
 }
 
 impl Default for KubernetesConfig {
@@ -68,6 +74,9 @@ impl Default for KubernetesConfig {
                 .map(|s| s.to_string())
                 .collect(),
             configmaps: true,
+            passwords: Vec::new(),
+            password_secrets: Vec::new(),
+            copy_labels: Vec::new(),
         }
     }
 }
@@ -128,6 +137,28 @@ struct Store {
     /// Scopes that listed at least once, or failed at least once.
     settled: std::collections::HashSet<Scope>,
     last_change: Option<i64>,
+    /// Configured passwords, then those read from password Secrets.
+    passwords: Vec<String>,
+    from_secrets: BTreeMap<(String, String, String), String>,
+}
+
+impl Store {
+    fn all_passwords(&self) -> Vec<String> {
+        self.passwords
+            .iter()
+            .chain(self.from_secrets.values())
+            .cloned()
+            .collect()
+    }
+
+    /// Objects holding a keystore no known password opened.
+    fn locked_keystores(&self) -> Vec<ObjectKey> {
+        self.objects
+            .iter()
+            .filter(|(_, p)| p.errors.iter().any(|e| e.reason == ErrorReason::Password))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
 }
 
 pub struct KubernetesSource {
@@ -190,7 +221,10 @@ impl KubernetesSource {
             }
         };
         let scopes = self.scopes();
-        let store = Arc::new(Mutex::new(Store::default()));
+        let store = Arc::new(Mutex::new(Store {
+            passwords: self.config.passwords.clone(),
+            ..Store::default()
+        }));
         let changed = Arc::new(Notify::new());
         let config = Arc::new(self.config);
         let mut tasks = Vec::new();
@@ -205,12 +239,13 @@ impl KubernetesSource {
             tasks.push(tokio::spawn(async move {
                 match scope.kind {
                     ObjectKind::Secret => {
-                        let api: Api<Secret> = api(client, &scope);
-                        watch_scope(api, scope, &config, store, changed, metrics).await
+                        let api: Api<Secret> = api(client.clone(), &scope);
+                        watch_scope(api, scope, &config, store, changed, metrics, Some(client))
+                            .await
                     }
                     ObjectKind::ConfigMap => {
                         let api: Api<ConfigMap> = api(client, &scope);
-                        watch_scope(api, scope, &config, store, changed, metrics).await
+                        watch_scope(api, scope, &config, store, changed, metrics, None).await
                     }
                 }
             }));
@@ -284,6 +319,11 @@ trait Derive: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn key(&self, kind: ObjectKind) -> ObjectKey;
     fn secret_type(&self) -> Option<&str>;
     fn document(&self) -> Value;
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    /// A Secret's values as text (for password Secrets); `None` for ConfigMaps.
+    fn secret_values(&self) -> Option<BTreeMap<String, String>> {
+        None
+    }
 }
 
 fn meta_doc(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
@@ -295,6 +335,10 @@ fn meta_doc(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -
 }
 
 impl Derive for Secret {
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_ref()
+    }
+
     fn key(&self, kind: ObjectKind) -> ObjectKey {
         ObjectKey {
             kind,
@@ -305,6 +349,21 @@ impl Derive for Secret {
 
     fn secret_type(&self) -> Option<&str> {
         Some(self.type_.as_deref().unwrap_or("Opaque"))
+    }
+
+    fn secret_values(&self) -> Option<BTreeMap<String, String>> {
+        let data = self.data.iter().flatten().filter_map(|(k, v)| {
+            Some((
+                k.clone(),
+                String::from_utf8(v.0.clone()).ok()?.trim().to_string(),
+            ))
+        });
+        let text = self
+            .string_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.trim().to_string()));
+        Some(data.chain(text).collect())
     }
 
     fn document(&self) -> Value {
@@ -331,6 +390,10 @@ impl Derive for Secret {
 }
 
 impl Derive for ConfigMap {
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_ref()
+    }
+
     fn key(&self, kind: ObjectKind) -> ObjectKey {
         ObjectKey {
             kind,
@@ -367,6 +430,7 @@ impl Derive for ConfigMap {
 
 /// The object's credentials, or `None` when configuration says to skip it.
 fn derive<K: Derive>(
+    passwords: &[String],
     obj: &K,
     kind: ObjectKind,
     config: &KubernetesConfig,
@@ -387,7 +451,19 @@ fn derive<K: Derive>(
         kind.plural(),
         key.name
     );
-    let parsed = parse::parse_document(&path, &obj.document());
+    let mut parsed = parse::parse_document(&path, &obj.document(), passwords);
+    let copied: Vec<(String, String)> = config
+        .copy_labels
+        .iter()
+        .filter_map(|l| Some((l.clone(), obj.labels()?.get(l)?.clone())))
+        .collect();
+    if !copied.is_empty() {
+        for c in &mut parsed.credentials {
+            if let Some(o) = c.object.as_mut() {
+                o.labels = copied.clone();
+            }
+        }
+    }
     let origin = Origin {
         file: None,
         via: Via::Own,
@@ -458,6 +534,7 @@ async fn watch_scope<K>(
     store: Arc<Mutex<Store>>,
     changed: Arc<Notify>,
     metrics: Arc<SelfMetrics>,
+    client: Option<Client>,
 ) where
     K: kube::Resource + Derive + serde::de::DeserializeOwned,
     <K as kube::Resource>::DynamicType: Default,
@@ -482,7 +559,8 @@ async fn watch_scope<K>(
                 s.relisting.insert(scope.clone(), BTreeMap::new());
             }
             Ok(Event::InitApply(obj)) => {
-                if let Some((key, part)) = derive(&obj, scope.kind, config) {
+                learn_password(&mut s, &obj, config);
+                if let Some((key, part)) = derive(&s.all_passwords(), &obj, scope.kind, config) {
                     count_part_errors(&metrics, &part);
                     s.relisting
                         .entry(scope.clone())
@@ -492,17 +570,26 @@ async fn watch_scope<K>(
             }
             Ok(Event::InitDone) => {
                 let fresh = s.relisting.remove(&scope).unwrap_or_default();
+                let reopen = !s.from_secrets.is_empty();
                 s.objects.retain(|k, _| !scope.covers(k));
                 s.objects.extend(fresh);
                 s.errors.remove(&scope);
                 s.settled.insert(scope.clone());
                 s.last_change = Some(now());
                 tracing::info!(endpoint = %scope.endpoint(), objects = s.objects.keys().filter(|k| scope.covers(k)).count(), "listed");
+                // A password Secret listed after its keystore: open it now.
+                if reopen {
+                    reopen_keystores(&s, client.clone(), store.clone(), changed.clone(), config);
+                }
                 changed.notify_one();
             }
             Ok(Event::Apply(obj)) => {
                 let key = obj.key(scope.kind);
-                match derive(&obj, scope.kind, config) {
+                let learned = learn_password(&mut s, &obj, config);
+                if learned {
+                    reopen_keystores(&s, client.clone(), store.clone(), changed.clone(), config);
+                }
+                match derive(&s.all_passwords(), &obj, scope.kind, config) {
                     Some((key, part)) => {
                         count_part_errors(&metrics, &part);
                         s.objects.insert(key, part);
@@ -546,6 +633,61 @@ async fn watch_scope<K>(
             }
         }
     }
+}
+
+/// Remembers the value of a configured password Secret; true when it is new.
+fn learn_password<K: Derive>(s: &mut Store, obj: &K, config: &KubernetesConfig) -> bool {
+    let Some(values) = obj.secret_values() else {
+        return false;
+    };
+    let key = obj.key(ObjectKind::Secret);
+    let mut learned = false;
+    for (ns, name, field) in &config.password_secrets {
+        if *ns != key.namespace || *name != key.name {
+            continue;
+        }
+        let Some(value) = values.get(field.as_str()) else {
+            continue;
+        };
+        let id = (ns.clone(), name.clone(), field.clone());
+        if s.from_secrets.get(&id) != Some(value) {
+            s.from_secrets.insert(id, value.clone());
+            learned = true;
+        }
+    }
+    learned
+}
+
+/// Fetches again (GET) the objects whose keystore no password opened, now
+/// that another password is known: their payloads were not kept.
+fn reopen_keystores(
+    s: &Store,
+    client: Option<Client>,
+    store: Arc<Mutex<Store>>,
+    changed: Arc<Notify>,
+    config: &KubernetesConfig,
+) {
+    let (Some(client), locked) = (client, s.locked_keystores()) else {
+        return;
+    };
+    if locked.is_empty() {
+        return;
+    }
+    let config = config.clone();
+    tokio::spawn(async move {
+        for key in locked.into_iter().filter(|k| k.kind == ObjectKind::Secret) {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &key.namespace);
+            let Ok(obj) = api.get(&key.name).await else {
+                continue;
+            };
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((key, part)) = derive(&s.all_passwords(), &obj, ObjectKind::Secret, &config)
+            {
+                s.objects.insert(key, part);
+            }
+        }
+        changed.notify_one();
+    });
 }
 
 fn count_part_errors(metrics: &SelfMetrics, part: &Part) {
