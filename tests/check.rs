@@ -7,6 +7,7 @@ mod support;
 
 /// One module per area; files live in `tests/check/`.
 mod check {
+    mod apiserver;
     mod certificates;
     mod directories;
     mod exit_codes;

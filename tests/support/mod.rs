@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod apiserver;
 pub mod fixtures;
 pub mod report;
 pub mod server;
