@@ -63,7 +63,8 @@ pub fn run(args: &ServeArgs) -> i32 {
     }));
     roots.sort();
     roots.dedup();
-    if roots.is_empty() {
+    // A Pod reading its cluster has no file to watch, and needs none.
+    if roots.is_empty() && config.kubernetes.is_none() {
         eprintln!(
             "lapse: nothing to watch: pass paths, list files.paths in --config, or set KUBECONFIG"
         );

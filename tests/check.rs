@@ -12,6 +12,7 @@ mod check {
     mod directories;
     mod exit_codes;
     mod k8s_objects;
+    mod kubernetes;
     mod kubeconfig;
     mod malformed;
     mod output;

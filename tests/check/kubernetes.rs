@@ -1,0 +1,873 @@
+//! `lapse serve` watching a cluster: the test API server
+//! (`support/apiserver.rs`) holds Secrets and ConfigMaps, lapse reads it
+//! through a kubeconfig as a user would, and `/metrics` must follow every
+//! change — after a 410 Gone or a dropped connection too — without ever
+//! touching what it must not: a cluster-scoped endpoint in namespaced mode,
+//! a Helm payload, or a log line with Secret text.
+
+use crate::support::apiserver::{
+    ApiServer, Logged, Resource, config_map, labelled, namespace, secret,
+};
+use crate::support::*;
+use serde_json::json;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOT_AFTER: &str = "lapse_credential_not_after_timestamp_seconds";
+const NO_EXPIRY: &str = "lapse_credential_no_expiry";
+const EXPIRED: &str = "lapse_credential_expired";
+const UP: &str = "lapse_source_up";
+const K8S: [(&str, &str); 1] = [("source", "kubernetes")];
+const HELM: &str = "helm.sh/release.v1";
+
+/// Writes the kubeconfig and `lapse.yaml` (`kubernetes:` with the
+/// kubeconfig, then `extra` lines of the section) and starts
+/// `lapse serve --config lapse.yaml empty/`.
+fn serve(s: &Scratch, api: &ApiServer, extra: &str, flags: &[&str]) -> Server {
+    let kubeconfig = api.write_kubeconfig(&s.path("kube"));
+    s.write(
+        "lapse.yaml",
+        format!(
+            "kubernetes:\n  kubeconfig: {}\n{extra}",
+            kubeconfig.display()
+        ),
+    );
+    s.mkdir("empty");
+    s.serve()
+        .args(flags.iter().copied())
+        .args(["--config", "lapse.yaml", "empty"])
+        .start()
+}
+
+fn secret_path(namespace: &str, name: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/secrets/{name}")
+}
+
+fn config_map_path(namespace: &str, name: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/configmaps/{name}")
+}
+
+fn ca() -> Cert {
+    Cert::ca(
+        "cluster-issuer",
+        datetime!(2024-01-01 0:00 UTC),
+        datetime!(2036-01-01 0:00 UTC),
+    )
+}
+
+/// A leaf of `ca` valid from `from` to `to`.
+fn leaf(ca: &Cert, cn: &str, from: OffsetDateTime, to: OffsetDateTime) -> Cert {
+    ca.issue(cn, from, to)
+}
+
+fn tls_secret(namespace: &str, name: &str, chain: &[&Cert]) -> k8s_openapi::api::core::v1::Secret {
+    secret(
+        namespace,
+        name,
+        "kubernetes.io/tls",
+        &[
+            ("tls.crt", bundle(chain).as_bytes()),
+            ("tls.key", chain[0].key_pem.as_bytes()),
+        ],
+    )
+}
+
+/// Labels of the credential at `index` of `key` in a Secret.
+fn at<'a>(path: &'a str, key: &'a str, fingerprint: &'a str) -> [(&'a str, &'a str); 3] {
+    [("path", path), ("key", key), ("fingerprint", fingerprint)]
+}
+
+/// Lists the requests, one a line, for failure messages.
+fn show(requests: &[Logged]) -> String {
+    requests
+        .iter()
+        .map(Logged::line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_initial_list_of_mixed_secret_types_and_configmaps() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let intermediate = ca.issue(
+        "issuing-ca",
+        datetime!(2025-03-01 0:00 UTC),
+        datetime!(2030-03-01 0:00 UTC),
+    );
+    let shop = leaf(
+        &intermediate,
+        "shop.example",
+        datetime!(2026-10-01 0:00 UTC),
+        datetime!(2027-01-15 0:00 UTC),
+    );
+    let upstream = leaf(
+        &ca,
+        "upstream.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2028-01-01 0:00 UTC),
+    );
+    let root = Cert::ca(
+        "kubernetes",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2035-01-01 0:00 UTC),
+    );
+    let in_helm = Cert::ca(
+        "only-in-a-helm-release",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2027-02-02 0:00 UTC),
+    );
+    let legacy = jwt(
+        json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:ci:deployer"}),
+        "sig-legacy",
+    );
+    let rejected = jwt(
+        json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:ci:old"}),
+        "sig-rejected",
+    );
+    api.put(tls_secret("web", "ingress-tls", &[&shop, &intermediate]));
+    api.put(secret(
+        "ci",
+        "deployer-token",
+        "kubernetes.io/service-account-token",
+        &[("token", legacy.as_bytes()), ("namespace", b"ci")],
+    ));
+    api.put(labelled(
+        secret(
+            "ci",
+            "old-token",
+            "kubernetes.io/service-account-token",
+            &[("token", rejected.as_bytes()), ("namespace", b"ci")],
+        ),
+        &[("kubernetes.io/legacy-token-invalid-since", "2026-01-01")],
+    ));
+    api.put(secret(
+        "kube-system",
+        "bootstrap-token-abcdef",
+        "bootstrap.kubernetes.io/token",
+        &[
+            ("token-id", b"abcdef"),
+            ("token-secret", b"0123456789abcdef"),
+            ("expiration", b"2031-05-01T12:00:00Z"),
+            ("usage-bootstrap-authentication", b"true"),
+        ],
+    ));
+    api.put(secret(
+        "web",
+        "upstream",
+        "Opaque",
+        &[
+            ("upstream-bundle", upstream.pem.as_bytes()),
+            ("password", b"not a credential"),
+        ],
+    ));
+    api.put(secret(
+        "web",
+        "sh.helm.release.v1.shop.v3",
+        HELM,
+        &[("release", in_helm.pem.as_bytes())],
+    ));
+    api.put(config_map(
+        "kube-system",
+        "kube-root-ca.crt",
+        &[("ca.crt", &root.pem)],
+    ));
+    api.put(config_map("web", "settings", &[("LOG_LEVEL", "info")]));
+
+    let server = serve(&s, &api, "", &[]);
+    let m = server.metrics();
+
+    assert_eq!(m.value(UP, &K8S), 1.0, "{}", server.stderr());
+    let tls = secret_path("web", "ingress-tls");
+    let deployer = secret_path("ci", "deployer-token");
+    let old = secret_path("ci", "old-token");
+    let bootstrap = secret_path("kube-system", "bootstrap-token-abcdef");
+    let opaque = secret_path("web", "upstream");
+    let root_ca = config_map_path("kube-system", "kube-root-ca.crt");
+    let mut want = vec![
+        tls.clone(),
+        deployer.clone(),
+        old.clone(),
+        bootstrap.clone(),
+        opaque.clone(),
+        root_ca.clone(),
+    ];
+    want.sort();
+    assert_eq!(m.paths(), want, "\n--- /metrics ---\n{}", m.text);
+
+    // tls.crt: leaf then chain, index 0 and 1; tls.key is no credential.
+    let leaf_series = m.one(NOT_AFTER, &at(&tls, "tls.crt", &shop.fingerprint_label()));
+    assert_eq!(leaf_series.label("source"), "secret");
+    assert_eq!(leaf_series.label("namespace"), "web");
+    assert_eq!(leaf_series.label("name"), "ingress-tls");
+    assert_eq!(leaf_series.label("entry"), "secret web/ingress-tls tls.crt");
+    assert_eq!(leaf_series.label("index"), "0");
+    assert_eq!(leaf_series.label("subject_cn"), "shop.example");
+    m.assert_window(
+        &at(&tls, "tls.crt", &shop.fingerprint_label()),
+        unix(datetime!(2026-10-01 0:00 UTC)),
+        unix(datetime!(2027-01-15 0:00 UTC)),
+    );
+    let chain = m.one(
+        NOT_AFTER,
+        &at(&tls, "tls.crt", &intermediate.fingerprint_label()),
+    );
+    assert_eq!(chain.label("index"), "1");
+    m.assert_window(
+        &at(&tls, "tls.crt", &intermediate.fingerprint_label()),
+        unix(datetime!(2025-03-01 0:00 UTC)),
+        unix(datetime!(2030-03-01 0:00 UTC)),
+    );
+    assert!(m.find(NOT_AFTER, &[("key", "tls.key")]).is_empty());
+
+    // A legacy service-account token never expires by itself…
+    let token = m.one(NO_EXPIRY, &[("path", &deployer), ("key", "token")]);
+    assert_eq!(token.value, 1.0);
+    assert_eq!(token.label("kind"), "jwt");
+    assert_eq!(token.label("entry"), "secret ci/deployer-token token");
+    assert_eq!(
+        token.label("fingerprint"),
+        &sha256(&legacy)["sha256:".len()..][..16]
+    );
+    // …unless Kubernetes labelled it invalid: then it lapsed that day.
+    let invalid = [("path", old.as_str()), ("key", "token")];
+    assert_eq!(
+        m.value(NOT_AFTER, &invalid),
+        unix(datetime!(2026-01-01 0:00 UTC)) as f64
+    );
+    assert_eq!(m.value(EXPIRED, &invalid), 1.0);
+    assert!(m.find(NO_EXPIRY, &invalid).is_empty());
+
+    let boot = [("path", bootstrap.as_str()), ("key", "token-secret")];
+    assert_eq!(
+        m.value(NOT_AFTER, &boot),
+        unix(datetime!(2031-05-01 12:00 UTC)) as f64
+    );
+    assert_eq!(m.value(EXPIRED, &boot), 0.0);
+    assert_eq!(m.one(NOT_AFTER, &boot).label("kind"), "bootstrap-token");
+
+    // PEM under any key name of an Opaque Secret; other values are not credentials.
+    let upstream_fingerprint = upstream.fingerprint_label();
+    let upstream_labels = at(&opaque, "upstream-bundle", &upstream_fingerprint);
+    m.assert_window(
+        &upstream_labels,
+        unix(datetime!(2026-01-01 0:00 UTC)),
+        unix(datetime!(2028-01-01 0:00 UTC)),
+    );
+    assert_eq!(
+        m.one(NOT_AFTER, &upstream_labels).label("entry"),
+        "secret web/upstream upstream-bundle"
+    );
+
+    let root_fingerprint = root.fingerprint_label();
+    let root_labels = at(&root_ca, "ca.crt", &root_fingerprint);
+    let cm = m.one(NOT_AFTER, &root_labels);
+    assert_eq!(cm.label("source"), "configmap");
+    assert_eq!(cm.label("namespace"), "kube-system");
+    assert_eq!(cm.label("name"), "kube-root-ca.crt");
+    assert_eq!(
+        cm.label("entry"),
+        "configmap kube-system/kube-root-ca.crt ca.crt"
+    );
+    m.assert_window(
+        &root_labels,
+        unix(datetime!(2025-01-01 0:00 UTC)),
+        unix(datetime!(2035-01-01 0:00 UTC)),
+    );
+
+    // Helm releases were filtered by the server: asked for with a field
+    // selector on every Secret request, and never sent.
+    assert!(!m.text.contains("only-in-a-helm-release"));
+    let requests = api.requests();
+    let secrets: Vec<&Logged> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/secrets"))
+        .collect();
+    assert!(!secrets.is_empty(), "{}", show(&requests));
+    for r in &secrets {
+        let fields = r.param("fieldSelector").unwrap_or("");
+        assert!(
+            fields.split(',').any(|f| f == "type!=helm.sh/release.v1"),
+            "a Secret request without the Helm filter: {}",
+            r.line()
+        );
+    }
+    let helm_sent: Vec<_> = api
+        .sent()
+        .into_iter()
+        .filter(|o| o.secret_type.as_deref() == Some(HELM))
+        .collect();
+    assert!(helm_sent.is_empty(), "{helm_sent:?}");
+    // Paginated: a limit on every LIST; everything answered.
+    for r in requests.iter().filter(|r| !r.is_watch()) {
+        assert!(
+            r.param("limit").is_some(),
+            "a LIST without limit: {}",
+            r.line()
+        );
+    }
+    assert!(
+        requests.iter().all(|r| r.status == 200),
+        "{}",
+        show(&requests)
+    );
+}
+
+#[test]
+fn added_modified_and_deleted_secrets_show_in_metrics() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let first = leaf(
+        &ca,
+        "first.example",
+        datetime!(2026-06-01 0:00 UTC),
+        datetime!(2027-06-01 0:00 UTC),
+    );
+    let second = leaf(
+        &ca,
+        "second.example",
+        datetime!(2026-11-01 0:00 UTC),
+        datetime!(2027-11-01 0:00 UTC),
+    );
+    let steady = leaf(
+        &ca,
+        "steady.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2029-01-01 0:00 UTC),
+    );
+    api.put(tls_secret("web", "steady", &[&steady]));
+    api.put(config_map("web", "bundle", &[("ca.crt", &ca.pem)]));
+    let server = serve(&s, &api, "", &[]);
+    let path = secret_path("web", "rotating");
+    assert_eq!(
+        server.metrics().paths(),
+        [
+            config_map_path("web", "bundle"),
+            secret_path("web", "steady")
+        ]
+    );
+    assert!(
+        api.wait_for_watches(2, DEADLINE),
+        "lapse opened no watches:\n{}",
+        show(&api.requests())
+    );
+
+    api.put(tls_secret("web", "rotating", &[&first]));
+    let (m, _) = server.wait_for("an added Secret", |m| m.paths().contains(&path));
+    m.assert_window(
+        &at(&path, "tls.crt", &first.fingerprint_label()),
+        unix(datetime!(2026-06-01 0:00 UTC)),
+        unix(datetime!(2027-06-01 0:00 UTC)),
+    );
+
+    api.put(tls_secret("web", "rotating", &[&second]));
+    let (m, _) = server.wait_for("a renewed certificate in tls.crt", |m| {
+        !m.find(
+            NOT_AFTER,
+            &[
+                ("path", &path),
+                ("fingerprint", &second.fingerprint_label()),
+            ],
+        )
+        .is_empty()
+    });
+    assert_eq!(
+        m.find(NOT_AFTER, &[("path", &path)]).len(),
+        1,
+        "the old certificate's series stayed:\n{}",
+        m.text
+    );
+    m.assert_window(
+        &at(&path, "tls.crt", &second.fingerprint_label()),
+        unix(datetime!(2026-11-01 0:00 UTC)),
+        unix(datetime!(2027-11-01 0:00 UTC)),
+    );
+
+    api.delete_secret("web", "rotating");
+    let (m, _) = server.wait_for("a deleted Secret", |m| !m.paths().contains(&path));
+    api.delete_config_map("web", "bundle");
+    let (m2, _) = server.wait_for("a deleted ConfigMap", |m| m.paths().len() == 1);
+    assert!(m.text.contains("steady.example"));
+    assert_eq!(m2.paths(), [secret_path("web", "steady")]);
+    // No re-list was needed: one LIST per resource, then watches.
+    let lists: Vec<Logged> = api
+        .requests()
+        .into_iter()
+        .filter(|r| !r.is_watch())
+        .collect();
+    assert_eq!(lists.len(), 2, "{}", show(&lists));
+}
+
+#[test]
+fn after_410_gone_a_relist_loses_nothing_and_keeps_nothing_stale() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let keep = leaf(
+        &ca,
+        "keep.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2028-01-01 0:00 UTC),
+    );
+    let before = leaf(
+        &ca,
+        "before.example",
+        datetime!(2026-02-01 0:00 UTC),
+        datetime!(2027-02-01 0:00 UTC),
+    );
+    let after = leaf(
+        &ca,
+        "after.example",
+        datetime!(2026-11-01 0:00 UTC),
+        datetime!(2027-11-01 0:00 UTC),
+    );
+    let born = leaf(
+        &ca,
+        "born.example",
+        datetime!(2026-11-02 0:00 UTC),
+        datetime!(2027-11-02 0:00 UTC),
+    );
+    api.put(tls_secret("web", "keep", &[&keep]));
+    api.put(tls_secret("web", "renewed", &[&before]));
+    api.put(tls_secret("ci", "doomed", &[&keep]));
+    api.put(config_map("ci", "doomed-ca", &[("ca.crt", &ca.pem)]));
+    let server = serve(&s, &api, "", &[]);
+    assert!(
+        api.wait_for_watches(2, DEADLINE),
+        "{}",
+        show(&api.requests())
+    );
+    assert_eq!(server.metrics().paths().len(), 4);
+
+    // The API server goes away; while it is away, objects change and
+    // etcd compacts, so the versions lapse watched from are gone.
+    api.set_down(true);
+    api.put(tls_secret("web", "renewed", &[&after]));
+    api.delete_secret("ci", "doomed");
+    api.delete_config_map("ci", "doomed-ca");
+    api.put(tls_secret("web", "born", &[&born]));
+    api.expire_history();
+    let compacted = api.resource_version();
+    std::thread::sleep(Duration::from_millis(300));
+    api.set_down(false);
+
+    let renewed = secret_path("web", "renewed");
+    let (m, _) = server.wait_for("the state after 410 Gone", |m| {
+        m.paths()
+            == [
+                secret_path("web", "born"),
+                secret_path("web", "keep"),
+                renewed.clone(),
+            ]
+    });
+    m.assert_window(
+        &at(&renewed, "tls.crt", &after.fingerprint_label()),
+        unix(datetime!(2026-11-01 0:00 UTC)),
+        unix(datetime!(2027-11-01 0:00 UTC)),
+    );
+    assert_eq!(
+        m.find(NOT_AFTER, &[("path", &renewed)]).len(),
+        1,
+        "{}",
+        m.text
+    );
+    m.assert_window(
+        &at(
+            &secret_path("web", "born"),
+            "tls.crt",
+            &born.fingerprint_label(),
+        ),
+        unix(datetime!(2026-11-02 0:00 UTC)),
+        unix(datetime!(2027-11-02 0:00 UTC)),
+    );
+    assert_eq!(m.value(UP, &K8S), 1.0);
+
+    // It got there by a watch answered 410, then a fresh LIST.
+    let requests = api.requests();
+    let gone = requests.iter().position(|r| {
+        r.is_watch()
+            && r.param("resourceVersion")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|v| v < compacted)
+            && r.sent.is_empty()
+    });
+    let relisted = gone.is_some_and(|i| requests[i..].iter().any(|r| !r.is_watch()));
+    assert!(relisted, "no 410 then re-list:\n{}", show(&requests));
+    assert!(
+        m.value(
+            "lapse_errors_total",
+            &[("source", "kubernetes"), ("reason", "expired")]
+        ) >= 1.0,
+        "{}",
+        m.text
+    );
+}
+
+#[test]
+fn namespace_scoped_mode_never_touches_a_cluster_scoped_endpoint() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    for ns in ["web", "ci", "prod", "kube-system"] {
+        api.put(tls_secret(ns, "tls", &[&ca]));
+        api.put(config_map(ns, "ca", &[("ca.crt", &ca.pem)]));
+    }
+    let server = serve(&s, &api, "  namespaces: [web, ci]\n", &[]);
+    assert!(
+        api.wait_for_watches(4, DEADLINE),
+        "{}",
+        show(&api.requests())
+    );
+    api.put(tls_secret("ci", "later", &[&ca]));
+    api.put(tls_secret("prod", "later", &[&ca]));
+    let (m, _) = server.wait_for("a Secret added in a watched namespace", |m| {
+        m.paths().contains(&secret_path("ci", "later"))
+    });
+    // A dropped connection and a re-list stay namespaced too.
+    api.drop_connections();
+    api.expire_history();
+    api.put(config_map("web", "after-relist", &[("ca.crt", &ca.pem)]));
+    let (m2, _) = server.wait_for("a ConfigMap added after a re-list", |m| {
+        m.paths().contains(&config_map_path("web", "after-relist"))
+    });
+
+    let mut want = vec![
+        secret_path("ci", "later"),
+        secret_path("ci", "tls"),
+        secret_path("web", "tls"),
+        config_map_path("ci", "ca"),
+        config_map_path("web", "ca"),
+    ];
+    want.sort();
+    assert_eq!(m.paths(), want);
+    assert!(
+        m2.paths()
+            .iter()
+            .all(|p| p.contains("/namespaces/web/") || p.contains("/namespaces/ci/"))
+    );
+    // Every scope re-listed after its own 410 (each on its own backoff).
+    server.wait_for("every scope back up", |m| m.value(UP, &K8S) == 1.0);
+
+    let requests = api.requests();
+    let cluster = api.cluster_scoped_requests();
+    assert!(
+        cluster.is_empty(),
+        "namespaced mode called cluster-scoped endpoints:\n{}\n--- every request ---\n{}",
+        show(&cluster),
+        show(&requests)
+    );
+    let elsewhere: Vec<Logged> = requests
+        .iter()
+        .filter(|r| !matches!(r.namespace(), Some("web" | "ci")))
+        .cloned()
+        .collect();
+    assert!(elsewhere.is_empty(), "{}", show(&elsewhere));
+    // Each namespace was listed and watched, Secrets and ConfigMaps.
+    for ns in ["web", "ci"] {
+        for resource in ["secrets", "configmaps"] {
+            let endpoint = format!("/api/v1/namespaces/{ns}/{resource}");
+            let of = |watch: bool| {
+                requests
+                    .iter()
+                    .any(|r| r.path == endpoint && r.is_watch() == watch)
+            };
+            assert!(of(false) && of(true), "{endpoint}:\n{}", show(&requests));
+        }
+    }
+}
+
+#[test]
+fn a_forbidden_namespace_is_reported_and_the_rest_stays_exported() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let web = leaf(
+        &ca,
+        "web.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2028-01-01 0:00 UTC),
+    );
+    let ci = leaf(
+        &ca,
+        "ci.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2028-06-01 0:00 UTC),
+    );
+    api.put(tls_secret("web", "tls", &[&web]));
+    api.put(tls_secret("ci", "tls", &[&ci]));
+    api.forbid_namespace("ci");
+    let server = serve(&s, &api, "  namespaces: [web, ci]\n", &[]);
+
+    let (m, _) = server.wait_for("the source down", |m| m.value(UP, &K8S) == 0.0);
+    assert_eq!(m.paths(), [secret_path("web", "tls")]);
+    assert!(
+        m.value(
+            "lapse_errors_total",
+            &[("source", "kubernetes"), ("reason", "forbidden")]
+        ) >= 1.0
+    );
+    let stderr = server.stderr();
+    for needle in ["forbidden", "list secrets", "namespace ci"] {
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+    let page = server.get("/").body;
+    assert_contains(&page, "/api/v1/namespaces/ci/secrets");
+    assert_contains(&page, "cannot list secrets in namespace ci");
+    assert!(
+        !m.text.contains("cannot list"),
+        "error text in a label:\n{}",
+        m.text
+    );
+
+    // Granted: the source comes back up with ci's credentials.
+    api.allow_all();
+    let (m, took) = server.wait_for("the source up again", |m| {
+        m.value(UP, &K8S) == 1.0 && m.paths().len() == 2
+    });
+    println!("recovered from 403 in {took:?}");
+    assert!(!server.get("/").body.contains("cannot list"));
+
+    // Revoked while running: the watch fails, the last good credentials stay.
+    api.forbid_namespace("web");
+    api.drop_connections();
+    let (m2, _) = server.wait_for("the source down again", |m| m.value(UP, &K8S) == 0.0);
+    assert_eq!(m2.paths(), m.paths());
+    m2.assert_window(
+        &at(
+            &secret_path("web", "tls"),
+            "tls.crt",
+            &web.fingerprint_label(),
+        ),
+        unix(datetime!(2026-01-01 0:00 UTC)),
+        unix(datetime!(2028-01-01 0:00 UTC)),
+    );
+    assert!(api.cluster_scoped_requests().is_empty());
+}
+
+#[test]
+fn selectors_exclusions_and_configmaps_off() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let team = [("team", "payments")];
+    api.put(labelled(tls_secret("web", "mine", &[&ca]), &team));
+    api.put(tls_secret("web", "theirs", &[&ca]));
+    api.put(labelled(tls_secret("kube-public", "mine", &[&ca]), &team));
+    api.put(labelled(
+        config_map("web", "mine", &[("ca.crt", &ca.pem)]),
+        &team,
+    ));
+    api.put(namespace("kube-public", &[]));
+    let server = serve(
+        &s,
+        &api,
+        "  label_selector: team=payments\n  exclude_namespaces: [kube-public]\n  configmaps: false\n",
+        &[],
+    );
+    assert_eq!(server.metrics().paths(), [secret_path("web", "mine")]);
+    assert!(api.wait_for_watches(1, DEADLINE));
+
+    // Leaving the selector is a deletion as far as lapse can see.
+    api.put(tls_secret("web", "mine", &[&ca]));
+    server.wait_for("a Secret relabelled out of the selector", |m| {
+        m.paths().is_empty()
+    });
+    api.put(labelled(tls_secret("web", "theirs", &[&ca]), &team));
+    server.wait_for("a Secret relabelled into the selector", |m| {
+        m.paths() == [secret_path("web", "theirs")]
+    });
+
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|r| r.path == "/api/v1/secrets"),
+        "{}",
+        show(&requests)
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.param("labelSelector") == Some("team=payments")),
+        "{}",
+        show(&requests)
+    );
+    assert!(api.sent().iter().all(|o| o.resource == Resource::Secrets));
+}
+
+#[test]
+fn no_secret_text_reaches_logs_metrics_or_the_page() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let server_cert = leaf(
+        &ca,
+        "leaky.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-12-01 0:00 UTC),
+    );
+    let token = jwt(
+        json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:web:app"}),
+        "PLANTED-signature-4c1d",
+    );
+    let bound = jwt(
+        json!({"iss": "https://kubernetes.default.svc", "sub": "system:serviceaccount:web:app",
+               "exp": 1_830_000_000, "iat": 1_790_000_000}),
+        "PLANTED-bound-91ab",
+    );
+    let password = "PLANTED-password-7f3a9c0e";
+    let bootstrap_secret = "q8w7e6r5t4y3u2i1";
+    let canaries: Vec<(&str, String)> = vec![
+        ("private key PEM", server_cert.key_pem.clone()),
+        ("private key line", server_cert.key_pem_fragment()),
+        ("token", token.clone()),
+        ("token signature", b64url("PLANTED-signature-4c1d")),
+        ("bound token", bound.clone()),
+        ("password", password.to_string()),
+        ("bootstrap token secret", bootstrap_secret.to_string()),
+    ];
+    api.put(tls_secret("web", "leaky-tls", &[&server_cert]));
+    api.put(secret(
+        "web",
+        "app-token",
+        "kubernetes.io/service-account-token",
+        &[("token", token.as_bytes())],
+    ));
+    api.put(secret(
+        "web",
+        "app-credentials",
+        "Opaque",
+        &[
+            ("password", password.as_bytes()),
+            ("projected-token", bound.as_bytes()),
+            (
+                "broken.pem",
+                b"-----BEGIN CERTIFICATE-----\nPLANTED-password-7f3a9c0e\n",
+            ),
+        ],
+    ));
+    api.put(secret(
+        "kube-system",
+        "bootstrap-token-q8w7e6",
+        "bootstrap.kubernetes.io/token",
+        &[
+            ("token-id", b"q8w7e6"),
+            ("token-secret", bootstrap_secret.as_bytes()),
+            ("expiration", b"2027-01-01T00:00:00Z"),
+        ],
+    ));
+    let server = serve(&s, &api, "", &["-vvv"]);
+    assert!(api.wait_for_watches(2, DEADLINE));
+    // Watch events and a re-list go through the same code paths as the first list.
+    api.put(secret(
+        "web",
+        "app-credentials",
+        "Opaque",
+        &[
+            ("password", password.as_bytes()),
+            ("projected-token", bound.as_bytes()),
+            ("ca.crt", ca.pem.as_bytes()),
+        ],
+    ));
+    let credentials = secret_path("web", "app-credentials");
+    let (m, _) = server.wait_for("the modified Secret", |m| {
+        !m.find(NOT_AFTER, &[("path", &credentials), ("key", "ca.crt")])
+            .is_empty()
+    });
+    api.expire_history();
+    api.drop_connections();
+    api.put(tls_secret("web", "after", &[&server_cert]));
+    server.wait_for("a re-list", |m| {
+        m.paths().contains(&secret_path("web", "after"))
+    });
+
+    let outputs = [
+        ("stderr (-vvv)", server.stderr()),
+        ("/metrics", server.get("/metrics").body),
+        ("/", server.get("/").body),
+    ];
+    assert!(
+        outputs[0].1.lines().count() > 10,
+        "expected a verbose log:\n{}",
+        outputs[0].1
+    );
+    for (what, secret) in &canaries {
+        for (form, text) in [("as is", secret.clone()), ("base64", b64(secret))] {
+            for (place, out) in &outputs {
+                assert!(
+                    !out.contains(&text),
+                    "{what} ({form}) leaked into {place}:\n  {text}\n--- {place} ---\n{out}"
+                );
+            }
+        }
+    }
+    assert!(!m.text.contains("PLANTED"));
+}
+
+#[test]
+#[ignore = "bug: a scope whose watch failed to restart stays down after the watch resumes without a re-list"]
+fn an_api_server_restart_takes_the_source_down_and_back_up() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    api.put(tls_secret("web", "tls", &[&ca]));
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    assert!(api.wait_for_watches(1, DEADLINE));
+
+    // Unreachable for a moment; etcd keeps its history, so the watch can
+    // resume from where it was without a re-list.
+    api.set_down(true);
+    let (m, _) = server.wait_for("the source down", |m| m.value(UP, &K8S) == 0.0);
+    assert_eq!(
+        m.paths(),
+        [secret_path("web", "tls")],
+        "last good credentials stay"
+    );
+    assert!(
+        m.value(
+            "lapse_errors_total",
+            &[("source", "kubernetes"), ("reason", "unreachable")]
+        ) >= 1.0
+    );
+    api.set_down(false);
+    server.wait_for("the source up again", |m| m.value(UP, &K8S) == 1.0);
+    assert!(!server.get("/").body.contains("Could not read"));
+}
+
+#[test]
+fn a_kubernetes_section_alone_is_enough() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    api.put(tls_secret("web", "tls", &[&ca]));
+    // The user's kubeconfig, as `kubernetes: {}` finds it.
+    let written = api.write_kubeconfig(&s.path("kube"));
+    s.mkdir("home/.kube");
+    std::fs::copy(&written, s.path("home/.kube/config")).unwrap();
+    s.write("lapse.yaml", "kubernetes: {}\n");
+    let server = s.serve().args(["--config", "lapse.yaml"]).start();
+    let m = server.metrics();
+    assert_eq!(m.value(UP, &K8S), 1.0);
+    assert!(m.paths().contains(&secret_path("web", "tls")), "{}", m.text);
+}
+
+#[test]
+fn with_no_file_to_watch_the_cluster_is_enough() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    api.put(tls_secret("web", "tls", &[&ca]));
+    let kubeconfig = api.write_kubeconfig(&s.path("kube"));
+    s.write(
+        "lapse.yaml",
+        format!("kubernetes:\n  kubeconfig: {}\n", kubeconfig.display()),
+    );
+    let server = s.serve().args(["--config", "lapse.yaml"]).start();
+    let m = server.metrics();
+    assert_eq!(m.value(UP, &K8S), 1.0);
+    assert_eq!(m.paths(), [secret_path("web", "tls")]);
+}
