@@ -78,6 +78,19 @@ fn at<'a>(path: &'a str, key: &'a str, fingerprint: &'a str) -> [(&'a str, &'a s
     [("path", path), ("key", key), ("fingerprint", fingerprint)]
 }
 
+/// Polls `done` every [`POLL`] for at most [`DEADLINE`].
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: not after {DEADLINE:?}"
+        );
+        std::thread::sleep(POLL);
+    }
+    println!("{what}: after {} ms", started.elapsed().as_millis());
+}
+
 /// Lists the requests, one a line, for failure messages.
 fn show(requests: &[Logged]) -> String {
     requests
@@ -667,10 +680,14 @@ fn selectors_exclusions_and_configmaps_off() {
     let server = serve(
         &s,
         &api,
-        "  label_selector: team=payments\n  exclude_namespaces: [kube-public]\n  configmaps: false\n",
+        "  label_selector: team=payments\n  exclude_namespaces: [kube-public]\n  configmaps: false\n  \
+         copy_labels: [team]\n",
         &[],
     );
-    assert_eq!(server.metrics().paths(), [secret_path("web", "mine")]);
+    let m = server.metrics();
+    assert_eq!(m.paths(), [secret_path("web", "mine")]);
+    // Opted-in Kubernetes labels ride along on every series.
+    assert_eq!(m.one(NOT_AFTER, &[]).label("secret_label_team"), "payments");
     assert!(api.wait_for_watches(1, DEADLINE));
 
     // Leaving the selector is a deletion as far as lapse can see.
@@ -870,4 +887,224 @@ fn with_no_file_to_watch_the_cluster_is_enough() {
     let m = server.metrics();
     assert_eq!(m.value(UP, &K8S), 1.0);
     assert_eq!(m.paths(), [secret_path("web", "tls")]);
+}
+
+#[test]
+fn a_large_cluster_is_listed_page_by_page() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    for i in 0..1_200 {
+        api.put(secret(
+            &format!("team-{}", i % 7),
+            &format!("cert-{i:04}"),
+            "Opaque",
+            &[("ca.pem", ca.pem.as_bytes())],
+        ));
+    }
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    let m = server.metrics();
+    assert_eq!(m.paths().len(), 1_200);
+    assert_eq!(m.value(UP, &K8S), 1.0);
+    let lists: Vec<Logged> = api
+        .requests()
+        .into_iter()
+        .filter(|r| !r.is_watch())
+        .collect();
+    let limit = lists[0].param("limit").expect("a page size");
+    let pages = 1_200usize.div_ceil(limit.parse::<usize>().unwrap());
+    assert!(pages > 1, "the page size is {limit}: use more objects");
+    assert_eq!(lists.len(), pages, "{}", show(&lists));
+    assert!(lists[0].param("continue").is_none());
+    assert!(
+        lists[1..].iter().all(|r| r.param("continue").is_some()),
+        "{}",
+        show(&lists)
+    );
+    // The watch starts from the version the first page was taken at.
+    let watch = api.requests().into_iter().find(Logged::is_watch);
+    if let Some(w) = watch {
+        assert_eq!(
+            w.param("resourceVersion"),
+            Some(api.resource_version().to_string().as_str())
+        );
+    }
+}
+
+#[test]
+fn throttling_is_waited_out_as_the_server_asks() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    api.put(tls_secret("web", "tls", &[&ca]));
+    api.throttle(1);
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    let m = server.metrics();
+    assert_eq!(m.value(UP, &K8S), 1.0);
+    assert_eq!(m.paths(), [secret_path("web", "tls")]);
+    let requests = api.requests();
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..2], [429, 200], "{}", show(&requests));
+    // Retry-After: 1 was respected.
+    let waited = requests[1].received - requests[0].received;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}"
+    );
+}
+
+#[test]
+#[ignore = "disagreement: kube's client retries 429 itself (Config::default_retry), so lapse never sees one to count"]
+fn throttling_is_counted() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    api.put(tls_secret("web", "tls", &[&ca()]));
+    api.throttle(1);
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    let m = server.metrics();
+    assert_eq!(
+        m.value(
+            "lapse_errors_total",
+            &[("source", "kubernetes"), ("reason", "throttled")]
+        ),
+        1.0,
+        "{}",
+        m.text
+    );
+}
+
+#[test]
+fn a_rejected_token_takes_the_source_down_and_keeps_the_last_credentials() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    api.put(tls_secret("web", "tls", &[&ca]));
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    assert!(api.wait_for_watches(1, DEADLINE));
+
+    // The token is revoked: every request is 401 from now on.
+    api.set_token("rotated-elsewhere");
+    api.drop_connections();
+    let (m, _) = server.wait_for("the source down", |m| m.value(UP, &K8S) == 0.0);
+    assert_eq!(
+        m.paths(),
+        [secret_path("web", "tls")],
+        "last good credentials stay"
+    );
+    // The first failure may be the dropped connection; the retry meets the 401.
+    wait_until("the 401 on the page", || {
+        server.get("/").body.contains("unauthorized")
+    });
+    assert!(api.requests().iter().any(|r| r.status == 401));
+    assert_contains(&server.stderr(), "unauthorized");
+    let m = server.metrics();
+    assert_eq!(m.value(UP, &K8S), 0.0);
+    assert_eq!(m.paths(), [secret_path("web", "tls")]);
+}
+
+#[test]
+fn keystores_open_with_a_sibling_password_or_one_from_another_secret() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let shop = leaf(
+        &ca,
+        "shop.example",
+        datetime!(2026-05-01 0:00 UTC),
+        datetime!(2027-05-01 0:00 UTC),
+    );
+    let partner = leaf(
+        &ca,
+        "partner.example",
+        datetime!(2026-07-01 0:00 UTC),
+        datetime!(2027-07-01 0:00 UTC),
+    );
+    api.put(secret(
+        "web",
+        "shop-keystore",
+        "Opaque",
+        &[
+            ("keystore.p12", &pkcs12(&[&shop, &ca], "changeit-sibling")),
+            ("keystore-password", b"changeit-sibling"),
+        ],
+    ));
+    api.put(secret(
+        "web",
+        "partner-truststore",
+        "Opaque",
+        &[("truststore.p12", &pkcs12(&[&partner], "kept-in-vault-9"))],
+    ));
+    api.put(secret(
+        "web",
+        "wrong",
+        "Opaque",
+        &[
+            ("keystore.p12", &pkcs12(&[&shop], "the-real-one")),
+            ("keystore-password", b"a-stale-one"),
+        ],
+    ));
+    let server = serve(
+        &s,
+        &api,
+        "  configmaps: false\n  keystore_password_secrets: [vault/keystore-pass/password]\n",
+        &[],
+    );
+    let shop_path = secret_path("web", "shop-keystore");
+    let partner_path = secret_path("web", "partner-truststore");
+    let m = server.metrics();
+    m.assert_window(
+        &at(&shop_path, "keystore.p12", &shop.fingerprint_label()),
+        unix(datetime!(2026-05-01 0:00 UTC)),
+        unix(datetime!(2027-05-01 0:00 UTC)),
+    );
+    assert_eq!(m.find(NOT_AFTER, &[("path", &shop_path)]).len(), 2);
+    assert_eq!(m.paths(), std::slice::from_ref(&shop_path));
+    let password_errors = [("source", "kubernetes"), ("reason", "password")];
+    assert!(
+        m.value("lapse_errors_total", &password_errors) >= 2.0,
+        "{}",
+        m.text
+    );
+    let page = server.get("/").body;
+    assert_contains(&page, &secret_path("web", "wrong"));
+    assert_contains(&page, &partner_path);
+
+    // The password arrives in another Secret: the locked store is fetched again.
+    assert!(api.wait_for_watches(1, DEADLINE));
+    api.put(secret(
+        "vault",
+        "keystore-pass",
+        "Opaque",
+        &[("password", b"kept-in-vault-9")],
+    ));
+    let (m, _) = server.wait_for("the truststore opened", |m| {
+        m.paths().contains(&partner_path)
+    });
+    m.assert_window(
+        &at(
+            &partner_path,
+            "truststore.p12",
+            &partner.fingerprint_label(),
+        ),
+        unix(datetime!(2026-07-01 0:00 UTC)),
+        unix(datetime!(2027-07-01 0:00 UTC)),
+    );
+    assert!(!m.paths().contains(&secret_path("web", "wrong")));
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.path == partner_path && r.method == "GET" && r.status == 200),
+        "{}",
+        show(&api.requests())
+    );
+    let page = server.get("/").body;
+    let stderr = server.stderr();
+    for secret in [
+        "changeit-sibling",
+        "kept-in-vault-9",
+        "a-stale-one",
+        "the-real-one",
+    ] {
+        assert!(!page.contains(secret) && !stderr.contains(secret) && !m.text.contains(secret));
+    }
 }

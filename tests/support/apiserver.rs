@@ -298,6 +298,8 @@ pub struct Logged {
     pub query: Vec<(String, String)>,
     pub status: u16,
     pub sent: Vec<Sent>,
+    /// When the request arrived.
+    pub received: Instant,
 }
 
 impl Logged {
@@ -954,6 +956,7 @@ fn handle(shared: &Shared, request: &Request, out: &mut TcpStream) -> bool {
             query: request.query.clone(),
             status: 0,
             sent: Vec::new(),
+            received: Instant::now(),
         });
         log.len() - 1
     };
