@@ -1108,3 +1108,48 @@ fn keystores_open_with_a_sibling_password_or_one_from_another_secret() {
         assert!(!page.contains(secret) && !stderr.contains(secret) && !m.text.contains(secret));
     }
 }
+
+#[test]
+fn cluster_mode_without_cluster_permissions_names_what_is_missing() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    api.put(tls_secret("web", "tls", &[&ca()]));
+    api.forbid_cluster_scope();
+    let server = serve(&s, &api, "", &[]);
+    let m = server.metrics();
+    assert_eq!(m.value(UP, &K8S), 0.0);
+    assert!(m.paths().is_empty());
+    let page = server.get("/").body;
+    assert_contains(&page, "cannot list secrets cluster-wide");
+    assert_contains(&page, "cannot list configmaps cluster-wide");
+    assert_contains(&server.stderr(), "forbidden");
+}
+
+#[test]
+fn an_unreachable_api_at_start_is_reported_until_it_answers() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    api.put(tls_secret("web", "tls", &[&ca]));
+    api.set_down(true);
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    let m = server.metrics();
+    assert_eq!(
+        m.value(UP, &K8S),
+        0.0,
+        "ready, and saying the cluster is not read"
+    );
+    assert!(m.paths().is_empty());
+    assert!(
+        m.value(
+            "lapse_errors_total",
+            &[("source", "kubernetes"), ("reason", "unreachable")]
+        ) >= 1.0
+    );
+    assert_contains(&server.get("/").body, "list secrets cluster-wide");
+
+    api.set_down(false);
+    let (m, _) = server.wait_for("the first list", |m| m.value(UP, &K8S) == 1.0);
+    assert_eq!(m.paths(), [secret_path("web", "tls")]);
+    assert!(!server.get("/").body.contains("Could not read"));
+}
