@@ -13,6 +13,7 @@ mod check {
     mod exit_codes;
     mod k8s_objects;
     mod kubernetes;
+    mod kubernetes_failures;
     mod kubeconfig;
     mod malformed;
     mod output;
