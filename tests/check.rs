@@ -12,9 +12,9 @@ mod check {
     mod directories;
     mod exit_codes;
     mod k8s_objects;
+    mod kubeconfig;
     mod kubernetes;
     mod kubernetes_failures;
-    mod kubeconfig;
     mod malformed;
     mod output;
     mod secrecy;
