@@ -4,7 +4,7 @@
 //! log, `/metrics` or the page.
 
 use super::kubernetes::*;
-use crate::support::apiserver::{ApiServer, secret};
+use crate::support::apiserver::{ApiServer, TOKEN, secret};
 use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
@@ -111,6 +111,7 @@ fn no_secret_text_reaches_logs_metrics_or_the_page() {
         ("bound token", bound.clone()),
         ("password", password.to_string()),
         ("bootstrap token secret", bootstrap_secret.to_string()),
+        ("lapse's own bearer token", TOKEN.to_string()),
     ];
     api.put(tls_secret("web", "leaky-tls", &[&server_cert]));
     api.put(secret(
