@@ -539,19 +539,72 @@ async fn watch_scope<K>(
     K: kube::Resource + Derive + serde::de::DeserializeOwned,
     <K as kube::Resource>::DynamicType: Default,
 {
+    // Filter on the server: Helm payloads and excluded namespaces never arrive.
+    let mut fields: Vec<String> = Vec::new();
+    if scope.kind == ObjectKind::Secret {
+        fields.extend(
+            config
+                .exclude_secret_types
+                .iter()
+                .map(|t| format!("type!={t}")),
+        );
+    }
+    if scope.namespace.is_none() {
+        fields.extend(
+            config
+                .exclude_namespaces
+                .iter()
+                .map(|n| format!("metadata.namespace!={n}")),
+        );
+    }
     let mut wc = watcher::Config::default();
-    if scope.kind == ObjectKind::Secret && !config.exclude_secret_types.is_empty() {
-        let fields: Vec<String> = config
-            .exclude_secret_types
-            .iter()
-            .map(|t| format!("type!={t}"))
-            .collect();
+    if !fields.is_empty() {
         wc = wc.fields(&fields.join(","));
     }
     if let Some(labels) = &config.label_selector {
         wc = wc.labels(labels);
     }
-    let mut events = watcher::watcher(api, wc).default_backoff().boxed();
+    // A failed watch restarts from a fresh LIST: the watcher resumes a
+    // watch silently, and only a completed list proves the scope healthy again.
+    loop {
+        let restart = run_watcher(
+            &api, &scope, &wc, config, &store, &changed, &metrics, &client,
+        )
+        .await;
+        if !restart {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs one watcher until its stream ends (false) or a watch fails after
+/// the list (true: start over).
+#[allow(clippy::too_many_arguments)]
+async fn run_watcher<K>(
+    api: &Api<K>,
+    scope: &Scope,
+    wc: &watcher::Config,
+    config: &KubernetesConfig,
+    store: &Arc<Mutex<Store>>,
+    changed: &Arc<Notify>,
+    metrics: &Arc<SelfMetrics>,
+    client: &Option<Client>,
+) -> bool
+where
+    K: kube::Resource + Derive + serde::de::DeserializeOwned,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let (scope, store, changed, metrics, client) = (
+        scope.clone(),
+        store.clone(),
+        changed.clone(),
+        metrics.clone(),
+        client.clone(),
+    );
+    let mut events = watcher::watcher(api.clone(), wc.clone())
+        .default_backoff()
+        .boxed();
     while let Some(event) = events.next().await {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
         match event {
@@ -630,9 +683,14 @@ async fn watch_scope<K>(
                 }
                 s.settled.insert(scope.clone());
                 changed.notify_one();
+                let listing = matches!(e, watcher::Error::InitialListFailed(_));
+                if !listing && reason != ErrorReason::Expired {
+                    return true;
+                }
             }
         }
     }
+    false
 }
 
 /// Remembers the value of a configured password Secret; true when it is new.
