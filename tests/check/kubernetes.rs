@@ -467,7 +467,6 @@ fn after_410_gone_a_relist_loses_nothing_and_keeps_nothing_stale() {
     api.delete_config_map("ci", "doomed-ca");
     api.put(tls_secret("web", "born", &[&born]));
     api.expire_history();
-    let compacted = api.resource_version();
     std::thread::sleep(Duration::from_millis(300));
     api.set_down(false);
 
