@@ -519,6 +519,72 @@ fn after_410_gone_a_relist_loses_nothing_and_keeps_nothing_stale() {
 }
 
 #[test]
+fn a_watch_ended_by_410_gone_relists_and_finds_what_it_missed() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let old = leaf(
+        &ca,
+        "old.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    let new = leaf(
+        &ca,
+        "new.example",
+        datetime!(2026-11-01 0:00 UTC),
+        datetime!(2027-11-01 0:00 UTC),
+    );
+    api.put(tls_secret("web", "rotating", &[&old]));
+    let server = serve(&s, &api, "  configmaps: false\n", &[]);
+    assert!(
+        api.wait_for_watches(1, DEADLINE),
+        "{}",
+        show(&api.requests())
+    );
+    let lists_before = api.requests().iter().filter(|r| !r.is_watch()).count();
+
+    // The change and the compaction land together: the open watch can only
+    // answer 410 Gone, and only a re-list can see the new certificate.
+    api.put_and_expire(tls_secret("web", "rotating", &[&new]));
+
+    let path = secret_path("web", "rotating");
+    let (m, _) = server.wait_for("the certificate after 410 Gone", |m| {
+        !m.find(NOT_AFTER, &at(&path, "tls.crt", &new.fingerprint_label()))
+            .is_empty()
+    });
+    assert_eq!(m.find(NOT_AFTER, &[("path", &path)]).len(), 1, "{}", m.text);
+    m.assert_window(
+        &at(&path, "tls.crt", &new.fingerprint_label()),
+        unix(datetime!(2026-11-01 0:00 UTC)),
+        unix(datetime!(2027-11-01 0:00 UTC)),
+    );
+    let requests = api.requests();
+    let lists_after = requests.iter().filter(|r| !r.is_watch()).count();
+    assert!(
+        lists_after > lists_before,
+        "no re-list:\n{}",
+        show(&requests)
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.sent.iter().any(|x| x.how == "MODIFIED")),
+        "the change must not have arrived as a watch event:\n{}",
+        show(&requests)
+    );
+    assert!(
+        m.value(
+            "lapse_errors_total",
+            &[("source", "kubernetes"), ("reason", "expired")]
+        ) >= 1.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(m.value(UP, &K8S), 1.0);
+}
+
+#[test]
 fn namespace_scoped_mode_never_touches_a_cluster_scoped_endpoint() {
     let s = Scratch::new();
     let api = ApiServer::start();

@@ -435,7 +435,18 @@ impl ApiServer {
 
     /// Creates or replaces `obj` (ADDED or MODIFIED); creates its namespace
     /// first when missing. Returns the new resource version.
-    pub fn put<T: ApiObject>(&self, mut obj: T) -> u64 {
+    pub fn put<T: ApiObject>(&self, obj: T) -> u64 {
+        self.put_then(obj, false)
+    }
+
+    /// [`put`](Self::put), then compaction in the same instant: no watcher
+    /// can see the change as an event, so every open watch ends with 410
+    /// Gone and only a re-list finds the object.
+    pub fn put_and_expire<T: ApiObject>(&self, obj: T) -> u64 {
+        self.put_then(obj, true)
+    }
+
+    fn put_then<T: ApiObject>(&self, mut obj: T, expire: bool) -> u64 {
         obj.normalize();
         let mut state = self.shared.state();
         let namespace = obj.metadata().namespace.clone().unwrap_or_default();
@@ -453,6 +464,10 @@ impl ApiServer {
             }
         }
         let rv = store(&mut state, obj);
+        if expire {
+            state.compacted = state.rv;
+            state.history.clear();
+        }
         self.shared.changed.notify_all();
         rv
     }
