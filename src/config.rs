@@ -346,6 +346,7 @@ impl Validator {
             "configmaps",
             "keystore_password_secrets",
             "copy_labels",
+            "configmap_keys",
         ];
         let m = self.object("kubernetes", v, &known)?;
         if let Some(p) = m
@@ -399,6 +400,21 @@ impl Validator {
         }
         if let Some(l) = m.get("copy_labels") {
             k.copy_labels = self.strings("kubernetes.copy_labels", l);
+        }
+        if let Some(g) = m.get("configmap_keys") {
+            for (i, pattern) in self
+                .strings("kubernetes.configmap_keys", g)
+                .iter()
+                .enumerate()
+            {
+                match Glob::new(pattern) {
+                    Ok(glob) => k.configmap_keys.push(glob.compile_matcher()),
+                    Err(e) => self.problem(
+                        &format!("kubernetes.configmap_keys[{i}]"),
+                        format!("invalid glob: {}", e.kind()),
+                    ),
+                }
+            }
         }
         Some(k)
     }
@@ -594,7 +610,8 @@ mod kubernetes_tests {
             "keystore_passwords: [p12.pass]\n\
              kubernetes:\n  kubeconfig: kube/config\n  context: prod\n  namespaces: [web, ci]\n\
              \x20 label_selector: team=payments\n  secret_types: [kubernetes.io/tls]\n  configmaps: false\n\
-             \x20 keystore_password_secrets: [web/keystore-pass/password]\n  copy_labels: [app.kubernetes.io/name]\n",
+             \x20 keystore_password_secrets: [web/keystore-pass/password]\n  copy_labels: [app.kubernetes.io/name]\n\
+             \x20 configmap_keys: ['*.crt', ca.pem]\n",
             dir.path(),
         )
         .unwrap();
@@ -611,6 +628,9 @@ mod kubernetes_tests {
             [("web".into(), "keystore-pass".into(), "password".into())]
         );
         assert_eq!(k.copy_labels, ["app.kubernetes.io/name"]);
+        assert!(k.configmap_keys[0].is_match("ca.crt"));
+        assert!(k.configmap_keys[1].is_match("ca.pem"));
+        assert!(!k.configmap_keys.iter().any(|g| g.is_match("config.yaml")));
         assert_eq!(k.passwords, ["changeit"]);
     }
 

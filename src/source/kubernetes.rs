@@ -58,6 +58,8 @@ pub struct KubernetesConfig {
     pub password_secrets: Vec<(String, String, String)>,
     /// Object labels copied onto metrics as `secret_label_<name>`.
     pub copy_labels: Vec<String>,
+    /// ConfigMap keys to read (globs); empty: every key.
+    pub configmap_keys: Vec<globset::GlobMatcher>,
 }
 
 impl Default for KubernetesConfig {
@@ -77,6 +79,7 @@ impl Default for KubernetesConfig {
             passwords: Vec::new(),
             password_secrets: Vec::new(),
             copy_labels: Vec::new(),
+            configmap_keys: Vec::new(),
         }
     }
 }
@@ -299,6 +302,10 @@ async fn client(config: &KubernetesConfig) -> Result<Client, String> {
             }
         }
     };
+    // 429s come back to lapse instead of being retried inside the client,
+    // so they are counted; the watch loop waits out `retryAfterSeconds`.
+    let mut kube_config = kube_config;
+    kube_config.default_retry = false;
     Client::try_from(kube_config).map_err(|e| e.to_string())
 }
 
@@ -451,7 +458,15 @@ fn derive<K: Derive>(
         kind.plural(),
         key.name
     );
-    let mut parsed = parse::parse_document(&path, &obj.document(), passwords);
+    let mut doc = obj.document();
+    if kind == ObjectKind::ConfigMap && !config.configmap_keys.is_empty() {
+        for field in ["data", "binaryData"] {
+            if let Some(map) = doc.get_mut(field).and_then(Value::as_object_mut) {
+                map.retain(|k, _| config.configmap_keys.iter().any(|g| g.is_match(k)));
+            }
+        }
+    }
+    let mut parsed = parse::parse_document(&path, &doc, passwords);
     let copied: Vec<(String, String)> = config
         .copy_labels
         .iter()
@@ -606,88 +621,116 @@ where
         .default_backoff()
         .boxed();
     while let Some(event) = events.next().await {
-        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        match event {
-            Ok(Event::Init) => {
-                s.relisting.insert(scope.clone(), BTreeMap::new());
-            }
-            Ok(Event::InitApply(obj)) => {
-                learn_password(&mut s, &obj, config);
-                if let Some((key, part)) = derive(&s.all_passwords(), &obj, scope.kind, config) {
-                    count_part_errors(&metrics, &part);
-                    s.relisting
-                        .entry(scope.clone())
-                        .or_default()
-                        .insert(key, part);
+        // What to do once the store is unlocked: wait out a 429, or restart.
+        let mut throttled: Option<Duration> = None;
+        let mut restart = false;
+        {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            match event {
+                Ok(Event::Init) => {
+                    s.relisting.insert(scope.clone(), BTreeMap::new());
                 }
-            }
-            Ok(Event::InitDone) => {
-                let fresh = s.relisting.remove(&scope).unwrap_or_default();
-                let reopen = !s.from_secrets.is_empty();
-                s.objects.retain(|k, _| !scope.covers(k));
-                s.objects.extend(fresh);
-                s.errors.remove(&scope);
-                s.settled.insert(scope.clone());
-                s.last_change = Some(now());
-                tracing::info!(endpoint = %scope.endpoint(), objects = s.objects.keys().filter(|k| scope.covers(k)).count(), "listed");
-                // A password Secret listed after its keystore: open it now.
-                if reopen {
-                    reopen_keystores(&s, client.clone(), store.clone(), changed.clone(), config);
-                }
-                changed.notify_one();
-            }
-            Ok(Event::Apply(obj)) => {
-                let key = obj.key(scope.kind);
-                let learned = learn_password(&mut s, &obj, config);
-                if learned {
-                    reopen_keystores(&s, client.clone(), store.clone(), changed.clone(), config);
-                }
-                match derive(&s.all_passwords(), &obj, scope.kind, config) {
-                    Some((key, part)) => {
+                Ok(Event::InitApply(obj)) => {
+                    learn_password(&mut s, &obj, config);
+                    if let Some((key, part)) = derive(&s.all_passwords(), &obj, scope.kind, config)
+                    {
                         count_part_errors(&metrics, &part);
-                        s.objects.insert(key, part);
+                        s.relisting
+                            .entry(scope.clone())
+                            .or_default()
+                            .insert(key, part);
                     }
-                    None => {
-                        s.objects.remove(&key);
+                }
+                Ok(Event::InitDone) => {
+                    let fresh = s.relisting.remove(&scope).unwrap_or_default();
+                    let reopen = !s.from_secrets.is_empty();
+                    s.objects.retain(|k, _| !scope.covers(k));
+                    s.objects.extend(fresh);
+                    s.errors.remove(&scope);
+                    s.settled.insert(scope.clone());
+                    s.last_change = Some(now());
+                    tracing::info!(endpoint = %scope.endpoint(), objects = s.objects.keys().filter(|k| scope.covers(k)).count(), "listed");
+                    // A password Secret listed after its keystore: open it now.
+                    if reopen {
+                        reopen_keystores(
+                            &s,
+                            client.clone(),
+                            store.clone(),
+                            changed.clone(),
+                            config,
+                        );
                     }
+                    changed.notify_one();
                 }
-                s.errors.remove(&scope);
-                s.last_change = Some(now());
-                changed.notify_one();
+                Ok(Event::Apply(obj)) => {
+                    let key = obj.key(scope.kind);
+                    let learned = learn_password(&mut s, &obj, config);
+                    if learned {
+                        reopen_keystores(
+                            &s,
+                            client.clone(),
+                            store.clone(),
+                            changed.clone(),
+                            config,
+                        );
+                    }
+                    match derive(&s.all_passwords(), &obj, scope.kind, config) {
+                        Some((key, part)) => {
+                            count_part_errors(&metrics, &part);
+                            s.objects.insert(key, part);
+                        }
+                        None => {
+                            s.objects.remove(&key);
+                        }
+                    }
+                    s.errors.remove(&scope);
+                    s.last_change = Some(now());
+                    changed.notify_one();
+                }
+                Ok(Event::Delete(obj)) => {
+                    s.objects.remove(&obj.key(scope.kind));
+                    s.last_change = Some(now());
+                    changed.notify_one();
+                }
+                Err(e) => {
+                    let (reason, message) = describe(&e, &scope);
+                    let wait = retry_after(&e);
+                    metrics.count_error(SOURCE, reason.as_str());
+                    let known = s
+                        .errors
+                        .get(&scope)
+                        .is_some_and(|old| old.message == message);
+                    if !known {
+                        tracing::warn!(endpoint = %scope.endpoint(), reason = reason.as_str(), "{message}");
+                    }
+                    // 410 and 429 are the API working as designed: counted,
+                    // and recovered from, without taking the source down.
+                    if !matches!(reason, ErrorReason::Expired | ErrorReason::Throttled) {
+                        s.errors.insert(
+                            scope.clone(),
+                            ErrorEntry {
+                                path: scope.endpoint(),
+                                entry: None,
+                                reason,
+                                message,
+                            },
+                        );
+                        s.settled.insert(scope.clone());
+                        changed.notify_one();
+                    }
+                    let listing = matches!(e, watcher::Error::InitialListFailed(_));
+                    throttled = wait;
+                    restart = wait.is_none() && !listing && reason != ErrorReason::Expired;
+                }
             }
-            Ok(Event::Delete(obj)) => {
-                s.objects.remove(&obj.key(scope.kind));
-                s.last_change = Some(now());
-                changed.notify_one();
-            }
-            Err(e) => {
-                let (reason, message) = describe(&e, &scope);
-                metrics.count_error(SOURCE, reason.as_str());
-                let known = s
-                    .errors
-                    .get(&scope)
-                    .is_some_and(|old| old.message == message);
-                if !known {
-                    tracing::warn!(endpoint = %scope.endpoint(), reason = reason.as_str(), "{message}");
-                }
-                if reason != ErrorReason::Expired {
-                    s.errors.insert(
-                        scope.clone(),
-                        ErrorEntry {
-                            path: scope.endpoint(),
-                            entry: None,
-                            reason,
-                            message,
-                        },
-                    );
-                }
-                s.settled.insert(scope.clone());
-                changed.notify_one();
-                let listing = matches!(e, watcher::Error::InitialListFailed(_));
-                if !listing && reason != ErrorReason::Expired {
-                    return true;
-                }
-            }
+        }
+        if let Some(wait) = throttled {
+            // Wait as long as the API server asked, before the watcher's own
+            // backoff retries.
+            tokio::time::sleep(wait).await;
+        }
+        if restart {
+            return true;
         }
     }
     false
@@ -746,6 +789,25 @@ fn reopen_keystores(
         }
         changed.notify_one();
     });
+}
+
+/// How long a 429 asks lapse to wait (`retryAfterSeconds`, else 1 s).
+fn retry_after(e: &watcher::Error) -> Option<Duration> {
+    let status = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.as_ref(),
+        watcher::Error::WatchError(s) => s.as_ref(),
+        _ => return None,
+    };
+    (status.code == 429).then(|| {
+        let secs = status
+            .details
+            .as_ref()
+            .map(|d| d.retry_after_seconds)
+            .unwrap_or(0);
+        Duration::from_secs(u64::from(secs.max(1)))
+    })
 }
 
 fn count_part_errors(metrics: &SelfMetrics, part: &Part) {

@@ -892,3 +892,45 @@ fn keystores_open_with_a_sibling_password_or_one_from_another_secret() {
         assert!(!page.contains(secret) && !stderr.contains(secret) && !m.text.contains(secret));
     }
 }
+
+#[test]
+fn configmap_key_patterns_and_excluded_namespaces_filter_what_is_read() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    let other = leaf(
+        &ca,
+        "other.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    api.put(config_map(
+        "web",
+        "bundle",
+        &[("ca.crt", &ca.pem), ("extra.pem", &other.pem)],
+    ));
+    api.put(tls_secret("kube-public", "hidden", &[&ca]));
+    let server = serve(
+        &s,
+        &api,
+        "  configmap_keys: ['*.crt']\n  exclude_namespaces: [kube-public]\n",
+        &[],
+    );
+    let m = server.metrics();
+    assert_eq!(m.paths(), [config_map_path("web", "bundle")]);
+    assert_eq!(m.one(NOT_AFTER, &[]).label("key"), "ca.crt");
+    // Excluded namespaces are filtered on the server: nothing from them was sent.
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|r| r
+            .param("fieldSelector")
+            .is_some_and(|f| f.contains("metadata.namespace!=kube-public"))),
+        "{}",
+        show(&requests)
+    );
+    assert!(
+        api.sent().iter().all(|o| o.namespace != "kube-public"),
+        "{}",
+        show(&requests)
+    );
+}

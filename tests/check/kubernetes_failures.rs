@@ -243,7 +243,6 @@ fn throttling_is_waited_out_as_the_server_asks() {
 }
 
 #[test]
-#[ignore = "disagreement: kube's client retries 429 itself (Config::default_retry), so lapse never sees one to count"]
 fn throttling_is_counted() {
     let s = Scratch::new();
     let api = ApiServer::start();
