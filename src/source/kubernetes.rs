@@ -17,6 +17,7 @@ use crate::scan::{Origin, Part, Via};
 use crate::timefmt::now;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -323,17 +324,44 @@ where
 /// Turns a typed object into the document shape the parsers read, keeping
 /// only what they need.
 trait Derive: Clone + std::fmt::Debug + Send + Sync + 'static {
-    fn key(&self, kind: ObjectKind) -> ObjectKey;
+    fn meta(&self) -> &ObjectMeta;
+
+    fn key(&self, kind: ObjectKind) -> ObjectKey {
+        ObjectKey {
+            kind,
+            namespace: self.meta().namespace.clone().unwrap_or_default(),
+            name: self.meta().name.clone().unwrap_or_default(),
+        }
+    }
+
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.meta().labels.as_ref()
+    }
+
     fn secret_type(&self) -> Option<&str>;
     fn document(&self) -> Value;
-    fn labels(&self) -> Option<&BTreeMap<String, String>>;
     /// A Secret's values as text (for password Secrets); `None` for ConfigMaps.
     fn secret_values(&self) -> Option<BTreeMap<String, String>> {
         None
     }
 }
 
-fn meta_doc(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
+/// Bytes as the base64 strings the parsers read in `data`/`binaryData`.
+fn base64_values(values: &Option<BTreeMap<String, k8s_openapi::ByteString>>) -> Map<String, Value> {
+    use base64::Engine;
+    values
+        .iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&v.0)),
+            )
+        })
+        .collect()
+}
+
+fn meta_doc(meta: &ObjectMeta) -> Value {
     json!({
         "name": meta.name,
         "namespace": meta.namespace,
@@ -342,16 +370,8 @@ fn meta_doc(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -
 }
 
 impl Derive for Secret {
-    fn labels(&self) -> Option<&BTreeMap<String, String>> {
-        self.metadata.labels.as_ref()
-    }
-
-    fn key(&self, kind: ObjectKind) -> ObjectKey {
-        ObjectKey {
-            kind,
-            namespace: self.metadata.namespace.clone().unwrap_or_default(),
-            name: self.metadata.name.clone().unwrap_or_default(),
-        }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
     }
 
     fn secret_type(&self) -> Option<&str> {
@@ -374,18 +394,7 @@ impl Derive for Secret {
     }
 
     fn document(&self) -> Value {
-        use base64::Engine;
-        let data: Map<String, Value> = self
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(&v.0)),
-                )
-            })
-            .collect();
+        let data = base64_values(&self.data);
         json!({
             "kind": "Secret",
             "type": self.type_.as_deref().unwrap_or("Opaque"),
@@ -397,16 +406,8 @@ impl Derive for Secret {
 }
 
 impl Derive for ConfigMap {
-    fn labels(&self) -> Option<&BTreeMap<String, String>> {
-        self.metadata.labels.as_ref()
-    }
-
-    fn key(&self, kind: ObjectKind) -> ObjectKey {
-        ObjectKey {
-            kind,
-            namespace: self.metadata.namespace.clone().unwrap_or_default(),
-            name: self.metadata.name.clone().unwrap_or_default(),
-        }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
     }
 
     fn secret_type(&self) -> Option<&str> {
@@ -414,18 +415,7 @@ impl Derive for ConfigMap {
     }
 
     fn document(&self) -> Value {
-        use base64::Engine;
-        let binary: Map<String, Value> = self
-            .binary_data
-            .iter()
-            .flatten()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(&v.0)),
-                )
-            })
-            .collect();
+        let binary = base64_values(&self.binary_data);
         json!({
             "kind": "ConfigMap",
             "metadata": meta_doc(&self.metadata),
