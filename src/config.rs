@@ -6,12 +6,14 @@
 //! rejected. Sections for the Kubernetes source and notifications are
 //! reserved and refused with a clear message until they exist.
 
-use crate::credential::Thresholds;
+use crate::credential::{Kind, Source, Thresholds};
+use crate::notify::{NotifyConfig, Route, Smtp, Tls};
 use crate::source::files::parse_size;
 use crate::source::kubernetes::KubernetesConfig;
 use crate::timefmt::parse_duration;
 use crate::validate::{self, Problems};
 use globset::{Glob, GlobMatcher};
+use lettre::message::Mailbox;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -80,6 +82,7 @@ pub struct Config {
     /// PKCS#12 passwords, read from the files `keystore_passwords` names
     /// (never written in lapse.yaml itself).
     pub keystore_passwords: Vec<String>,
+    pub notify: Option<NotifyConfig>,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             rescan_interval: DEFAULT_RESCAN_SECONDS,
             kubernetes: None,
             keystore_passwords: Vec::new(),
+            notify: None,
         }
     }
 }
@@ -324,10 +328,339 @@ impl Validator {
                 k
             });
         }
-        if root.contains_key("notify") {
-            self.problem("notify", "not supported by this version of lapse yet");
+        if let Some(n) = root.get("notify") {
+            c.notify = self.notify(n);
         }
         c
+    }
+
+    fn mailbox(&mut self, at: &str, v: &Value) -> Option<Mailbox> {
+        let text = self.string(at, v)?;
+        match text.parse::<Mailbox>() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.problem(at, format!("{text:?} is not an email address: {e}"));
+                None
+            }
+        }
+    }
+
+    fn mailboxes(&mut self, at: &str, v: &Value) -> Vec<Mailbox> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.mailbox(&format!("{at}[{i}]"), item))
+                .collect(),
+            other => self.mailbox(at, other).into_iter().collect(),
+        }
+    }
+
+    fn notify(&mut self, v: &Value) -> Option<NotifyConfig> {
+        let known = [
+            "email",
+            "thresholds",
+            "routes",
+            "digest",
+            "state_file",
+            "check_interval",
+            "retry_interval",
+        ];
+        let m = self.object("notify", v, &known)?;
+        let before = self.problems.len();
+        let Some(email) = m.get("email") else {
+            self.problem("notify.email", "required: smtp, from and to");
+            return None;
+        };
+        let e = self.object("notify.email", email, &["smtp", "from", "to"])?;
+        let smtp = match e.get("smtp") {
+            Some(v) => self.smtp(v),
+            None => {
+                self.problem("notify.email.smtp", "required: {host, port, tls}");
+                None
+            }
+        };
+        let from = match e.get("from") {
+            Some(v) => self.mailbox("notify.email.from", v),
+            None => {
+                self.problem("notify.email.from", "required");
+                None
+            }
+        };
+        let to = match e.get("to") {
+            Some(v) => self.mailboxes("notify.email.to", v),
+            None => Vec::new(),
+        };
+        if to.is_empty() {
+            self.problem("notify.email.to", "required: at least one recipient");
+        }
+        let mut thresholds: Vec<i64> = match m.get("thresholds") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| self.duration(&format!("notify.thresholds[{i}]"), t))
+                .collect(),
+            Some(_) => {
+                self.problem(
+                    "notify.thresholds",
+                    "expected a list of durations, e.g. [30d, 14d, 7d, 3d, 1d]",
+                );
+                Vec::new()
+            }
+            None => [30, 14, 7, 3, 1].iter().map(|d| d * 86_400).collect(),
+        };
+        thresholds.sort_unstable_by(|a, b| b.cmp(a));
+        thresholds.dedup();
+        if thresholds.is_empty() || thresholds.contains(&0) {
+            self.problem(
+                "notify.thresholds",
+                "needs at least one duration longer than zero",
+            );
+        }
+        let mut routes = Vec::new();
+        if let Some(r) = m.get("routes") {
+            match r.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(route) = self.route(&format!("notify.routes[{i}]"), item) {
+                            routes.push(route);
+                        }
+                    }
+                }
+                None => self.problem("notify.routes", "expected a list of routes"),
+            }
+        }
+        let digest = m
+            .get("digest")
+            .and_then(|v| self.string("notify.digest", v))
+            .and_then(|t| {
+                let parsed = t
+                    .split_once(':')
+                    .and_then(|(h, mm)| Some((h.parse::<i64>().ok()?, mm.parse::<i64>().ok()?)))
+                    .filter(|(h, mm)| (0..24).contains(h) && (0..60).contains(mm));
+                match parsed {
+                    Some((h, mm)) => Some(h * 3_600 + mm * 60),
+                    None => {
+                        self.problem("notify.digest", format!("{t:?}: use HH:MM (UTC)"));
+                        None
+                    }
+                }
+            });
+        let state_file = m
+            .get("state_file")
+            .and_then(|v| self.string("notify.state_file", v))
+            .map(|p| self.path(&p))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/lapse/notify-state.json"));
+        let check_interval = m
+            .get("check_interval")
+            .and_then(|v| self.duration("notify.check_interval", v))
+            .unwrap_or(60);
+        let retry_interval = m
+            .get("retry_interval")
+            .and_then(|v| self.duration("notify.retry_interval", v))
+            .unwrap_or(10);
+        if check_interval == 0 || retry_interval == 0 {
+            self.problem(
+                "notify",
+                "check_interval and retry_interval must be longer than zero",
+            );
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(NotifyConfig {
+            smtp: smtp?,
+            from: from?,
+            to,
+            thresholds,
+            routes,
+            digest,
+            state_file,
+            check_interval: std::time::Duration::from_secs(check_interval as u64),
+            retry_interval: std::time::Duration::from_secs(retry_interval as u64),
+        })
+    }
+
+    fn smtp(&mut self, v: &Value) -> Option<Smtp> {
+        let known = [
+            "host",
+            "port",
+            "tls",
+            "username",
+            "password_file",
+            "password_env",
+        ];
+        let m = self.object("notify.email.smtp", v, &known)?;
+        let host = m
+            .get("host")
+            .and_then(|v| self.string("notify.email.smtp.host", v));
+        if host.is_none() {
+            self.problem("notify.email.smtp.host", "required");
+        }
+        let tls = match m
+            .get("tls")
+            .and_then(|v| self.string("notify.email.smtp.tls", v))
+            .as_deref()
+        {
+            None | Some("starttls") => Tls::StartTls,
+            Some("tls") => Tls::Tls,
+            Some("none") => Tls::None,
+            Some(other) => {
+                self.problem(
+                    "notify.email.smtp.tls",
+                    format!("{other:?}: use none, starttls or tls"),
+                );
+                Tls::StartTls
+            }
+        };
+        let default_port = match tls {
+            Tls::Tls => 465,
+            Tls::StartTls => 587,
+            Tls::None => 25,
+        };
+        let port = match m
+            .get("port")
+            .and_then(|v| self.string("notify.email.smtp.port", v))
+        {
+            None => default_port,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) => p,
+                Err(_) => {
+                    self.problem("notify.email.smtp.port", format!("{p:?} is not a port"));
+                    default_port
+                }
+            },
+        };
+        let username = m
+            .get("username")
+            .and_then(|v| self.string("notify.email.smtp.username", v));
+        let password = if let Some(f) = m
+            .get("password_file")
+            .and_then(|v| self.string("notify.email.smtp.password_file", v))
+        {
+            let path = self.path(&f);
+            match std::fs::read_to_string(&path) {
+                Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_string()),
+                Err(e) => {
+                    self.problem(
+                        "notify.email.smtp.password_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        } else if let Some(var) = m
+            .get("password_env")
+            .and_then(|v| self.string("notify.email.smtp.password_env", v))
+        {
+            match std::env::var(&var) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.problem(
+                        "notify.email.smtp.password_env",
+                        format!("${var} is not set"),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if username.is_some() != password.is_some() {
+            self.problem(
+                "notify.email.smtp",
+                "username and a password (password_file or password_env) go together",
+            );
+        }
+        Some(Smtp {
+            host: host?,
+            port,
+            tls,
+            username,
+            password,
+        })
+    }
+
+    fn route(&mut self, at: &str, v: &Value) -> Option<Route> {
+        let m = self.object(at, v, &["match", "to"])?;
+        let mut route = Route::default();
+        if let Some(sel) = m.get("match") {
+            let s = self.object(
+                &format!("{at}.match"),
+                sel,
+                &["kind", "source", "namespace", "path", "labels"],
+            )?;
+            if let Some(k) = s
+                .get("kind")
+                .and_then(|v| self.string(&format!("{at}.match.kind"), v))
+            {
+                route.kind = match k.as_str() {
+                    "x509" => Some(Kind::X509),
+                    "jwt" => Some(Kind::Jwt),
+                    "bootstrap-token" => Some(Kind::BootstrapToken),
+                    "opaque-token" => Some(Kind::OpaqueToken),
+                    other => {
+                        self.problem(
+                            &format!("{at}.match.kind"),
+                            format!("{other:?}: use x509, jwt, bootstrap-token or opaque-token"),
+                        );
+                        None
+                    }
+                };
+            }
+            if let Some(src) = s
+                .get("source")
+                .and_then(|v| self.string(&format!("{at}.match.source"), v))
+            {
+                route.source = match src.as_str() {
+                    "file" => Some(Source::File),
+                    "kubeconfig" => Some(Source::Kubeconfig),
+                    "secret" => Some(Source::Secret),
+                    "configmap" => Some(Source::Configmap),
+                    other => {
+                        self.problem(
+                            &format!("{at}.match.source"),
+                            format!("{other:?}: use file, kubeconfig, secret or configmap"),
+                        );
+                        None
+                    }
+                };
+            }
+            route.namespace = s
+                .get("namespace")
+                .and_then(|v| self.string(&format!("{at}.match.namespace"), v));
+            if let Some(p) = s
+                .get("path")
+                .and_then(|v| self.string(&format!("{at}.match.path"), v))
+            {
+                match Glob::new(&p) {
+                    Ok(g) => route.path = Some(g.compile_matcher()),
+                    Err(e) => self.problem(
+                        &format!("{at}.match.path"),
+                        format!("invalid glob: {}", e.kind()),
+                    ),
+                }
+            }
+            if let Some(l) = s.get("labels")
+                && let Some(map) =
+                    validate::mapping(l, &format!("{at}.match.labels"), &mut self.problems)
+            {
+                for (k, v) in map {
+                    if let Some(v) = self.string(&format!("{at}.match.labels.{k}"), v) {
+                        route.labels.insert(k.clone(), v);
+                    }
+                }
+            }
+        }
+        route.to = match m.get("to") {
+            Some(v) => self.mailboxes(&format!("{at}.to"), v),
+            None => Vec::new(),
+        };
+        if route.to.is_empty() {
+            self.problem(&format!("{at}.to"), "required: at least one recipient");
+            return None;
+        }
+        Some(route)
     }
 
     fn kubernetes(&mut self, v: &Value) -> Option<KubernetesConfig> {
@@ -555,7 +888,7 @@ mod tests {
             "tokens[1].validity: required",
             "thresholds.critical: must not be longer than thresholds.warning",
             "listen: \"nowhere\" is not HOST:PORT",
-            "notify: not supported by this version of lapse yet",
+            "notify.email: required",
         ];
         for want in expected {
             assert!(
@@ -657,5 +990,82 @@ mod kubernetes_tests {
             );
         }
         assert_eq!(err.len(), expected.len(), "{err:#?}");
+    }
+}
+
+#[cfg(test)]
+mod notify_tests {
+    use super::*;
+
+    #[test]
+    fn the_minimal_notify_section() {
+        let c = Config::parse(
+            "notify:\n  email:\n    smtp: {host: smtp.example.com, port: 587, tls: starttls}\n    \
+             from: lapse@example.com\n    to: [ops@example.com]\n  thresholds: [7d, 30d, 14d, 3d, 1d]\n",
+            Path::new("/etc/lapse"),
+        )
+        .unwrap();
+        let n = c.notify.unwrap();
+        assert_eq!(n.smtp.host, "smtp.example.com");
+        assert_eq!(n.smtp.port, 587);
+        assert_eq!(n.smtp.tls, Tls::StartTls);
+        assert_eq!(n.from.to_string(), "lapse@example.com");
+        assert_eq!(n.to.len(), 1);
+        assert_eq!(n.thresholds, [30, 14, 7, 3, 1].map(|d| d * 86_400));
+        assert_eq!(
+            n.state_file,
+            PathBuf::from("/var/lib/lapse/notify-state.json")
+        );
+        assert_eq!(n.check_interval, std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn routes_digest_and_credentials_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp.pass"), "s3cret\n").unwrap();
+        let c = Config::parse(
+            "notify:\n  email:\n    smtp: {host: 127.0.0.1, port: 2525, tls: none, username: lapse, password_file: smtp.pass}\n    \
+             from: lapse@example.com\n    to: ops@example.com\n  \
+             routes:\n  - match: {namespace: web, kind: x509, labels: {team: shop}}\n    to: [web@example.com]\n  \
+             digest: '08:30'\n  state_file: state/notify.json\n  check_interval: 1s\n  retry_interval: 2s\n",
+            dir.path(),
+        )
+        .unwrap();
+        let n = c.notify.unwrap();
+        assert_eq!(n.smtp.password.as_deref(), Some("s3cret"));
+        assert_eq!(n.smtp.username.as_deref(), Some("lapse"));
+        assert_eq!(n.routes.len(), 1);
+        assert_eq!(n.routes[0].namespace.as_deref(), Some("web"));
+        assert_eq!(n.routes[0].labels["team"], "shop");
+        assert_eq!(n.digest, Some(8 * 3_600 + 30 * 60));
+        assert_eq!(n.state_file, dir.path().join("state/notify.json"));
+        assert_eq!(n.retry_interval, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn notify_problems_name_their_fields() {
+        let err = Config::parse(
+            "notify:\n  email:\n    smtp: {tls: ssl, username: u}\n    from: not-an-address\n  \
+             thresholds: [soon]\n  digest: '25:00'\n  routes:\n  - match: {kind: pgp}\n",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        let expected = [
+            "notify.email.smtp.host: required",
+            "notify.email.smtp.tls: \"ssl\": use none, starttls or tls",
+            "notify.email.smtp: username and a password",
+            "notify.email.from: \"not-an-address\" is not an email address",
+            "notify.email.to: required",
+            "notify.thresholds[0]: invalid duration",
+            "notify.digest: \"25:00\": use HH:MM (UTC)",
+            "notify.routes[0].match.kind: \"pgp\"",
+            "notify.routes[0].to: required",
+        ];
+        for want in expected {
+            assert!(
+                err.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {err:#?}"
+            );
+        }
     }
 }

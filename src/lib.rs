@@ -16,6 +16,8 @@ pub mod credential;
 pub mod inventory;
 /// stderr logging set-up.
 pub mod logging;
+/// Email before credentials lapse.
+pub mod notify;
 /// Readers of scan results.
 pub mod output;
 /// Pure parsers from bytes to credentials.

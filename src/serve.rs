@@ -4,6 +4,7 @@
 use crate::check::{EXIT_UNKNOWN, default_kubeconfigs, load_config};
 use crate::cli::ServeArgs;
 use crate::inventory::Inventory;
+use crate::notify::{self, Notifier};
 use crate::output::metrics::SelfMetrics;
 use crate::output::web::{self, App};
 use crate::output::web_config::WebConfig;
@@ -97,7 +98,8 @@ pub fn run(args: &ServeArgs) -> i32 {
             sources.push(kubernetes::SOURCE);
         }
         let inventory = Arc::new(Inventory::new(&sources));
-        let metrics = Arc::new(SelfMetrics::new(&sources));
+        let channels: &[&'static str] = if config.notify.is_some() { &[notify::CHANNEL] } else { &[] };
+        let metrics = Arc::new(SelfMetrics::new(&sources, channels));
         let (stop, stopped) = signal::channel(false);
 
         let files = FileSource {
@@ -112,6 +114,10 @@ pub fn run(args: &ServeArgs) -> i32 {
             rescan_interval: Duration::from_secs(config.rescan_interval as u64),
         };
         let source = tokio::spawn(files.run(inventory.clone(), metrics.clone(), stopped.clone()));
+        let mailer = config.notify.clone().map(|config| {
+            let notifier = Notifier { config };
+            tokio::spawn(notifier.run(inventory.clone(), metrics.clone(), stopped.clone()))
+        });
         let cluster = config.kubernetes.clone().map(|config| {
             let k8s = KubernetesSource { config };
             tokio::spawn(k8s.run(inventory.clone(), metrics.clone(), stopped.clone()))
@@ -131,6 +137,9 @@ pub fn run(args: &ServeArgs) -> i32 {
         let _ = source.await;
         if let Some(cluster) = cluster {
             let _ = cluster.await;
+        }
+        if let Some(mailer) = mailer {
+            let _ = mailer.await;
         }
         0
     })

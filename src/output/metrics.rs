@@ -16,6 +16,7 @@ use crate::inventory::Snapshot;
 use crate::scan::Part;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -46,6 +47,8 @@ pub struct SelfMetrics {
     registry: Registry,
     errors_total: Family<SourceReason, Counter>,
     scan_duration: HistogramFamily,
+    notifications_total: Family<[(&'static str, &'static str); 2], Counter>,
+    notifications_pending: Gauge,
 }
 
 impl std::fmt::Debug for SelfMetrics {
@@ -60,7 +63,8 @@ fn scan_histogram() -> Histogram {
 }
 
 impl SelfMetrics {
-    pub fn new(sources: &[&'static str]) -> Self {
+    /// `channels`: the notification channels configured (their counters start at 0).
+    pub fn new(sources: &[&'static str], channels: &[&'static str]) -> Self {
         let mut registry = Registry::default();
         let errors_total = Family::<SourceReason, Counter>::default();
         registry.register(
@@ -82,6 +86,24 @@ impl SelfMetrics {
                 ("revision", env!("LAPSE_REVISION")),
             ]),
         );
+        let notifications_total = Family::<[(&'static str, &'static str); 2], Counter>::default();
+        registry.register(
+            "lapse_notifications",
+            "Notifications by channel and result (sent, failed: each attempt once)",
+            notifications_total.clone(),
+        );
+        let notifications_pending = Gauge::default();
+        registry.register(
+            "lapse_notifications_pending",
+            "Notifications waiting to be delivered",
+            notifications_pending.clone(),
+        );
+        for channel in channels {
+            for result in ["sent", "failed"] {
+                let _ =
+                    notifications_total.get_or_create(&[("channel", channel), ("result", result)]);
+            }
+        }
         // Every (source, reason) exists from the start, at zero, so rate()
         // and increase() see the first error.
         for source in sources {
@@ -93,7 +115,20 @@ impl SelfMetrics {
             registry,
             errors_total,
             scan_duration,
+            notifications_total,
+            notifications_pending,
         }
+    }
+
+    pub fn count_notification(&self, channel: &'static str, result: &'static str) {
+        self.notifications_total
+            .get_or_create(&[("channel", channel), ("result", result)])
+            .inc();
+    }
+
+    /// `delta` messages joined (+) or left (−) the delivery queue.
+    pub fn notifications_queued(&self, delta: i64) {
+        self.notifications_pending.inc_by(delta);
     }
 
     pub fn count_error(&self, source: &'static str, reason: &'static str) {
