@@ -157,6 +157,8 @@ impl Notifier {
             shutdown.clone(),
         ));
         let mut tick = tokio::time::interval(config.check_interval);
+        // The day whose digest is queued: recorded in the state only once delivered.
+        let mut digest_queued: Option<String> = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -219,7 +221,7 @@ impl Notifier {
                 if due {
                     match email::render_digest(&creds, now, widest) {
                         Some((subject, text, html)) => {
-                            s.last_digest = Some(day.clone());
+                            digest_queued = Some(day.clone());
                             let digest = Outgoing {
                                 to: config.to.clone(),
                                 subject,
