@@ -215,8 +215,9 @@ impl Notifier {
             }
             if let Some(at) = config.digest {
                 let day = crate::timefmt::rfc3339(now)[..10].to_string();
-                let due =
-                    now.rem_euclid(86_400) >= at && s.last_digest.as_deref() != Some(day.as_str());
+                let due = now.rem_euclid(86_400) >= at
+                    && s.last_digest.as_deref() != Some(day.as_str())
+                    && digest_queued.as_deref() != Some(day.as_str());
                 let widest = config.thresholds.first().copied().unwrap_or(30 * 86_400);
                 if due {
                     match email::render_digest(&creds, now, widest) {
