@@ -10,6 +10,7 @@ pub mod apiserver;
 pub mod fixtures;
 pub mod report;
 pub mod server;
+pub mod smtp;
 
 pub use fixtures::*;
 pub use report::*;
