@@ -7,6 +7,7 @@ mod support;
 
 /// One module per area; files live in `tests/check/`.
 mod check {
+    mod alerts;
     mod apiserver;
     mod certificates;
     mod directories;

@@ -1,0 +1,505 @@
+//! The alerting rules in `alerts/`: promtool checks them and runs their
+//! unit tests (`alerts/lapse.rules.test.yml`), every alert has a case that
+//! fires and one that must not, the Alertmanager example routes them, and a
+//! real Prometheus evaluating the rules over a real `lapse serve` raises the
+//! expiry alerts for the right files.
+//!
+//! promtool and prometheus come from Debian's `prometheus` package, which
+//! CI installs; without it these tests fail saying so. amtool (Debian's
+//! `prometheus-alertmanager`) is used when installed; the Alertmanager
+//! example's structure is checked either way.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const PROMTOOL: &str = "/usr/bin/promtool";
+const AMTOOL: &str = "/usr/bin/amtool";
+/// Prometheus starts, scrapes, evaluates the rules and raises the alerts within this.
+const ALERT_DEADLINE: Duration = Duration::from_secs(60);
+
+fn alerts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts")
+}
+
+fn rules_file() -> PathBuf {
+    alerts_dir().join("lapse.rules.yml")
+}
+
+#[track_caller]
+fn require(binary: &str) {
+    assert!(
+        Path::new(binary).exists(),
+        "{binary} is missing: install Debian's prometheus package (apt-get install prometheus); \
+         CI installs it in .ci/run"
+    );
+}
+
+/// Runs `binary args…` in `alerts/` with a clean environment.
+fn run(binary: &str, args: &[&str]) -> Output {
+    Command::new(binary)
+        .args(args)
+        .env_clear()
+        .current_dir(alerts_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {binary}: {e}"))
+}
+
+#[track_caller]
+fn assert_success(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
+}
+
+/// Every rule of the `lapse` group, by alert name.
+fn rules() -> BTreeMap<String, Value> {
+    let file = yaml(&rules_file());
+    let groups = file["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1, "one group: {groups:#?}");
+    assert_eq!(groups[0]["name"], "lapse");
+    groups[0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            let name = r["alert"].as_str().expect("alerting rules only");
+            (name.to_string(), r.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn promtool_checks_the_rules() {
+    require(PROMTOOL);
+    let out = run(PROMTOOL, &["check", "rules", "lapse.rules.yml"]);
+    let stdout = assert_success("promtool check rules alerts/lapse.rules.yml", &out);
+    assert_contains(&stdout, "SUCCESS: 10 rules found");
+}
+
+#[test]
+fn promtool_rule_unit_tests_pass() {
+    require(PROMTOOL);
+    let out = run(PROMTOOL, &["test", "rules", "lapse.rules.test.yml"]);
+    let stdout = assert_success("promtool test rules alerts/lapse.rules.test.yml", &out);
+    assert_contains(&stdout, "SUCCESS");
+}
+
+#[test]
+fn every_alert_is_labelled_annotated_and_tested_both_ways() {
+    let rules = rules();
+    let expected: BTreeSet<&str> = [
+        "LapseAbsent",
+        "LapseCredentialExpired",
+        "LapseCredentialExpiringCritical",
+        "LapseCredentialExpiringSoon",
+        "LapseCredentialNotYetValid",
+        "LapseFileErrors",
+        "LapseNotificationsFailing",
+        "LapseReadErrors",
+        "LapseSourceDown",
+        "LapseTokenWithoutExpiry",
+    ]
+    .into();
+    assert_eq!(
+        rules.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        expected
+    );
+    for (name, rule) in &rules {
+        let severity = rule["labels"]["severity"].as_str().unwrap_or("");
+        assert!(
+            ["warning", "critical"].contains(&severity),
+            "{name}: severity {severity:?}"
+        );
+        for annotation in ["summary", "description"] {
+            assert!(
+                rule["annotations"][annotation]
+                    .as_str()
+                    .is_some_and(|a| a.contains("{{")),
+                "{name}: {annotation} names nothing"
+            );
+        }
+    }
+
+    // Each alert has a test case where it fires (with labels and rendered
+    // annotations) and one where it must not.
+    let tests = yaml(&alerts_dir().join("lapse.rules.test.yml"));
+    let mut fires: BTreeSet<String> = BTreeSet::new();
+    let mut silent: BTreeSet<String> = BTreeSet::new();
+    for group in tests["tests"].as_array().expect("tests") {
+        for case in group["alert_rule_test"].as_array().into_iter().flatten() {
+            let name = case["alertname"].as_str().expect("alertname").to_string();
+            let alerts = case["exp_alerts"].as_array().expect("exp_alerts");
+            if alerts.is_empty() {
+                silent.insert(name);
+                continue;
+            }
+            for alert in alerts {
+                assert_eq!(
+                    alert["exp_labels"]["severity"], rules[&name]["labels"]["severity"],
+                    "{name}: {alert:#}"
+                );
+                for annotation in ["summary", "description"] {
+                    assert!(
+                        alert["exp_annotations"][annotation].is_string(),
+                        "{name}: the test does not check the rendered {annotation}: {alert:#}"
+                    );
+                }
+            }
+            fires.insert(name);
+        }
+    }
+    let all: BTreeSet<String> = rules.keys().cloned().collect();
+    assert_eq!(fires, all, "alerts with a test where they fire");
+    assert_eq!(silent, all, "alerts with a test where they must not fire");
+}
+
+/// The expiry windows partition the time left: warning, then critical, then expired.
+#[test]
+fn expiry_windows_meet_without_overlap() {
+    let rules = rules();
+    let expr = |name: &str| rules[name]["expr"].as_str().expect("expr").to_string();
+    let soon = expr("LapseCredentialExpiringSoon");
+    let critical = expr("LapseCredentialExpiringCritical");
+    assert_contains(&soon, "lapse_credential_expires_in_seconds <= 30 * 86400");
+    assert_contains(&soon, "lapse_credential_expires_in_seconds > 7 * 86400");
+    assert_contains(
+        &critical,
+        "lapse_credential_expires_in_seconds <= 7 * 86400",
+    );
+    assert_contains(&critical, "lapse_credential_expires_in_seconds > 0");
+    assert_contains(
+        &expr("LapseCredentialExpired"),
+        "lapse_credential_expired == 1",
+    );
+}
+
+#[test]
+fn alertmanager_example_mails_lapse_alerts_by_severity() {
+    let path = alerts_dir().join("alertmanager.example.yml");
+    let config = yaml(&path);
+    for key in ["smtp_smarthost", "smtp_from"] {
+        assert!(config["global"][key].is_string(), "global.{key}");
+    }
+    let route = &config["route"];
+    assert_eq!(route["group_by"], json!(["alertname", "namespace"]));
+    let receivers: BTreeMap<&str, &Value> = config["receivers"]
+        .as_array()
+        .expect("receivers")
+        .iter()
+        .map(|r| (r["name"].as_str().expect("receiver name"), r))
+        .collect();
+    assert!(receivers.contains_key(route["receiver"].as_str().expect("route.receiver")));
+    let mut routed = BTreeMap::new();
+    for sub in route["routes"].as_array().expect("route.routes") {
+        let matchers: Vec<&str> = sub["matchers"]
+            .as_array()
+            .expect("matchers")
+            .iter()
+            .map(|m| m.as_str().expect("a matcher"))
+            .collect();
+        let severity = matchers
+            .iter()
+            .find_map(|m| m.strip_prefix("severity=\""))
+            .and_then(|m| m.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("a route without a severity: {matchers:?}"));
+        assert!(matchers.contains(&"alertname=~\"Lapse.+\""), "{matchers:?}");
+        let receiver = sub["receiver"].as_str().expect("receiver");
+        let mail = &receivers[receiver]["email_configs"][0]["to"];
+        assert!(mail.is_string(), "{receiver} mails nobody");
+        assert!(
+            sub["repeat_interval"].is_string(),
+            "{receiver}: repeat_interval"
+        );
+        routed.insert(severity.to_string(), receiver.to_string());
+    }
+    assert_eq!(
+        routed.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["critical", "warning"]
+    );
+
+    if !Path::new(AMTOOL).exists() {
+        println!(
+            "{AMTOOL} not installed (Debian's prometheus-alertmanager): checked the structure only"
+        );
+        return;
+    }
+    let file = path.to_str().expect("a UTF-8 path");
+    assert_success("amtool check-config", &run(AMTOOL, &["check-config", file]));
+    let config_flag = format!("--config.file={file}");
+    for (labels, receiver) in [
+        (
+            ["alertname=LapseCredentialExpired", "severity=critical"],
+            &routed["critical"],
+        ),
+        (
+            ["alertname=LapseCredentialExpiringSoon", "severity=warning"],
+            &routed["warning"],
+        ),
+        (
+            ["alertname=SomethingElse", "severity=critical"],
+            &"default".to_string(),
+        ),
+    ] {
+        let mut args = vec!["config", "routes", "test", config_flag.as_str()];
+        args.extend(labels);
+        let got = assert_success("amtool config routes test", &run(AMTOOL, &args));
+        assert_eq!(got.trim(), receiver, "{labels:?}");
+    }
+}
+
+/// A running Prometheus evaluating `alerts/lapse.rules.yml`; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    fn start(s: &Scratch, target: u16) -> Prometheus {
+        require(PROMETHEUS);
+        s.write(
+            "prometheus/prometheus.yml",
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n- {rules:?}\n\
+                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n",
+                rules = rules_file().display().to_string()
+            ),
+        );
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log = s.path(&format!("prometheus/{port}.log"));
+            let stdout = File::create(&log).expect("create the log");
+            let stderr = stdout.try_clone().expect("share the log");
+            let child = Command::new(PROMETHEUS)
+                .env_clear()
+                .env("HOME", s.home())
+                .arg(format!(
+                    "--config.file={}",
+                    s.abs("prometheus/prometheus.yml")
+                ))
+                .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .expect("start prometheus");
+            let mut p = Prometheus { child, port, log };
+            let started = Instant::now();
+            while started.elapsed() < ALERT_DEADLINE {
+                if p.child.try_wait().expect("poll prometheus").is_some() {
+                    break;
+                }
+                if p.get("/-/ready").is_ok_and(|r| r.status == 200) {
+                    return p;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last_log = p.log();
+            if !last_log.contains("address already in use") {
+                panic!("Prometheus did not become ready\n--- its log ---\n{last_log}");
+            }
+        }
+        panic!("Prometheus found no free port\n--- its log ---\n{last_log}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> std::io::Result<Response> {
+        Client::plain().request(self.port, "GET", path, &[])
+    }
+
+    /// `data` of a successful API answer.
+    fn api(&self, path: &str) -> Value {
+        let r = self
+            .get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- log ---\n{}", self.log()));
+        let body: Value =
+            serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
+        assert_eq!(body["status"], "success", "GET {path}: {body}");
+        body["data"].clone()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The alert named `name` for the credential at `path`, if Prometheus has it.
+fn alert<'a>(alerts: &'a [Value], name: &str, path: &str) -> Option<&'a Value> {
+    alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == name && a["labels"]["path"] == path)
+}
+
+#[test]
+fn prometheus_raises_the_expiry_alerts_over_a_real_lapse() {
+    require(PROMETHEUS);
+    let s = Scratch::new();
+    let now = OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let ca = Cert::ca("alerts-ca", now - 400 * day, now + 3650 * day);
+    let expired = ca.issue("old.example", now - 91 * day, now - day);
+    let soon = ca.issue("soon.example", now - 30 * day, now + 3 * day);
+    let fine = ca.issue("fine.example", now - 30 * day, now + 300 * day);
+    s.write("certs/expired.crt", &expired.pem);
+    s.write("certs/soon.crt", &soon.pem);
+    s.write("certs/fine.crt", &fine.pem);
+    s.write(
+        "certs/forever.jwt",
+        jwt(json!({"sub": "deployer"}), "sig-alerts"),
+    );
+
+    let lapse = s.serve().arg("certs").start();
+    let prometheus = Prometheus::start(&s, lapse.port);
+
+    let started = Instant::now();
+    let alerts = loop {
+        let alerts = prometheus.api("/api/v1/alerts")["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let expired_up = alert(&alerts, "LapseCredentialExpired", "certs/expired.crt")
+            .is_some_and(|a| a["state"] == "pending" || a["state"] == "firing");
+        let soon_up = alert(&alerts, "LapseCredentialExpiringCritical", "certs/soon.crt")
+            .is_some_and(|a| a["state"] == "pending" || a["state"] == "firing");
+        let forever_up = alert(&alerts, "LapseTokenWithoutExpiry", "certs/forever.jwt")
+            .is_some_and(|a| a["state"] == "pending" || a["state"] == "firing");
+        if expired_up && soon_up && forever_up {
+            println!(
+                "alerts raised {} ms after Prometheus was ready",
+                started.elapsed().as_millis()
+            );
+            break alerts;
+        }
+        if started.elapsed() > ALERT_DEADLINE {
+            panic!(
+                "no LapseCredentialExpired for certs/expired.crt, LapseCredentialExpiringCritical \
+                 for certs/soon.crt and LapseTokenWithoutExpiry for certs/forever.jwt after {ALERT_DEADLINE:?}\n--- alerts ---\n{alerts:#?}\n\
+                 --- rules ---\n{:#}\n--- targets ---\n{:#}\n--- log ---\n{}",
+                prometheus.api("/api/v1/rules"),
+                prometheus.api("/api/v1/targets"),
+                prometheus.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+
+    let expired_alert = alert(&alerts, "LapseCredentialExpired", "certs/expired.crt").unwrap();
+    // No `for:`: firing at once.
+    assert_eq!(expired_alert["state"], "firing", "{expired_alert:#}");
+    assert_fields(
+        &expired_alert["labels"],
+        json!({
+            "severity": "critical", "job": "lapse", "kind": "x509", "source": "file",
+            "path": "certs/expired.crt", "index": "0", "subject_cn": "old.example",
+            "issuer_cn": "alerts-ca", "fingerprint": expired.fingerprint_label(),
+        }),
+    );
+    let summary = expired_alert["annotations"]["summary"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        summary.starts_with("x509 old.example in certs/expired.crt expired 1d 0h "),
+        "{summary}"
+    );
+
+    let soon_alert = alert(&alerts, "LapseCredentialExpiringCritical", "certs/soon.crt").unwrap();
+    // `for: 5m`: pending for the length of this test.
+    assert_eq!(soon_alert["state"], "pending", "{soon_alert:#}");
+    assert_fields(
+        &soon_alert["labels"],
+        json!({
+            "severity": "critical", "path": "certs/soon.crt", "subject_cn": "soon.example",
+            "fingerprint": soon.fingerprint_label(),
+        }),
+    );
+    let summary = soon_alert["annotations"]["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.starts_with("x509 soon.example in certs/soon.crt expires in 2d 23h "),
+        "{summary}"
+    );
+    let description = soon_alert["annotations"]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert_contains(
+        description,
+        "It lives in certs/soon.crt (lapse on 127.0.0.1:",
+    );
+
+    // `for: 1h`; the token's kind matched.
+    let forever_alert = alert(&alerts, "LapseTokenWithoutExpiry", "certs/forever.jwt").unwrap();
+    assert_eq!(forever_alert["state"], "pending", "{forever_alert:#}");
+    assert_fields(
+        &forever_alert["labels"],
+        json!({"severity": "warning", "kind": "jwt", "path": "certs/forever.jwt"}),
+    );
+    assert_eq!(
+        forever_alert["annotations"]["summary"],
+        "jwt in certs/forever.jwt never expires"
+    );
+
+    // Nothing else about these credentials: not the healthy one, not the
+    // warning for the other two, and lapse itself is up.
+    let about_credentials: BTreeSet<(String, String)> = alerts
+        .iter()
+        .filter(|a| a["labels"]["path"].is_string())
+        .map(|a| {
+            (
+                a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                a["labels"]["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        about_credentials,
+        [
+            ("LapseCredentialExpired".into(), "certs/expired.crt".into()),
+            (
+                "LapseCredentialExpiringCritical".into(),
+                "certs/soon.crt".into()
+            ),
+            ("LapseTokenWithoutExpiry".into(), "certs/forever.jwt".into()),
+        ]
+        .into(),
+        "{alerts:#?}"
+    );
+    let others: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| !a["labels"]["path"].is_string())
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+
+    // Every rule evaluates without error against lapse's real series.
+    let rules = prometheus.api("/api/v1/rules");
+    let group = &rules["groups"][0];
+    assert_eq!(group["name"], "lapse");
+    for rule in group["rules"].as_array().expect("rules") {
+        assert_eq!(rule["health"], "ok", "{rule:#}");
+    }
+}
