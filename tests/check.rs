@@ -17,6 +17,7 @@ mod check {
     mod kubernetes;
     mod kubernetes_failures;
     mod malformed;
+    mod notify;
     mod output;
     mod secrecy;
     mod serve_config;
