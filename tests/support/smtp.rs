@@ -102,6 +102,8 @@ pub struct SmtpServer {
     pub port: u16,
     dir: PathBuf,
     auth: Option<(String, String)>,
+    /// Recipients refused with a permanent 550 at `RCPT TO`.
+    reject: Vec<String>,
     /// Holds the port while the server is stopped; its stdin closing ends it.
     holder: Child,
     server: Option<(Child, ChildStdin)>,
@@ -144,6 +146,7 @@ impl SmtpServer {
             port,
             dir,
             auth,
+            reject: Vec::new(),
             holder,
             server: None,
         };
@@ -185,6 +188,9 @@ impl SmtpServer {
         if let Some((user, password)) = &self.auth {
             cmd.args(["--user", user, "--password", password]);
         }
+        for rcpt in &self.reject {
+            cmd.args(["--reject", rcpt]);
+        }
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -215,6 +221,13 @@ impl SmtpServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.server = Some((child, stdin));
+    }
+
+    /// Restarts the server refusing `recipients` (none: taking every one
+    /// again) with a permanent error, as a server does an unknown user.
+    pub fn reject(&mut self, recipients: &[&str]) {
+        self.reject = recipients.iter().map(|r| r.to_string()).collect();
+        self.restart();
     }
 
     fn log_path(&self) -> PathBuf {
@@ -462,6 +475,43 @@ mod tests {
         assert_eq!(mails[1].text(), "only text\n");
         assert_eq!(mails[1].html, None);
         assert!(smtp.dir().join("2.json").exists());
+    }
+
+    #[test]
+    fn refuses_the_recipients_it_is_told_to() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut smtp = SmtpServer::start(scratch.path().join("mail"));
+        smtp.reject(&["nobody@example.com"]);
+        let message = "Subject: s\r\n\r\nbody\r\n";
+        let refused = send(
+            smtp.port,
+            None,
+            "a@example.com",
+            &["nobody@example.com"],
+            message,
+        )
+        .unwrap_err();
+        assert!(refused.contains("550"), "{refused}");
+        send(
+            smtp.port,
+            None,
+            "a@example.com",
+            &["ops@example.com"],
+            message,
+        )
+        .unwrap();
+        smtp.reject(&[]);
+        send(
+            smtp.port,
+            None,
+            "a@example.com",
+            &["nobody@example.com"],
+            message,
+        )
+        .unwrap();
+        let mails = smtp.wait_for(2, super::super::DEADLINE);
+        assert_eq!(mails[0].to, ["ops@example.com"]);
+        assert_eq!(mails[1].to, ["nobody@example.com"]);
     }
 
     #[test]

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A real SMTP server for lapse's notifier tests (PyPI's aiosmtpd).
 
-    smtp_server.py --port P --out DIR [--user U --password PW]
+    smtp_server.py --port P --out DIR [--user U --password PW] [--reject ADDRESS]...
     smtp_server.py --hold
 
 The first form listens on 127.0.0.1:P, plain SMTP (no TLS), and writes each
 message it accepts to DIR/<n>.json, atomically (temp file, then rename), so a
 reader never sees half a message. With --user and --password it requires
-AUTH PLAIN or LOGIN with exactly those before it takes a message.
+AUTH PLAIN or LOGIN with exactly those before it takes a message. Each
+--reject address is refused at RCPT TO with a permanent 550.
 
 Each file holds the envelope, the raw RFC 5322 text, and the fields decoded by
 Python's email package (subject with RFC 2047 words decoded; text and HTML
@@ -74,10 +75,17 @@ def decoded(raw):
 
 
 class Mailbox:
-    def __init__(self, out):
+    def __init__(self, out, reject):
         self.out = out
+        self.reject = set(reject)
         names = [n[:-5] for n in os.listdir(out) if n.endswith(".json")]
         self.count = max((int(n) for n in names if n.isdigit()), default=0)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.reject:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
@@ -122,7 +130,7 @@ async def until_stopped():
 
 async def serve(args):
     os.makedirs(args.out, exist_ok=True)
-    mailbox = Mailbox(args.out)
+    mailbox = Mailbox(args.out, args.reject)
     options = {"hostname": "lapse-test-smtp"}
     if args.user is not None:
         options.update(
@@ -162,6 +170,7 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--reject", action="append", default=[], metavar="ADDRESS")
     args = parser.parse_args()
     if args.hold:
         asyncio.run(hold())
