@@ -557,6 +557,74 @@ fn api_tls_secret(namespace: &str, name: &str, cert: &Cert) -> k8s_openapi::api:
 }
 
 #[test]
+fn a_daily_digest_to_the_default_recipients_once_a_day() {
+    let t = Setup::new();
+    let day = || rfc3339(unix_now())[..10].to_string();
+    let today = day();
+    // 00:00 UTC has always passed: the digest is due at the first check.
+    t.config("", "", "  digest: '00:00'\n");
+    let (_, web_at) = t.cert_file("web.crt", "web.example", 10 * DAY + 12 * HOUR + 30 * MINUTE);
+    let (_, old_at) = t.cert_file(
+        "old.crt",
+        "old.example",
+        -(2 * DAY + 5 * HOUR + 30 * MINUTE),
+    );
+    t.cert_file("healthy.crt", "healthy.example", 200 * DAY);
+    let server = t.serve();
+
+    let mails = t.wait_for(&server, 2);
+    let (digests, crossings): (Vec<&Mail>, Vec<&Mail>) =
+        mails.iter().partition(|m| m.subject.contains("digest"));
+    assert_eq!((digests.len(), crossings.len()), (1, 1), "{mails:#?}");
+    let digest = digests[0];
+    assert_addressed(digest, &[OPS]);
+    assert_eq!(
+        digest.subject,
+        "[lapse] daily digest: 2 credential(s) within 30d — soonest: old.example expired 2d 5h ago (+1 more)"
+    );
+    assert_eq!(
+        rows(digest.html()),
+        [
+            row(
+                "old.example (x509)",
+                "expired 2d 5h ago",
+                "certs/old.crt",
+                old_at,
+                "expired 2d 5h ago",
+                90,
+                RENEW_FILE
+            ),
+            row(
+                "web.example (x509)",
+                "expires in 10d 12h",
+                "certs/web.crt",
+                web_at,
+                "in 10d 12h",
+                90,
+                RENEW_FILE
+            ),
+        ]
+    );
+    assert!(!digest.everything().contains("healthy.example"));
+    assert_eq!(
+        crossings[0].subject,
+        "[lapse] old.example expired 2d 5h ago (+1 more)"
+    );
+
+    // Not again today, not after a restart either.
+    t.smtp.assert_stays(2, QUIET);
+    server.terminate(Duration::from_secs(10));
+    let server = t.serve();
+    std::thread::sleep(QUIET);
+    if day() != today {
+        println!("UTC midnight passed during the test: a new digest is due");
+        return;
+    }
+    t.smtp.assert_stays(2, Duration::ZERO);
+    drop(server);
+}
+
+#[test]
 fn a_mail_that_cannot_be_sent_waits_and_arrives_once_the_server_is_back() {
     let mut t = Setup::new();
     t.cert_file("healthy.crt", "healthy.example", 200 * DAY);
@@ -711,4 +779,69 @@ fn no_token_or_key_text_in_any_mail() {
             "{what} in the log"
         );
     }
+}
+
+/// Bug: a permanent refusal (550) is retried forever at the head of the
+/// queue, so every mail after it waits forever too.
+#[test]
+#[ignore = "bug: a refused message blocks the queue (src/notify/mod.rs send_loop)"]
+fn a_recipient_the_server_refuses_does_not_hold_up_mail_for_others() {
+    let mut t = Setup::new();
+    t.config(
+        "",
+        "",
+        "  routes:\n\
+         \x20   - match: {path: 'certs/legacy/*'}\n      to: [nobody@example.com]\n",
+    );
+    t.smtp.reject(&["nobody@example.com"]);
+    t.cert_file(
+        "legacy/old.crt",
+        "legacy.example",
+        5 * DAY + 12 * HOUR + 30 * MINUTE,
+    );
+    t.cert_file("web.crt", "web.example", 3 * DAY + 12 * HOUR + 30 * MINUTE);
+    let server = t.serve();
+
+    let mails = t.wait_for(&server, 1);
+    assert_addressed(&mails[0], &[OPS]);
+    assert_eq!(mails[0].subject, "[lapse] web.example expires in 3d 12h");
+    server.wait_for("the refused mail counted as failed", |m| {
+        m.value(TOTAL, &FAILED) >= 1.0
+    });
+}
+
+/// Bug: lettre's async timeout bounds only the TCP connect, and the send is
+/// not raced against shutdown, so a server that accepts and then stalls
+/// holds the notifier — and SIGTERM — forever.
+#[test]
+#[ignore = "bug: a stalled SMTP server hangs delivery and SIGTERM (src/notify/mod.rs send_loop)"]
+fn sigterm_does_not_wait_for_a_mail_server_that_never_answers() {
+    let t = Setup::new();
+    // Takes connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (accepted, connections) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in silent.incoming() {
+            if accepted.send(conn).is_err() {
+                break;
+            }
+        }
+    });
+    t.s.write(
+        "lapse.yaml",
+        std::fs::read_to_string(t.s.path("lapse.yaml"))
+            .unwrap()
+            .replace(&format!("port: {}", t.smtp.port), &format!("port: {port}")),
+    );
+    t.cert_file("web.crt", "web.example", 3 * DAY + 12 * HOUR + 30 * MINUTE);
+    let server = t.serve();
+    let _held = connections
+        .recv_timeout(DEADLINE)
+        .expect("lapse connects to send");
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, took) = server.terminate(Duration::from_secs(10));
+    println!("SIGTERM to exit during a send: {} ms", took.as_millis());
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
 }
