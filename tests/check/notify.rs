@@ -730,6 +730,33 @@ fn smtp_auth_with_a_password_file_and_the_password_never_logged() {
 }
 
 #[test]
+fn a_refused_login_is_retried_until_the_server_takes_it_without_logging_the_password() {
+    let password = "pw-canary-Lm4Rt8Zq";
+    let mut t = Setup::with_server(
+        |dir| SmtpServer::start_with_auth(dir, "lapse-mailer", "rotated-on-the-server"),
+        ", username: lapse-mailer, password_file: smtp.pass",
+    );
+    t.s.write("smtp.pass", password);
+    t.cert_file("web.crt", "web.example", 10 * DAY + 12 * HOUR + 30 * MINUTE);
+    let server = t.s.serve().args(["-vvv", "--config", "lapse.yaml"]).start();
+    server.wait_for("two refused logins", |m| m.value(TOTAL, &FAILED) >= 2.0);
+    assert!(t.smtp.messages().is_empty());
+
+    t.smtp.require_auth("lapse-mailer", password);
+    let mails = t.wait_for(&server, 1);
+    assert_eq!(mails[0].auth_user.as_deref(), Some("lapse-mailer"));
+    t.smtp.assert_stays(1, QUIET);
+    let stderr = server.stderr();
+    assert_contains(&stderr, "mail not sent; will retry");
+    for leak in [password.to_string(), b64(password)] {
+        assert!(
+            !stderr.contains(&leak),
+            "the SMTP password in the log:\n{stderr}"
+        );
+    }
+}
+
+#[test]
 fn no_token_or_key_text_in_any_mail() {
     let t = Setup::new();
     let (web, _) = t.cert("web.example", 5 * DAY + 12 * HOUR + 30 * MINUTE);

@@ -230,6 +230,12 @@ impl SmtpServer {
         self.restart();
     }
 
+    /// Restarts the server requiring AUTH as `user` with `password`.
+    pub fn require_auth(&mut self, user: &str, password: &str) {
+        self.auth = Some((user.into(), password.into()));
+        self.restart();
+    }
+
     fn log_path(&self) -> PathBuf {
         let name = format!("smtp-server-{}.log", self.port);
         self.dir.parent().unwrap_or(&self.dir).join(name)
