@@ -28,6 +28,8 @@ use tokio::sync::{mpsc, watch};
 
 pub const CHANNEL: &str = "email";
 const MAX_RETRY: Duration = Duration::from_secs(300);
+/// One delivery attempt, from connecting to the server's final answer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tls {
@@ -250,6 +252,14 @@ impl Notifier {
     }
 }
 
+/// A refusal no retry can change: the mailbox does not exist or is not
+/// allowed (550, 551, 553). Other refusals — a rejected login, a full
+/// mailbox, a policy block — may clear, and are retried.
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    e.status()
+        .is_some_and(|code| matches!(u16::from(code), 550 | 551 | 553))
+}
+
 fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let builder = match smtp.tls {
         Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
@@ -318,12 +328,18 @@ async fn send_loop(
         let mut delay = config.retry_interval;
         loop {
             let result = match message(&config, m) {
-                Ok(msg) => transport
-                    .send(msg)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+                // A server that accepts and then says nothing must not hold
+                // delivery (or shutdown) forever.
+                Ok(msg) => tokio::select! {
+                    _ = shutdown.changed() => return,
+                    sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(msg)) => match sent {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) if refused_for_good(&e) => Err((true, e.to_string())),
+                        Ok(Err(e)) => Err((false, e.to_string())),
+                        Err(_) => Err((false, format!("no answer from the mail server in {SEND_TIMEOUT:?}"))),
+                    },
+                },
+                Err(e) => Err((true, e)),
             };
             match result {
                 Ok(()) => {
@@ -331,7 +347,15 @@ async fn send_loop(
                     tracing::info!(subject = %m.subject, recipients = m.to.len(), "mail sent");
                     break;
                 }
-                Err(e) => {
+                Err((true, e)) => {
+                    // Refused for good (a recipient that does not exist): retrying
+                    // cannot help, and must not hold up mail for everyone else.
+                    metrics.count_notification(CHANNEL, "failed");
+                    let to: Vec<String> = m.to.iter().map(|t| t.to_string()).collect();
+                    tracing::error!(error = %e, to = ?to, subject = %m.subject, "mail refused permanently; dropped");
+                    break;
+                }
+                Err((false, e)) => {
                     metrics.count_notification(CHANNEL, "failed");
                     tracing::warn!(error = %e, retry_in = ?delay, "mail not sent; will retry");
                     tokio::select! {
