@@ -8,17 +8,15 @@
 //! CI installs; without it these tests fail saying so. So does amtool
 //! (Debian's `prometheus-alertmanager`), which checks the Alertmanager example.
 
+use crate::support::prometheus::{PROMETHEUS, PROMTOOL, Prometheus, require};
 use crate::support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const PROMTOOL: &str = "/usr/bin/promtool";
 const AMTOOL: &str = "/usr/bin/amtool";
 /// Prometheus starts, scrapes, evaluates the rules and raises the alerts within this.
 const ALERT_DEADLINE: Duration = Duration::from_secs(60);
@@ -29,15 +27,6 @@ fn alerts_dir() -> PathBuf {
 
 fn rules_file() -> PathBuf {
     alerts_dir().join("lapse.rules.yml")
-}
-
-#[track_caller]
-fn require(binary: &str) {
-    assert!(
-        Path::new(binary).exists(),
-        "{binary} is missing: install Debian's prometheus package (apt-get install prometheus); \
-         CI installs it in .ci/run"
-    );
 }
 
 /// Runs `binary args…` in `alerts/` with a clean environment.
@@ -263,90 +252,6 @@ fn alertmanager_example_mails_lapse_alerts_by_severity() {
 }
 
 /// A running Prometheus evaluating `alerts/lapse.rules.yml`; killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Prometheus {
-    fn start(s: &Scratch, target: u16) -> Prometheus {
-        require(PROMETHEUS);
-        s.write(
-            "prometheus/prometheus.yml",
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n- {rules:?}\n\
-                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n",
-                rules = rules_file().display().to_string()
-            ),
-        );
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let log = s.path(&format!("prometheus/{port}.log"));
-            let stdout = File::create(&log).expect("create the log");
-            let stderr = stdout.try_clone().expect("share the log");
-            let child = Command::new(PROMETHEUS)
-                .env_clear()
-                .env("HOME", s.home())
-                .arg(format!(
-                    "--config.file={}",
-                    s.abs("prometheus/prometheus.yml")
-                ))
-                .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .expect("start prometheus");
-            let mut p = Prometheus { child, port, log };
-            let started = Instant::now();
-            while started.elapsed() < ALERT_DEADLINE {
-                if p.child.try_wait().expect("poll prometheus").is_some() {
-                    break;
-                }
-                if p.get("/-/ready").is_ok_and(|r| r.status == 200) {
-                    return p;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            last_log = p.log();
-            if !last_log.contains("address already in use") {
-                panic!("Prometheus did not become ready\n--- its log ---\n{last_log}");
-            }
-        }
-        panic!("Prometheus found no free port\n--- its log ---\n{last_log}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> std::io::Result<Response> {
-        Client::plain().request(self.port, "GET", path, &[])
-    }
-
-    /// `data` of a successful API answer.
-    fn api(&self, path: &str) -> Value {
-        let r = self
-            .get(path)
-            .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- log ---\n{}", self.log()));
-        let body: Value =
-            serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
-        assert_eq!(body["status"], "success", "GET {path}: {body}");
-        body["data"].clone()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The alert named `name` for the credential at `path`, if Prometheus has it.
 fn alert<'a>(alerts: &'a [Value], name: &str, path: &str) -> Option<&'a Value> {
     alerts
@@ -373,7 +278,7 @@ fn prometheus_raises_the_expiry_alerts_over_a_real_lapse() {
     );
 
     let lapse = s.serve().arg("certs").start();
-    let prometheus = Prometheus::start(&s, lapse.port);
+    let prometheus = Prometheus::start_with_rules(&s, lapse.port, Some(&rules_file()));
 
     let started = Instant::now();
     let alerts = loop {

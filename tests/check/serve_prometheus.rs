@@ -5,27 +5,11 @@
 //! CI installs the package; a machine without it fails these tests with a
 //! message saying so instead of skipping them silently.
 
+use crate::support::prometheus::{PROMETHEUS, PROMTOOL, Prometheus, require};
 use crate::support::*;
 use serde_json::{Value, json};
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 use time::macros::datetime;
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const PROMTOOL: &str = "/usr/bin/promtool";
-/// Prometheus starts, scrapes every second and answers within this.
-const PROMETHEUS_DEADLINE: Duration = Duration::from_secs(60);
-
-#[track_caller]
-fn require(binary: &str) {
-    assert!(
-        Path::new(binary).exists(),
-        "{binary} is missing: install Debian's `prometheus` package (apt-get install prometheus); \
-         CI installs it in .ci/run"
-    );
-}
 
 /// A tree that exercises every kind of series: a certificate, a chain, a
 /// token without expiry, a broken file and colliding labels.
@@ -56,127 +40,6 @@ fn varied_tree(s: &Scratch) -> Cert {
         format!("apiVersion: v1\nkind: Config\nusers:\n{user}{user}"),
     );
     web
-}
-
-/// A running Prometheus; killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Prometheus {
-    /// Starts Prometheus scraping `target` every second; waits until it is ready.
-    fn start(s: &Scratch, target: u16) -> Prometheus {
-        require(PROMETHEUS);
-        s.write(
-            "prometheus/prometheus.yml",
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n"
-            ),
-        );
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let log = s.path(&format!("prometheus/{port}.log"));
-            let stdout = File::create(&log).expect("create the log");
-            let stderr = stdout.try_clone().expect("share the log");
-            let child = Command::new(PROMETHEUS)
-                .env_clear()
-                .env("HOME", s.home())
-                .arg(format!(
-                    "--config.file={}",
-                    s.abs("prometheus/prometheus.yml")
-                ))
-                .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .expect("start prometheus");
-            let mut p = Prometheus { child, port, log };
-            let started = Instant::now();
-            while started.elapsed() < PROMETHEUS_DEADLINE {
-                if p.child.try_wait().expect("poll prometheus").is_some() {
-                    break;
-                }
-                if p.get("/-/ready").is_ok_and(|r| r.status == 200) {
-                    return p;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            last_log = p.log();
-            if !last_log.contains("address already in use") {
-                panic!("Prometheus did not become ready\n--- its log ---\n{last_log}");
-            }
-        }
-        panic!("Prometheus found no free port\n--- its log ---\n{last_log}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> std::io::Result<Response> {
-        Client::plain().request(self.port, "GET", path, &[])
-    }
-
-    /// An instant query's result vector.
-    fn query(&self, promql: &str) -> Vec<Value> {
-        let r = self
-            .get(&format!("/api/v1/query?query={}", percent_encode(promql)))
-            .unwrap_or_else(|e| panic!("query {promql}: {e}\n--- log ---\n{}", self.log()));
-        let body: Value = serde_json::from_str(&r.body)
-            .unwrap_or_else(|e| panic!("query {promql}: {e}: {}", r.body));
-        assert_eq!(body["status"], "success", "query {promql}: {body}");
-        body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Queries until the result is not empty; returns it.
-    fn query_until_present(&self, promql: &str) -> Vec<Value> {
-        let started = Instant::now();
-        loop {
-            let result = self.query(promql);
-            if !result.is_empty() {
-                println!(
-                    "{promql}: in Prometheus after {} ms",
-                    started.elapsed().as_millis()
-                );
-                return result;
-            }
-            if started.elapsed() > PROMETHEUS_DEADLINE {
-                let targets = self.get("/api/v1/targets").map(|r| r.body);
-                panic!(
-                    "{promql}: no result after {PROMETHEUS_DEADLINE:?}\n--- targets ---\n{targets:?}\n--- log ---\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The one sample's value in a result vector.

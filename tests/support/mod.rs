@@ -8,6 +8,7 @@
 
 pub mod apiserver;
 pub mod fixtures;
+pub mod prometheus;
 pub mod report;
 pub mod server;
 pub mod smtp;

@@ -1,0 +1,162 @@
+//! A real Prometheus server (Debian's `prometheus` package) scraping a
+//! running lapse every second, for tests that read values back through
+//! its HTTP API, evaluate alert rules or run dashboard queries.
+//!
+//! CI installs the package; a machine without it fails these tests with a
+//! message saying so instead of skipping them silently.
+
+use super::{Client, Response, Scratch, free_port};
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+pub const PROMTOOL: &str = "/usr/bin/promtool";
+/// Prometheus starts, scrapes every second and answers within this.
+pub const PROMETHEUS_DEADLINE: Duration = Duration::from_secs(60);
+
+#[track_caller]
+pub fn require(binary: &str) {
+    assert!(
+        Path::new(binary).exists(),
+        "{binary} is missing: install Debian's `prometheus` package (apt-get install prometheus); \
+         CI installs it in .ci/run"
+    );
+}
+
+/// A running Prometheus; killed on drop.
+pub struct Prometheus {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` every second; waits until it is ready.
+    pub fn start(s: &Scratch, target: u16) -> Prometheus {
+        Prometheus::start_with_rules(s, target, None)
+    }
+
+    /// Like [`start`](Self::start), evaluating the rules in `rules` every second.
+    pub fn start_with_rules(s: &Scratch, target: u16, rules: Option<&Path>) -> Prometheus {
+        require(PROMETHEUS);
+        let rule_files = rules
+            .map(|r| format!("rule_files:\n- {:?}\n", r.display().to_string()))
+            .unwrap_or_default();
+        s.write(
+            "prometheus/prometheus.yml",
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 {rule_files}\
+                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n"
+            ),
+        );
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log = s.path(&format!("prometheus/{port}.log"));
+            let stdout = File::create(&log).expect("create the log");
+            let stderr = stdout.try_clone().expect("share the log");
+            let child = Command::new(PROMETHEUS)
+                .env_clear()
+                .env("HOME", s.home())
+                .arg(format!(
+                    "--config.file={}",
+                    s.abs("prometheus/prometheus.yml")
+                ))
+                .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .expect("start prometheus");
+            let mut p = Prometheus { child, port, log };
+            let started = Instant::now();
+            while started.elapsed() < PROMETHEUS_DEADLINE {
+                if p.child.try_wait().expect("poll prometheus").is_some() {
+                    break;
+                }
+                if p.get("/-/ready").is_ok_and(|r| r.status == 200) {
+                    return p;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last_log = p.log();
+            if !last_log.contains("address already in use") {
+                panic!("Prometheus did not become ready\n--- its log ---\n{last_log}");
+            }
+        }
+        panic!("Prometheus found no free port\n--- its log ---\n{last_log}");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> std::io::Result<Response> {
+        Client::plain().request(self.port, "GET", path, &[])
+    }
+
+    /// `data` of a successful API answer.
+    pub fn api(&self, path: &str) -> Value {
+        let r = self
+            .get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- log ---\n{}", self.log()));
+        let body: Value =
+            serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body));
+        assert_eq!(body["status"], "success", "GET {path}: {body}");
+        body["data"].clone()
+    }
+
+    /// An instant query's result vector.
+    pub fn query(&self, promql: &str) -> Vec<Value> {
+        self.api(&format!("/api/v1/query?query={}", percent_encode(promql)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Queries until the result is not empty; returns it.
+    pub fn query_until_present(&self, promql: &str) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let result = self.query(promql);
+            if !result.is_empty() {
+                println!(
+                    "{promql}: in Prometheus after {} ms",
+                    started.elapsed().as_millis()
+                );
+                return result;
+            }
+            if started.elapsed() > PROMETHEUS_DEADLINE {
+                let targets = self.get("/api/v1/targets").map(|r| r.body);
+                panic!(
+                    "{promql}: no result after {PROMETHEUS_DEADLINE:?}\n--- targets ---\n{targets:?}\n--- log ---\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
