@@ -10,6 +10,7 @@ mod check {
     mod alerts;
     mod apiserver;
     mod certificates;
+    mod dashboard;
     mod directories;
     mod exit_codes;
     mod k8s_objects;
