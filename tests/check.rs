@@ -11,6 +11,7 @@ mod check {
     mod apiserver;
     mod certificates;
     mod dashboard;
+    mod deploy;
     mod directories;
     mod exit_codes;
     mod k8s_objects;
