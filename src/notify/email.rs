@@ -6,6 +6,7 @@
 
 use super::plan::{Event, EventKind, urgency};
 use crate::credential::{Credential, Kind, Source, Timestamp};
+use crate::output::web::html_escape;
 use crate::timefmt::{human_span, rfc3339, time_left};
 use std::fmt::Write;
 
@@ -170,7 +171,7 @@ pub fn render(events: &[Event], now: Timestamp) -> (String, String, String) {
         html.push_str("<tr>");
         for cell in cells {
             html.push_str("<td style=\"border-top:1px solid #ccc\">");
-            escape(&mut html, &cell);
+            html_escape(&mut html, &cell);
             html.push_str("</td>");
         }
         html.push_str("</tr>\n");
@@ -219,18 +220,6 @@ pub fn render_digest(
         first.trim_start_matches("[lapse] ")
     );
     Some((subject, text, html))
-}
-
-fn escape(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -222,7 +222,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     }
 }
 
-fn html_escape(out: &mut String, text: &str) {
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn html_escape(out: &mut String, text: &str) {
     for ch in text.chars() {
         match ch {
             '&' => out.push_str("&amp;"),
