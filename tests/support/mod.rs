@@ -176,3 +176,16 @@ impl Outcome {
         self
     }
 }
+
+/// A finished external tool's stdout; panics with its output when it failed.
+#[track_caller]
+pub fn assert_success(what: &str, out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
