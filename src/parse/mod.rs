@@ -8,9 +8,13 @@
 //! leave this module: credentials carry fingerprints, and error messages
 //! name what is wrong without quoting the input.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwt;
 mod k8s_object;
 mod kubeconfig;
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod robustness;
 mod sniff;
