@@ -681,3 +681,75 @@ fn every_seed_parses() {
         );
     }
 }
+
+// The file read cap (`source::files::read_capped`), which bounds what any
+// parser is ever handed.
+
+fn too_large_message(cap: u64) -> String {
+    format!(
+        "larger than the {} size cap; not read",
+        crate::source::files::human_bytes(cap)
+    )
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// A file of at most `cap` bytes is read whole; a larger one is
+    /// exactly the too-large error naming it, never a truncated read.
+    #[test]
+    fn read_cap_holds_for_files(cap in 0u64..4096, delta in -3i64..=3, far in any::<bool>(), extra in 0u64..8192) {
+        let size = if far { extra } else { (cap as i64 + delta).max(0) as u64 };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let content: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        match crate::source::files::read_capped(&path, cap) {
+            Ok(bytes) => {
+                prop_assert!(size <= cap);
+                prop_assert_eq!(bytes, content);
+            }
+            Err(e) => {
+                prop_assert!(size > cap, "{}", e.message);
+                prop_assert_eq!(e.reason, ErrorReason::TooLarge);
+                prop_assert_eq!(e.path, path.display().to_string());
+                prop_assert_eq!(e.message, too_large_message(cap));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// A pipe has no size to check first: more than `cap` bytes in it give
+    /// the too-large error after reading exactly `cap + 1` of them.
+    #[test]
+    fn read_cap_reads_at_most_one_byte_over(cap in 0u64..4096, over in 1u64..4096) {
+        use std::io::{Read, Write};
+        let size = cap + over;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        prop_assert!(made.success());
+        // Our end stays open for writing, so the reader never sees EOF:
+        // it can stop only at its cap. Everything fits the pipe buffer.
+        let mut ours = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        ours.write_all(&vec![b'a'; size as usize]).unwrap();
+        let err = crate::source::files::read_capped(&fifo, cap).unwrap_err();
+        prop_assert_eq!(err.reason, ErrorReason::TooLarge);
+        prop_assert_eq!(err.message, too_large_message(cap));
+        // What the reader left behind, up to a marker written after it.
+        ours.write_all(b"Z").unwrap();
+        let mut left = 0u64;
+        let mut byte = [0u8];
+        loop {
+            ours.read_exact(&mut byte).unwrap();
+            if byte[0] == b'Z' {
+                break;
+            }
+            left += 1;
+        }
+        prop_assert_eq!(size - left, cap + 1, "bytes read from the pipe");
+    }
+}
