@@ -1,0 +1,63 @@
+//! Kubernetes objects: Secrets, ConfigMaps and Lists, YAML and JSON. Each
+//! document is read as a Secret, as a ConfigMap and as what its `kind`
+//! says. A key file and a password are planted in every Secret's data:
+//! neither may ever show in the result.
+#![no_main]
+
+use lapse::credential::Source;
+use lapse::parse::{fuzzing, parse_document, parse_file_with};
+use lapse_fuzz::{absent_from, check};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+const PASSWORD: &str = "p12-Pa55word-planted";
+/// A key file is never read, even when it holds a certificate.
+const KEY_NAME: &str = "planted.key";
+const KEY_TEXT: &str =
+    "-----BEGIN CERTIFICATE-----\nTm90QUtleUJ1dE5ldmVyUmVhZA==\n-----END CERTIFICATE-----\n";
+
+fuzz_target!(|data: &[u8]| {
+    let name = "dump.yaml";
+    let passwords = vec![PASSWORD.to_string()];
+    let planted = absent_from(data, &[PASSWORD, "Tm90QUtleUJ1dE5ldmVyUmVhZA"]);
+    check(name, &parse_file_with(name, data, &passwords), &planted);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let docs = match serde_json::from_str::<Value>(text) {
+        Ok(doc) => vec![doc],
+        Err(_) => match fuzzing::documents(text) {
+            Ok(docs) => docs,
+            Err(_) => return,
+        },
+    };
+    for mut doc in docs {
+        check(name, &parse_document(name, &doc, &passwords), &planted);
+        let parsed = fuzzing::config_map(name, &doc);
+        check(name, &parsed, &[]);
+        for c in &parsed.credentials {
+            assert_eq!(c.source, Source::Configmap);
+            assert!(
+                c.object.is_some(),
+                "a ConfigMap credential without its object"
+            );
+        }
+        if let Some(map) = doc.as_object_mut() {
+            let string_data = map
+                .entry("stringData")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(sd) = string_data.as_object_mut() {
+                sd.insert(KEY_NAME.into(), KEY_TEXT.into());
+                sd.insert("keystore-password".into(), PASSWORD.into());
+            }
+        }
+        let parsed = fuzzing::secret(name, &doc, &passwords);
+        check(name, &parsed, &planted);
+        for c in &parsed.credentials {
+            assert_eq!(c.source, Source::Secret);
+            assert!(c.object.is_some(), "a Secret credential without its object");
+            let entry = c.entry.as_deref().unwrap_or_default();
+            assert!(!entry.contains(KEY_NAME), "a key file was read: {entry}");
+        }
+    }
+});
