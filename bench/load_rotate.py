@@ -307,6 +307,18 @@ def report(args):
     if growth > bound:
         failures.append(f"RSS grew {growth:.1f} MiB (bound {bound:.1f} MiB)")
     rss_all = [m for _, m in during]
+    # Least-squares slope after the warm-up: "flat" over the whole run, not
+    # only between two samples.
+    tail = [(t, m) for t, m in during if t >= args.load_start + args.warmup]
+    slope = None
+    if len(tail) >= 3:
+        mt = sum(t for t, _ in tail) / len(tail)
+        mm = sum(m for _, m in tail) / len(tail)
+        var = sum((t - mt) ** 2 for t, _ in tail)
+        slope = sum((t - mt) * (m - mm) for t, m in tail) / var * 60 if var else 0.0
+    # Allocator high-water marks rise early and level off; a leak does not.
+    half = [m for t, m in tail if t >= (tail[0][0] + tail[-1][0]) / 2] if tail else []
+    second_half = last - half[0] if half else None
 
     secs = wrk["duration_us"] / 1e6 or 1
     by_style = {s: [r["visible_after_s"] for r in rotations
@@ -339,6 +351,9 @@ def report(args):
          f"{first:.1f} / {min(rss_all):.1f} / {max(rss_all):.1f} / {last:.1f} MiB"),
         (f"RSS growth (last − after {args.warmup:.0f} s of load)",
          f"{growth:+.1f} MiB from {baseline:.1f} MiB (bound {bound:.1f} MiB)"),
+        ("RSS trend after the warm-up (least squares)",
+         f"{slope:+.2f} MiB/min over {len(tail)} samples" if slope is not None else "n/a"),
+        ("RSS growth over the second half of that", f"{second_half:+.1f} MiB" if second_half is not None else "n/a"),
     ]
     print("| what | figure |")
     print("|---|---|")
