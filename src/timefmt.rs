@@ -113,7 +113,7 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     }
     // `2026-07-08T04:00:54+0000` → `+00:00`.
     let bytes = text.as_bytes();
-    if bytes.len() > 5 {
+    if bytes.len() > 5 && text.is_char_boundary(text.len() - 5) {
         let (head, zone) = text.split_at(text.len() - 5);
         let z = zone.as_bytes();
         if (z[0] == b'+' || z[0] == b'-') && z[1..].iter().all(u8::is_ascii_digit) {

@@ -115,7 +115,7 @@ fn eks_token(text: &str, fingerprint: Fingerprint) -> Option<Credential> {
 
 /// `20260708T040054Z`.
 fn amz_date(s: &str) -> Option<Timestamp> {
-    if s.len() != 16 || s.as_bytes()[8] != b'T' || !s.ends_with('Z') {
+    if s.len() != 16 || !s.is_ascii() || s.as_bytes()[8] != b'T' || !s.ends_with('Z') {
         return None;
     }
     let rfc = format!(

@@ -100,6 +100,14 @@ fn trim_ascii(line: &[u8]) -> &[u8] {
 fn armour(line: &[u8], prefix: &[u8]) -> Option<String> {
     let rest = line.strip_prefix(prefix)?;
     let label = rest.strip_suffix(b"-----")?;
+    // RFC 7468 labels: printable words joined by one space or hyphen. A
+    // one-line or YAML-folded PEM (`-----BEGIN X----- MIIE… -----END X-----`)
+    // is not armour: its "label" would hold the body, key text included,
+    // and labels are quoted in error messages.
+    let word = |w: &[u8]| !w.is_empty() && w.iter().all(u8::is_ascii_graphic);
+    if !label.is_empty() && !label.split(|&b| b == b' ' || b == b'-').all(word) {
+        return None;
+    }
     std::str::from_utf8(label).ok().map(str::to_string)
 }
 
