@@ -2,12 +2,24 @@
 //!
 //!     cargo bench --bench scan            # N = 10,000
 //!     LAPSE_BENCH_N=100000 cargo bench --bench scan
+//!     LAPSE_BENCH_DIR=/tmp/tree cargo bench --bench scan
 //!
 //! Prints, for the library scan and for the `lapse check` binary, the best
 //! and median wall time of several runs over a warm page cache, and the
 //! read-and-parse floor (read each file, parse it with x509-parser, nothing
 //! else) for comparison. Timing is reported, never asserted.
+//!
+//! With `LAPSE_BENCH_DIR`, nothing is generated: the floor reads that tree
+//! (as `bench/gen_tree.py` writes it, PEM-only or `--mix`) and does the
+//! least work per kind, chosen by file name, on one core: PEM → base64 +
+//! x509-parser; DER → x509-parser; PKCS#12 → p12-keystore (empty password)
+//! and x509-parser; kubeconfig → serde-saphyr into the three fields, base64,
+//! x509-parser; JWT → base64url + serde_json for `exp`. No sniffing, no
+//! credential records. The library scan runs on the same tree for
+//! comparison; the last line is `floor-dir: N credentials, median S s`.
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyPair};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -79,9 +91,157 @@ fn floor(dir: &Path) -> usize {
     found
 }
 
+/// The kubeconfig fields the floor reads; everything else is skipped by serde.
+#[derive(serde::Deserialize)]
+struct Kubeconfig {
+    #[serde(default)]
+    clusters: Vec<Cluster>,
+    #[serde(default)]
+    users: Vec<User>,
+}
+
+#[derive(serde::Deserialize)]
+struct Cluster {
+    cluster: ClusterData,
+}
+
+#[derive(serde::Deserialize)]
+struct ClusterData {
+    #[serde(rename = "certificate-authority-data")]
+    ca: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct User {
+    user: UserData,
+}
+
+#[derive(serde::Deserialize)]
+struct UserData {
+    #[serde(rename = "client-certificate-data")]
+    cert: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    exp: Option<i64>,
+}
+
+/// Certificates in PEM text: base64 + x509-parser, one per block.
+fn pem_certificates(bytes: &[u8]) -> usize {
+    x509_parser::pem::Pem::iter_from_buffer(bytes)
+        .filter(|pem| pem.as_ref().is_ok_and(|p| p.parse_x509().is_ok()))
+        .count()
+}
+
+fn der_certificate(der: &[u8]) -> usize {
+    usize::from(x509_parser::parse_x509_certificate(der).is_ok())
+}
+
+/// 1 when the JWT's payload decodes and carries `exp`.
+fn jwt_expiry(token: &str) -> usize {
+    let Some(payload) = token.trim().split('.').nth(1) else {
+        return 0;
+    };
+    let Ok(json) = URL_SAFE_NO_PAD.decode(payload) else {
+        return 0;
+    };
+    serde_json::from_slice::<Claims>(&json).map_or(0, |c| usize::from(c.exp.is_some()))
+}
+
+fn kubeconfig(bytes: &[u8]) -> usize {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return 0;
+    };
+    let Ok(doc) = serde_saphyr::from_str::<Kubeconfig>(text) else {
+        return 0;
+    };
+    let pem = |b64: &str| STANDARD.decode(b64).map_or(0, |b| pem_certificates(&b));
+    let mut found = 0;
+    for c in &doc.clusters {
+        found += c.cluster.ca.as_deref().map_or(0, pem);
+    }
+    for u in &doc.users {
+        found += u.user.cert.as_deref().map_or(0, pem);
+        found += u.user.token.as_deref().map_or(0, jwt_expiry);
+    }
+    found
+}
+
+/// The least work per kind: read, then decode by file name. Returns the
+/// number of credentials with an expiry found.
+fn floor_mixed(dir: &Path) -> usize {
+    let mut found = 0;
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = std::fs::read(path).unwrap();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        found += match ext {
+            "crt" | "pem" | "cer" | "cert" => pem_certificates(&bytes),
+            "der" => der_certificate(&bytes),
+            "p12" | "pfx" => p12_keystore::Pkcs12Archive::from_pkcs12(&bytes, "").map_or(0, |a| {
+                a.certs
+                    .iter()
+                    .map(|b| der_certificate(b.cert.as_der()))
+                    .sum()
+            }),
+            "kubeconfig" => kubeconfig(&bytes),
+            "jwt" | "token" => std::str::from_utf8(&bytes).map_or(0, jwt_expiry),
+            _ => 0,
+        };
+    }
+    found
+}
+
+/// `LAPSE_BENCH_DIR` mode: the floor and the library scan on a given tree.
+fn bench_dir(dir: &Path) {
+    let found = floor_mixed(dir);
+    let files = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_file()))
+        .count();
+    let opts = lapse::scan::ScanOptions::default();
+    let roots = [dir.to_path_buf()];
+    let result = lapse::scan::scan(&roots, None, &opts);
+    println!(
+        "tree {}: {files} files; floor finds {found} credentials, lapse scan {} ({} errors)",
+        dir.display(),
+        result.credentials.len(),
+        result.errors.len()
+    );
+    report(
+        "lapse library scan",
+        time_runs(|| {
+            lapse::scan::scan(&roots, None, &opts);
+        }),
+        files,
+    );
+    let (best, median) = time_runs(|| {
+        assert_eq!(floor_mixed(dir), found);
+    });
+    report(
+        "floor: read + parse per kind, 1 core",
+        (best, median),
+        files,
+    );
+    println!(
+        "floor-dir: {found} credentials, median {:.6} s",
+        median.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this in test mode; do nothing there.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    if let Ok(dir) = std::env::var("LAPSE_BENCH_DIR") {
+        bench_dir(Path::new(&dir));
         return;
     }
     let n: usize = std::env::var("LAPSE_BENCH_N")
