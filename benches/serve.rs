@@ -2,16 +2,22 @@
 //!
 //!     cargo bench --bench serve
 //!     LAPSE_BENCH_N=10000 cargo bench --bench serve
+//!     LAPSE_BENCH_DIR=/tmp/tree cargo bench --bench serve
 //!
 //! Measures cold start to ready (`/readyz` 200), resident memory after the
 //! first scan and after scrapes (VmRSS, VmHWM), `/metrics` render time and
 //! size, and change-to-visible latency: a certificate rewritten in place
 //! until the next scrape shows its new expiry. Reported, never asserted.
+//!
+//! With `LAPSE_BENCH_DIR`, nothing is generated: lapse serves that tree (as
+//! `bench/gen_tree.py` writes it) and the certificate rewritten is the first
+//! `cert-*.crt` of its first directory, put back as it was at the end. The
+//! last line, `serve-tsv:`, holds every figure as key=value for scripts.
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyPair};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use time::macros::datetime;
@@ -76,28 +82,46 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let dir = tempfile::tempdir().unwrap();
+    let given = std::env::var("LAPSE_BENCH_DIR").ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = given
+        .as_deref()
+        .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::default();
     ca.distinguished_name.push(DnType::CommonName, "bench-ca");
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate().unwrap();
-    let t = Instant::now();
-    for i in 0..n {
-        let sub = dir.path().join(format!("d{:04}", i / 100));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(&sub).unwrap();
+    let (files, target, original) = if given.is_some() {
+        let files = walkdir::WalkDir::new(&root)
+            .into_iter()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_file()))
+            .count();
+        let target = first_crt(&root).expect("a cert-*.crt file in the tree");
+        let original = std::fs::read(&target).unwrap();
+        println!("serving {files} files in {}", root.display());
+        (files, target, Some(original))
+    } else {
+        let t = Instant::now();
+        for i in 0..n {
+            let sub = root.join(format!("d{:04}", i / 100));
+            if i % 100 == 0 {
+                std::fs::create_dir_all(&sub).unwrap();
+            }
+            std::fs::write(
+                sub.join(format!("cert-{i}.crt")),
+                make_cert(&issuer, &key, i, i as i64),
+            )
+            .unwrap();
         }
-        std::fs::write(
-            sub.join(format!("cert-{i}.crt")),
-            make_cert(&issuer, &key, i, i as i64),
-        )
-        .unwrap();
-    }
-    println!(
-        "generated {n} certificate files in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+        println!(
+            "generated {n} certificate files in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        (n, root.join("d0000/cert-7.crt"), None)
+    };
+    // Put the rewritten certificate back however this run ends.
+    let _restore = Restore(target.clone(), original);
 
     let port = free_port();
     let started = Instant::now();
@@ -107,10 +131,10 @@ fn main() {
             "--web.listen-address",
             &format!("127.0.0.1:{port}"),
         ])
-        .arg(dir.path())
+        .arg(&root)
         .arg("-vv")
         .env_clear()
-        .env("HOME", dir.path())
+        .env("HOME", tmp.path())
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -166,34 +190,42 @@ fn main() {
 
     let mut renders = Vec::new();
     let mut size = 0;
-    for _ in 0..5 {
+    let mut series = 0;
+    for _ in 0..SCRAPES {
         let t = Instant::now();
         let (status, body) = get(port, "/metrics");
         renders.push(t.elapsed());
         assert_eq!(status, 200);
         size = body.len();
+        series = body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && l[0] != b'#')
+            .count();
     }
     renders.sort();
+    let render = renders[SCRAPES / 2];
     println!(
-        "/metrics (classic text):       {:>8.0} ms median, {:.0} ms best, {:.1} MiB, {} series",
-        renders[2].as_secs_f64() * 1e3,
+        "/metrics (classic text):       {:>8.0} ms median of {SCRAPES}, {:.0} ms best, {:.1} MiB, {series} series",
+        render.as_secs_f64() * 1e3,
         renders[0].as_secs_f64() * 1e3,
         size as f64 / 1048576.0,
-        n * 5
     );
+    let rss_hwm = proc_kib(pid, "VmHWM:");
     println!(
         "RSS after scrapes:             {:>8.1} MiB (peak {:.1} MiB)",
         proc_kib(pid, "VmRSS:") as f64 / 1024.0,
-        proc_kib(pid, "VmHWM:") as f64 / 1024.0
+        rss_hwm as f64 / 1024.0
     );
 
     // Change to visible: rewrite one certificate in place, scrape until the
     // new expiry shows.
-    let target = dir.path().join("d0000/cert-7.crt");
     let new_hours = 24 * 400;
     let new_not_after =
         (datetime!(2027-01-01 00:00 UTC) + time::Duration::hours(new_hours)).unix_timestamp();
-    let needle = "cert-7.crt\",entry=\"\",index=\"0\"";
+    let needle = format!(
+        "{}\",entry=\"\",index=\"0\"",
+        target.file_name().unwrap().to_string_lossy()
+    );
     let mut latencies = Vec::new();
     let mut inventory_latencies = Vec::new();
     for round in 0..3 {
@@ -206,7 +238,7 @@ fn main() {
             let text = String::from_utf8_lossy(&body);
             let seen = text.lines().any(|l| {
                 l.starts_with("lapse_credential_not_after_timestamp_seconds")
-                    && l.contains(needle)
+                    && l.contains(&needle)
                     && l.ends_with(&format!(" {want}"))
             });
             if seen {
@@ -225,6 +257,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(300));
     }
     inventory_latencies.sort();
+    let published_ms = inventory_latencies
+        .get(inventory_latencies.len() / 2)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     if let Some(mid) = inventory_latencies.get(inventory_latencies.len() / 2) {
         println!(
             "change to published (inventory): {:>6.0} ms median of {} (debounce 100 ms + rescan + snapshot)",
@@ -237,9 +272,42 @@ fn main() {
         "change to visible (in a scrape): {:>6.0} ms median of 3 (includes one full scrape)",
         latencies[1].as_secs_f64() * 1e3
     );
-    if let Ok(keep) = std::env::var("LAPSE_BENCH_KEEP") {
-        let kept = dir.keep();
+    println!(
+        "serve-tsv: files={files} ready_ms={:.1} rss_ready_kib={rss_ready} rss_peak_kib={rss_hwm} \
+         metrics_ms={:.1} metrics_bytes={size} series={series} published_ms={published_ms:.1} visible_ms={:.1}",
+        ready.as_secs_f64() * 1e3,
+        render.as_secs_f64() * 1e3,
+        latencies[1].as_secs_f64() * 1e3,
+    );
+    if let (None, Ok(keep)) = (&given, std::env::var("LAPSE_BENCH_KEEP")) {
+        let kept = tmp.keep();
         std::fs::rename(&kept, Path::new(&keep)).unwrap();
         println!("tree kept at {keep}");
+    }
+}
+
+const SCRAPES: usize = 7;
+
+/// The first `cert-*.crt` in the first directory (sorted), to rewrite.
+fn first_crt(root: &Path) -> Option<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(walkdir::DirEntry::into_path)
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("cert-") && n.ends_with(".crt"))
+        })
+}
+
+/// Writes the original bytes back to a file of a given tree on drop.
+struct Restore(PathBuf, Option<Vec<u8>>);
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some(bytes) = &self.1 {
+            let _ = std::fs::write(&self.0, bytes);
+        }
     }
 }
