@@ -21,6 +21,12 @@
 # stale series at the end, lapse dying or not draining on SIGTERM, or RSS growth
 # (last sample minus the sample after the warm-up, 10 s or a third of the
 # run) over max(LOAD_RSS_BOUND_MIB = 20 MiB, LOAD_RSS_BOUND_PCT = 10 % of it).
+# Why that bound: what a leak here would keep is page- or snapshot-sized (a
+# 10,000-credential page is 13 MiB, a snapshot several MiB), and a minute
+# holds ~3,000 scrapes and ~160 rotations, so one leaked per event is hundreds
+# of MiB; while eight pages in flight on a blocking pool push the allocator's
+# high-water mark up for the first minute (measured: ~+10 MiB, then < 1 MiB
+# a minute over 3 minutes), which a tighter bound would call a leak.
 # Files go to $LOAD_WORK (default /tmp/lapse-load). Every step is bounded by
 # `timeout`; every process started here is stopped on exit.
 set -euo pipefail
