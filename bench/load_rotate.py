@@ -311,7 +311,7 @@ def report(args):
     # only between two samples.
     tail = [(t, m) for t, m in during if t >= args.load_start + args.warmup]
     slope = None
-    if len(tail) >= 3:
+    if len(tail) >= 20:  # fewer (the quick run) make a trend out of noise
         mt = sum(t for t, _ in tail) / len(tail)
         mm = sum(m for _, m in tail) / len(tail)
         var = sum((t - mt) ** 2 for t, _ in tail)
@@ -352,7 +352,7 @@ def report(args):
         (f"RSS growth (last − after {args.warmup:.0f} s of load)",
          f"{growth:+.1f} MiB from {baseline:.1f} MiB (bound {bound:.1f} MiB)"),
         ("RSS trend after the warm-up (least squares)",
-         f"{slope:+.2f} MiB/min over {len(tail)} samples" if slope is not None else "n/a"),
+         f"{slope:+.2f} MiB/min over {len(tail)} samples" if slope is not None else "n/a (under 20 samples)"),
         ("RSS growth over the second half of that", f"{second_half:+.1f} MiB" if second_half is not None else "n/a"),
     ]
     print("| what | figure |")
