@@ -20,6 +20,8 @@ pub mod logging;
 pub mod notify;
 /// Readers of scan results.
 pub mod output;
+/// Work spread over every core, results in order.
+pub mod par;
 /// Pure parsers from bytes to credentials.
 pub mod parse;
 /// Path spelling (lexical clean-up).

@@ -11,11 +11,11 @@ use crate::credential::{
     Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind, Source,
 };
 use crate::parse::{self, FileRef, Parsed, RefKind};
+use crate::paths::PathKey;
 use crate::source::files::{self, Filter, Found, Signature};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// Files larger than this are not read unless configured otherwise:
 /// `kubectl get secrets -A -o yaml` dumps run to megabytes.
@@ -134,7 +134,8 @@ fn deps_changed(deps: &[(PathBuf, Option<Signature>)]) -> bool {
 /// The file source's memory between scans.
 pub struct Scanner {
     opts: ScanOptions,
-    files: BTreeMap<PathBuf, FileState>,
+    /// By [`PathKey`]: a directory's files are one range of the map.
+    files: BTreeMap<PathKey, FileState>,
     walk_errors: Vec<ErrorEntry>,
     stdin: Option<Arc<Part>>,
 }
@@ -188,9 +189,9 @@ impl Scanner {
 
     fn tracked_under(&self, dir: &Path) -> bool {
         self.files
-            .range(dir.to_path_buf()..)
+            .range(PathKey::of(dir)..)
             .next()
-            .is_some_and(|(p, _)| p.starts_with(dir) && p != dir)
+            .is_some_and(|(p, _)| p.0.starts_with(dir) && p.0 != dir)
     }
 
     fn scope_for(&self, roots: &[PathBuf], event: &Path) -> Scope {
@@ -243,6 +244,9 @@ impl Scanner {
     /// but no longer found are forgotten. Files elsewhere are re-read only
     /// if something they refer to changed.
     fn scan_scopes(&mut self, scopes: &[PathBuf], full: bool) -> ScanDelta {
+        if full && self.files.is_empty() {
+            return self.first_scan(scopes);
+        }
         let (mut found, walk_errors) = files::discover(scopes, &self.opts.filter);
         let in_scope = |p: &Path| full || scopes.iter().any(|s| p.starts_with(s));
         let mut delta = ScanDelta::default();
@@ -260,19 +264,19 @@ impl Scanner {
         let present: HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
         if full {
             let before = self.files.len();
-            self.files.retain(|p, _| present.contains(p));
+            self.files.retain(|p, _| present.contains(&p.0));
             delta.removed = before - self.files.len();
         } else {
             // Only the tracked files under each scope: a range of the map.
-            let gone: Vec<PathBuf> = scopes
+            let gone: Vec<PathKey> = scopes
                 .iter()
                 .flat_map(|scope| {
                     self.files
-                        .range(scope.clone()..)
-                        .take_while(move |(p, _)| p.starts_with(scope))
+                        .range(PathKey::of(scope)..)
+                        .take_while(move |(p, _)| p.0.starts_with(scope))
                         .map(|(p, _)| p.clone())
                 })
-                .filter(|p| !present.contains(p))
+                .filter(|p| !present.contains(&p.0))
                 .collect();
             for p in &gone {
                 self.files.remove(p);
@@ -284,18 +288,18 @@ impl Scanner {
             let elsewhere: HashSet<FileId> = self
                 .files
                 .iter()
-                .filter(|(p, s)| ids.contains(&s.sig.id()) && !in_scope(p))
+                .filter(|(p, s)| ids.contains(&s.sig.id()) && !in_scope(&p.0))
                 .map(|(_, s)| s.sig.id())
                 .collect();
             found.retain(|f| !elsewhere.contains(&f.sig.id()));
             let dependents: Vec<Found> = self
                 .files
                 .iter()
-                .filter(|(p, s)| !s.deps.is_empty() && !in_scope(p) && deps_changed(&s.deps))
+                .filter(|(p, s)| !s.deps.is_empty() && !in_scope(&p.0) && deps_changed(&s.deps))
                 .filter_map(|(p, _)| {
                     Some(Found {
-                        path: p.clone(),
-                        sig: Signature::stat(p)?,
+                        path: p.0.clone(),
+                        sig: Signature::stat(&p.0)?,
                     })
                 })
                 .collect();
@@ -303,31 +307,92 @@ impl Scanner {
         }
         let stale: Vec<&Found> = found
             .iter()
-            .filter(|f| match self.files.get(&f.path) {
+            .filter(|f| match self.files.get(&PathKey::of(&f.path)) {
                 None => true,
                 Some(state) => state.sig != f.sig || deps_changed(&state.deps),
             })
             .collect();
         let opts = &self.opts;
-        let scanned = parallel(&stale, |f| (f.path.clone(), f.sig, scan_file(f, opts)));
+        let scanned = crate::par::map(&stale, |f| (f.path.clone(), f.sig, scan_file(f, opts)));
         delta.parsed = scanned.len();
-        for (path, sig, (part, deps)) in scanned {
+        let states = scanned.into_iter().map(|(path, sig, (part, deps))| {
             delta.new_errors.extend(part.errors.iter().cloned());
-            self.files.insert(
-                path,
-                FileState {
-                    sig,
-                    deps,
-                    part: Arc::new(part),
-                },
-            );
-        }
+            let state = FileState {
+                sig,
+                deps,
+                part: Arc::new(part),
+            };
+            (PathKey(path), state)
+        });
+        self.files.extend(states);
         if full {
             self.walk_errors = walk_errors;
         } else {
             self.walk_errors.retain(|e| !in_scope(Path::new(&e.path)));
             self.walk_errors.extend(walk_errors);
         }
+        delta
+    }
+
+    /// The first scan: every file is read, so each one's signature comes
+    /// from its open file instead of a stat of its path beforehand. That
+    /// halves the metadata calls and moves all of them onto the workers;
+    /// a file reached twice (a symlink) is parsed twice and kept once.
+    fn first_scan(&mut self, roots: &[PathBuf]) -> ScanDelta {
+        let (paths, mut walk_errors) = files::walk(roots, &self.opts.filter);
+        let opts = &self.opts;
+        let read = crate::par::map(&paths, |path| {
+            tracing::trace!(path = %path.display(), "reading");
+            let (found, scanned) = match files::read_file(path, opts.max_file_size) {
+                Ok((bytes, sig)) => (
+                    Found {
+                        path: path.clone(),
+                        sig,
+                    },
+                    scan_bytes(path, &bytes, Some(sig), opts),
+                ),
+                // Unreadable but there: an error part, as later scans give it.
+                Err(e) => {
+                    let found = Found {
+                        path: path.clone(),
+                        sig: Signature::stat(path).ok_or_else(|| e.clone())?,
+                    };
+                    let part = Part {
+                        path: path.clone(),
+                        errors: vec![e],
+                        ..Default::default()
+                    };
+                    (found, (part, Vec::new()))
+                }
+            };
+            Ok::<_, ErrorEntry>((found, scanned))
+        });
+        let mut read_ok = Vec::with_capacity(read.len());
+        for r in read {
+            match r {
+                Ok(item) => read_ok.push(item),
+                Err(e) => walk_errors.push(e),
+            }
+        }
+        let kept = files::dedupe(read_ok);
+        let mut delta = ScanDelta {
+            parsed: kept.len(),
+            new_errors: walk_errors.clone(),
+            ..Default::default()
+        };
+        self.files = kept
+            .into_iter()
+            .map(|(found, (part, deps))| {
+                delta.new_errors.extend(part.errors.iter().cloned());
+                let state = FileState {
+                    sig: found.sig,
+                    deps,
+                    part: Arc::new(part),
+                };
+                (PathKey(found.path), state)
+            })
+            .collect();
+        self.walk_errors = walk_errors;
         delta
     }
 
@@ -365,49 +430,30 @@ pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> Scan
         scanner.add_stdin(bytes);
     }
     scanner.scan(roots);
-    let assembled = assemble(scanner.parts());
-    let mut result = ScanResult {
-        credentials: assembled.credentials().cloned().collect(),
-        errors: assembled
-            .parts
-            .iter()
-            .flat_map(|p| p.errors.iter())
-            .chain(scanner.walk_errors())
-            .cloned()
-            .collect(),
-    };
+    let walk_errors = std::mem::take(&mut scanner.walk_errors);
+    let parts = scanner.parts();
+    // The scanner's own references go, so each part is moved out, not cloned.
+    drop(scanner);
+    let Assembled { parts, hidden } = assemble(parts);
+    let mut result = ScanResult::default();
+    for (pi, part) in parts.into_iter().enumerate() {
+        let part = Arc::try_unwrap(part).unwrap_or_else(|shared| Part {
+            credentials: shared.credentials.clone(),
+            errors: shared.errors.clone(),
+            ..Default::default()
+        });
+        result.credentials.extend(
+            part.credentials
+                .into_iter()
+                .enumerate()
+                .filter(|(ci, _)| !hidden.contains(&(pi, *ci)))
+                .map(|(_, c)| c),
+        );
+        result.errors.extend(part.errors);
+    }
+    result.errors.extend(walk_errors);
     result.sort();
     result
-}
-
-/// Runs `f` over `items` on every core; results come back in any order.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(items.len());
-    if workers <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(items.len()));
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let mut local = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    local.push(f(item));
-                }
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(local);
-            });
-        }
-    });
-    results.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 type Deps = Vec<(PathBuf, Option<Signature>)>;
@@ -441,6 +487,9 @@ fn scan_bytes(
         file: sig.map(|s| s.id()),
         via: Via::Own,
     };
+    // Most files hold one credential, in a vector grown to room for four:
+    // at some 400 bytes a record, the spare room was most of a scan's memory.
+    parsed.credentials.shrink_to_fit();
     let mut part = Part {
         path: path.to_path_buf(),
         origins: vec![own; parsed.credentials.len()],

@@ -8,6 +8,7 @@
 use crate::credential::{ErrorEntry, ErrorReason};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -68,18 +69,29 @@ impl Filter {
 /// `kubelet-client-current.pem` (a link to the newest dated file), older
 /// `kubelet-client-<date>.pem` files are history, not credentials in use.
 pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEntry>) {
-    let mut seen: HashMap<(u64, u64), Found> = HashMap::new();
-    let mut errors = Vec::new();
-    let mut keep = |path: PathBuf, meta: &std::fs::Metadata| {
-        let sig = Signature::of(meta);
-        match seen.get_mut(&sig.id()) {
-            Some(best) if rank(&path) < rank(&best.path) => best.path = path,
-            Some(_) => {}
-            None => {
-                seen.insert(sig.id(), Found { path, sig });
-            }
+    let (paths, mut errors) = walk(roots, filter);
+    let mut found = Vec::with_capacity(paths.len());
+    for path in paths {
+        match std::fs::metadata(&path) {
+            Ok(meta) => found.push((
+                Found {
+                    path,
+                    sig: Signature::of(&meta),
+                },
+                (),
+            )),
+            Err(e) => errors.push(io_error(&path, &e)),
         }
-    };
+    }
+    (dedupe(found).into_iter().map(|(f, ())| f).collect(), errors)
+}
+
+/// The paths under `roots` that name regular files (symlinks followed) and
+/// pass the filter, and the roots that are not directories, unsorted and
+/// not yet stat'ed: the walk reads directories only.
+pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry>) {
+    let mut paths = Vec::new();
+    let mut errors = Vec::new();
     for root in roots {
         let meta = match std::fs::metadata(root) {
             Ok(m) => m,
@@ -91,31 +103,58 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEnt
         if !meta.is_dir() {
             // Named on the command line: read it even when it is not a
             // regular file (`lapse check <(kubectl get secrets -o yaml)`).
-            keep(root.clone(), &meta);
+            paths.push(root.clone());
             continue;
         }
         let walk = walkdir::WalkDir::new(root)
             .follow_links(true)
-            .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !filter.excluded(e.path()));
         for entry in walk {
             match entry {
                 Ok(e) if e.file_type().is_file() && filter.wanted_file(e.path()) => {
-                    match e.metadata() {
-                        Ok(meta) => keep(e.into_path(), &meta),
-                        Err(err) => errors.push(walk_error(&err)),
-                    }
+                    paths.push(e.into_path());
                 }
                 Ok(_) => {} // directories, sockets, FIFOs: never opened
                 Err(err) => errors.push(walk_error(&err)),
             }
         }
     }
-    let mut files: Vec<Found> = seen.into_values().collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    (paths, errors)
+}
+
+/// Each file once, under its plainest path (see [`discover`]), in path
+/// order, superseded kubelet rotations left out. `T` rides along: what
+/// was already read from each path, if anything.
+pub fn dedupe<T>(items: Vec<(Found, T)>) -> Vec<(Found, T)> {
+    let mut best: HashMap<(u64, u64), usize> = HashMap::with_capacity(items.len());
+    let mut keep = vec![false; items.len()];
+    for (i, (f, _)) in items.iter().enumerate() {
+        match best.entry(f.sig.id()) {
+            Entry::Vacant(v) => {
+                v.insert(i);
+                keep[i] = true;
+            }
+            Entry::Occupied(mut o) => {
+                let j = *o.get();
+                if rank(&f.path) < rank(&items[j].0.path) {
+                    keep[j] = false;
+                    keep[i] = true;
+                    o.insert(i);
+                }
+            }
+        }
+    }
+    let mut files: Vec<(Found, T)> = items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(item, kept)| kept.then_some(item))
+        .collect();
+    // One sort at the end (the walk itself is unsorted), in the scanner's
+    // map order, so that map is built in one pass.
+    files.sort_by_cached_key(|(f, _)| crate::paths::sort_key(&f.path));
     drop_superseded_rotations(&mut files);
-    (files, errors)
+    files
 }
 
 /// A file the walk found, with what it looked like then.
@@ -172,10 +211,10 @@ fn rank(path: &Path) -> (usize, bool, usize, PathBuf) {
 /// Removes `<prefix>-<anything>.pem` beside a kept `<prefix>-current.pem`.
 /// The file `-current.pem` links to was folded into it by the dedupe, so
 /// every sibling still listed is an older rotation.
-fn drop_superseded_rotations(files: &mut Vec<Found>) {
+fn drop_superseded_rotations<T>(files: &mut Vec<(Found, T)>) {
     let current: Vec<(PathBuf, String)> = files
         .iter()
-        .map(|f| &f.path)
+        .map(|(f, _)| &f.path)
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?;
             let prefix = name.strip_suffix("current.pem")?;
@@ -190,7 +229,7 @@ fn drop_superseded_rotations(files: &mut Vec<Found>) {
     if current.is_empty() {
         return;
     }
-    files.retain(|f| {
+    files.retain(|(f, _)| {
         let p = &f.path;
         let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
             return true;
@@ -258,7 +297,13 @@ pub fn io_error(path: &Path, e: &std::io::Error) -> ErrorEntry {
 
 /// Reads at most `cap` bytes; a larger file is an error, never truncated.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ErrorEntry> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    read_file(path, cap).map(|(bytes, _)| bytes)
+}
+
+/// [`read_capped`], with the file's signature taken from the open file:
+/// what was read is what the signature describes.
+pub fn read_file(path: &Path, cap: u64) -> Result<(Vec<u8>, Signature), ErrorEntry> {
+    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let too_large = || ErrorEntry {
         path: path.display().to_string(),
         entry: None,
@@ -279,14 +324,35 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ErrorEntry> {
     if meta.len() > cap {
         return Err(too_large());
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(cap + 1)
+    let size = meta.len();
+    let mut bytes = Vec::new();
+    if meta.is_file() && size > 0 {
+        // One read of one byte more than the file holds: a regular file
+        // reads short only at its end, so getting exactly `size` bytes
+        // means the end was reached, with no second read to confirm it.
+        bytes.resize(size as usize + 1, 0);
+        let n = loop {
+            match file.read(&mut bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other.map_err(|e| io_error(path, &e))?,
+            }
+        };
+        bytes.truncate(n);
+        if n as u64 == size {
+            return Ok((bytes, Signature::of(&meta)));
+        }
+    }
+    // Pipes, devices, and files that changed size since the open: read on
+    // to the end, under the cap.
+    let got = bytes.len() as u64;
+    (&mut file)
+        .take((cap + 1).saturating_sub(got))
         .read_to_end(&mut bytes)
         .map_err(|e| io_error(path, &e))?;
     if bytes.len() as u64 > cap {
         return Err(too_large());
     }
-    Ok(bytes)
+    Ok((bytes, Signature::of(&meta)))
 }
 
 /// `16 MiB`, `512 KiB`, `100 B`.
@@ -355,7 +421,7 @@ mod tests {
             mtime_ns: 0,
             ctime_ns: 0,
         };
-        let mut files: Vec<Found> = [
+        let mut files: Vec<(Found, ())> = [
             "/pki/kubelet-client-2025-01-01-00-00-00.pem",
             "/pki/kubelet-client-current.pem",
             "/pki/kubelet-server-2025-01-01-00-00-00.pem",
@@ -363,13 +429,16 @@ mod tests {
             "/other/kubelet-client-2025-01-01-00-00-00.pem",
         ]
         .iter()
-        .map(|p| Found {
-            path: PathBuf::from(p),
-            sig,
+        .map(|p| {
+            let path = PathBuf::from(p);
+            (Found { path, sig }, ())
         })
         .collect();
         drop_superseded_rotations(&mut files);
-        let kept: Vec<&str> = files.iter().map(|f| f.path.to_str().unwrap()).collect();
+        let kept: Vec<&str> = files
+            .iter()
+            .map(|(f, _)| f.path.to_str().unwrap())
+            .collect();
         assert_eq!(
             kept,
             [
