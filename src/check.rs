@@ -115,17 +115,22 @@ pub fn run(args: &CheckArgs) -> i32 {
         }
     }
     let mut result = scan(&roots, stdin_bytes.as_deref(), &opts);
-    result.errors.extend(extra_errors);
-    result.sort();
+    if !extra_errors.is_empty() {
+        result.errors.extend(extra_errors);
+        result.sort();
+    }
+    // The process exits right after the report: freeing every record one
+    // by one would cost more than writing them (milliseconds at 10,000).
+    let result = std::mem::ManuallyDrop::new(result);
 
     let report = Report {
         now: args.at.unwrap_or_else(now),
         thresholds,
         result: &result,
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = match args.format {
-        Format::Json => writeln!(stdout, "{}", report.to_json()),
+        Format::Json => report.write_json(&mut stdout),
         Format::Table => {
             let color = match args.color {
                 Color::Always => true,

@@ -87,15 +87,27 @@ impl Fingerprint {
 
     /// The first `n` hex digits, for labels and narrow tables.
     pub fn short(&self, n: usize) -> String {
-        let mut hex = hex::encode(self.0);
+        let mut hex = hex_lower(&self.0[..n.div_ceil(2).min(32)]);
         hex.truncate(n);
         hex
     }
 }
 
+/// Lower-case hex. `hex::encode` goes through a `char` iterator and was
+/// the most expensive step of writing a fingerprint.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", hex::encode(self.0))
+        write!(f, "sha256:{}", hex_lower(&self.0))
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Report<'a> {
     pub result: &'a ScanResult,
 }
 
+/// The report's shape as one value. `write_json` writes it piece by piece;
+/// the tests hold its text equal to serde_json's rendering of this.
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Serialize)]
 struct JsonReport<'a> {
     generated_at: String,
@@ -40,11 +43,142 @@ struct JsonCredential<'a> {
     fingerprint: String,
 }
 
+impl JsonCredential<'_> {
+    /// Writes the credential as an element of the report's `credentials`
+    /// array, exactly as `serde_json::to_writer_pretty` would (a test holds
+    /// the two equal), followed by `,\n`. By hand, because serde's pretty
+    /// printer cost four times as much and this runs once per credential.
+    fn write_element(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"    {\n");
+        member(buf, "kind");
+        json_str(buf, self.kind);
+        member(buf, "source");
+        json_str(buf, self.source);
+        member(buf, "path");
+        json_str(buf, self.path);
+        member(buf, "entry");
+        json_opt_str(buf, self.entry);
+        member(buf, "index");
+        json_opt_int(buf, self.index.map(i64::from));
+        member(buf, "subject");
+        json_opt_str(buf, self.subject);
+        member(buf, "issuer");
+        json_opt_str(buf, self.issuer);
+        member(buf, "not_before");
+        json_opt_str(buf, self.not_before.as_deref());
+        member(buf, "not_after");
+        json_opt_str(buf, self.not_after.as_deref());
+        member(buf, "expires_in_seconds");
+        json_opt_int(buf, self.expires_in_seconds);
+        member(buf, "expiry_source");
+        json_str(buf, self.expiry_source);
+        member(buf, "status");
+        json_str(buf, self.status);
+        member(buf, "fingerprint");
+        json_str(buf, &self.fingerprint);
+        buf.extend_from_slice(b"\n    },\n");
+    }
+}
+
+/// `"name": ` on its own line inside an element, after the previous
+/// member's comma.
+fn member(buf: &mut Vec<u8>, name: &str) {
+    if !buf.ends_with(b"{\n") {
+        buf.extend_from_slice(b",\n");
+    }
+    buf.extend_from_slice(b"      \"");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\": ");
+}
+
+/// A JSON string, escaped as serde_json escapes: `"`, `\\`, and control
+/// characters (the five short forms, else `\u00xx`); everything else as is.
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            buf.extend_from_slice(b"\\u00");
+            buf.push(HEX[usize::from(b >> 4)]);
+            buf.push(HEX[usize::from(b & 0x0f)]);
+        } else {
+            buf.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+fn json_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(buf, s),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+fn json_opt_int(buf: &mut Vec<u8>, n: Option<i64>) {
+    match n {
+        Some(n) => buf.extend_from_slice(n.to_string().as_bytes()),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
 #[derive(Serialize)]
 struct JsonError<'a> {
     path: &'a str,
     entry: Option<&'a str>,
     reason: &'a str,
+}
+
+/// One array element as the report's pretty printer writes it, two levels
+/// deep, followed by `,\n`. JSON strings hold no raw newline (serde_json
+/// escapes it), so every newline rendered is structural and indenting
+/// after each one nests the element.
+fn pretty_element<T: Serialize>(item: &T, buf: &mut Vec<u8>) {
+    let mut one = Vec::with_capacity(640);
+    if serde_json::to_writer_pretty(&mut one, item).is_err() {
+        return; // not reachable: the records are strings and integers
+    }
+    buf.extend_from_slice(b"    ");
+    for &b in &one {
+        buf.push(b);
+        if b == b'\n' {
+            buf.extend_from_slice(b"    ");
+        }
+    }
+    buf.extend_from_slice(b",\n");
+}
+
+/// `[]`, or the elements between brackets without the last element's comma.
+fn write_array(
+    out: &mut impl std::io::Write,
+    chunks: impl IntoIterator<Item = Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut chunks: Vec<Vec<u8>> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+    let Some(last) = chunks.last_mut() else {
+        return out.write_all(b"[]");
+    };
+    last.truncate(last.len() - 2);
+    out.write_all(b"[\n")?;
+    for c in &chunks {
+        out.write_all(c)?;
+    }
+    out.write_all(b"\n  ]")
 }
 
 const RED: &str = "\x1b[31m";
@@ -58,41 +192,59 @@ impl Report<'_> {
         c.status(self.now, &self.thresholds)
     }
 
-    pub fn to_json(&self) -> String {
-        let report = JsonReport {
-            generated_at: rfc3339(self.now),
-            credentials: self
-                .result
-                .credentials
-                .iter()
-                .map(|c| JsonCredential {
-                    kind: c.kind.as_str(),
-                    source: c.source.as_str(),
-                    path: &c.path,
-                    entry: c.entry.as_deref(),
-                    index: c.index,
-                    subject: c.identity.subject.as_deref(),
-                    issuer: c.identity.issuer.as_deref(),
-                    not_before: c.not_before.map(rfc3339),
-                    not_after: c.not_after.map(rfc3339),
-                    expires_in_seconds: c.expires_in(self.now),
-                    expiry_source: c.expiry_source.as_str(),
-                    status: self.status(c).as_str(),
-                    fingerprint: c.fingerprint.to_string(),
-                })
-                .collect(),
-            errors: self
-                .result
-                .errors
-                .iter()
-                .map(|e| JsonError {
-                    path: &e.path,
-                    entry: e.entry.as_deref(),
-                    reason: &e.message,
-                })
-                .collect(),
-        };
-        serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    fn json_credential<'c>(&self, c: &'c Credential) -> JsonCredential<'c> {
+        JsonCredential {
+            kind: c.kind.as_str(),
+            source: c.source.as_str(),
+            path: &c.path,
+            entry: c.entry.as_deref(),
+            index: c.index,
+            subject: c.identity.subject.as_deref(),
+            issuer: c.identity.issuer.as_deref(),
+            not_before: c.not_before.map(rfc3339),
+            not_after: c.not_after.map(rfc3339),
+            expires_in_seconds: c.expires_in(self.now),
+            expiry_source: c.expiry_source.as_str(),
+            status: self.status(c).as_str(),
+            fingerprint: c.fingerprint.to_string(),
+        }
+    }
+
+    fn json_errors(&self) -> Vec<JsonError<'_>> {
+        self.result
+            .errors
+            .iter()
+            .map(|e| JsonError {
+                path: &e.path,
+                entry: e.entry.as_deref(),
+                reason: &e.message,
+            })
+            .collect()
+    }
+
+    /// The JSON report, streamed to `out`, with a closing newline: the text
+    /// `serde_json::to_writer_pretty` gives for the whole [`JsonReport`]
+    /// (a test holds the two equal), with the credentials rendered on every
+    /// core, since rendering them was the largest step left on one core.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"{\n  \"generated_at\": ")?;
+        serde_json::to_writer(&mut *out, &rfc3339(self.now))?;
+        out.write_all(b",\n  \"credentials\": ")?;
+        let chunks = crate::par::map_chunks(&self.result.credentials, 512, |cs| {
+            let mut buf = Vec::with_capacity(cs.len() * 640);
+            for c in cs {
+                self.json_credential(c).write_element(&mut buf);
+            }
+            buf
+        });
+        write_array(out, chunks)?;
+        out.write_all(b",\n  \"errors\": ")?;
+        let mut errors = Vec::new();
+        for e in self.json_errors() {
+            pretty_element(&e, &mut errors);
+        }
+        write_array(out, [errors])?;
+        out.write_all(b"\n}\n")
     }
 
     /// Nagios/Icinga: 2 critical (or expired), 1 warning, 3 unknown (errors), 0 ok.
@@ -249,5 +401,81 @@ impl Report<'_> {
             );
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JsonReport, Report};
+    use crate::credential::{Credential, ErrorEntry, ErrorReason, Fingerprint, Kind, Thresholds};
+    use crate::scan::ScanResult;
+    use crate::timefmt::rfc3339;
+
+    fn json(result: &ScanResult) -> (String, String) {
+        let report = Report {
+            now: 1_800_000_000,
+            thresholds: Thresholds::default(),
+            result,
+        };
+        let mut streamed = Vec::new();
+        report.write_json(&mut streamed).unwrap();
+        let whole = JsonReport {
+            generated_at: rfc3339(report.now),
+            credentials: result
+                .credentials
+                .iter()
+                .map(|c| report.json_credential(c))
+                .collect(),
+            errors: report.json_errors(),
+        };
+        let expected = serde_json::to_string_pretty(&whole).unwrap() + "\n";
+        (String::from_utf8(streamed).unwrap(), expected)
+    }
+
+    /// The streamed, parallel rendering is byte for byte serde_json's
+    /// pretty printing of the whole report: empty, one, and more
+    /// credentials than one chunk, with strings that need escaping.
+    #[test]
+    fn streamed_json_is_serde_json_pretty() {
+        let (got, want) = json(&ScanResult::default());
+        assert_eq!(got, want);
+        assert_eq!(
+            got,
+            "{\n  \"generated_at\": \"2027-01-15T08:00:00Z\",\n  \"credentials\": [],\n  \"errors\": []\n}\n"
+        );
+        let credentials: Vec<Credential> = (0..1500u32)
+            .map(|i| {
+                let mut c = Credential::new(Kind::X509, Fingerprint::of(&i.to_be_bytes()))
+                    .expiring(Some(1_800_000_000 + i64::from(i) * 3600));
+                c.path = format!("/etc/pki/\"q\\{i}\u{1}\u{1f}\u{7f}\u{8}\u{c}\r\u{e9}\n.crt");
+                c.entry = (i % 2 == 0).then(|| format!("users[{i}]"));
+                c.index = (i % 3 == 0).then_some(i);
+                c.identity.subject = Some(format!("CN=host-{i},O=Ex\tample"));
+                c.not_before = (i % 5 != 0).then_some(1_700_000_000);
+                c
+            })
+            .collect();
+        let result = ScanResult {
+            credentials,
+            errors: vec![ErrorEntry {
+                path: "/etc/pki/bad.pem".into(),
+                entry: None,
+                reason: ErrorReason::Parse,
+                message: "PEM block CERTIFICATE: invalid base64 (bad padding)".into(),
+            }],
+        };
+        let (got, want) = json(&result);
+        assert_eq!(got, want);
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(parsed["credentials"].as_array().unwrap().len(), 1500);
+        assert_eq!(
+            parsed["credentials"][1499]["index"],
+            serde_json::Value::Null
+        );
+        assert_eq!(parsed["credentials"][1497]["index"], 1497);
+        assert_eq!(
+            parsed["errors"][0]["reason"],
+            "PEM block CERTIFICATE: invalid base64 (bad padding)"
+        );
     }
 }

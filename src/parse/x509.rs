@@ -39,12 +39,14 @@ fn is_certificate_label(label: &str) -> bool {
 pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
     let mut blocks = Vec::new();
     let mut lines = bytes.split(|&b| b == b'\n').map(trim_ascii);
+    // One buffer for every block's base64, sized once.
+    let mut body = Vec::with_capacity(bytes.len().min(1 << 16));
     while let Some(line) = lines.next() {
         let Some(label) = armour(line, b"-----BEGIN ") else {
             continue;
         };
         let wanted = is_certificate_label(&label);
-        let mut body = Vec::new();
+        body.clear();
         let mut closed = false;
         for line in lines.by_ref() {
             if let Some(end) = armour(line, b"-----END ") {
@@ -200,7 +202,7 @@ pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
         issuer: dn(cert.issuer()),
         subject_cn: name_cn(cert.subject()),
         issuer_cn: name_cn(cert.issuer()),
-        serial: Some(hex::encode(cert.raw_serial())),
+        serial: Some(crate::credential::hex_lower(cert.raw_serial())),
     };
     Ok(c)
 }
