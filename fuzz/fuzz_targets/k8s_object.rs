@@ -35,13 +35,7 @@ fuzz_target!(|data: &[u8]| {
         check(name, &parse_document(name, &doc, &passwords), &planted);
         let parsed = fuzzing::config_map(name, &doc);
         check(name, &parsed, &[]);
-        for c in &parsed.credentials {
-            assert_eq!(c.source, Source::Configmap);
-            assert!(
-                c.object.is_some(),
-                "a ConfigMap credential without its object"
-            );
-        }
+        in_an_object(&parsed);
         if let Some(map) = doc.as_object_mut() {
             let string_data = map
                 .entry("stringData")
@@ -53,11 +47,23 @@ fuzz_target!(|data: &[u8]| {
         }
         let parsed = fuzzing::secret(name, &doc, &passwords);
         check(name, &parsed, &planted);
+        in_an_object(&parsed);
         for c in &parsed.credentials {
-            assert_eq!(c.source, Source::Secret);
-            assert!(c.object.is_some(), "a Secret credential without its object");
             let entry = c.entry.as_deref().unwrap_or_default();
             assert!(!entry.contains(KEY_NAME), "a key file was read: {entry}");
         }
     }
 });
+
+/// Everything found in a Secret or ConfigMap names its object; a Secret
+/// may hold a ConfigMap document and vice versa, so either source.
+fn in_an_object(parsed: &lapse::parse::Parsed) {
+    for c in &parsed.credentials {
+        assert!(
+            matches!(c.source, Source::Secret | Source::Configmap),
+            "{:?}",
+            c.source
+        );
+        assert!(c.object.is_some(), "a credential without its object");
+    }
+}
