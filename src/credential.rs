@@ -96,18 +96,32 @@ impl Fingerprint {
 /// Lower-case hex. `hex::encode` goes through a `char` iterator and was
 /// the most expensive step of writing a fingerprint.
 pub fn hex_lower(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default() // ASCII digits only
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
     }
-    out
+}
+
+impl Fingerprint {
+    /// `sha256:` and 64 hex digits, as Display writes it, without the
+    /// formatting machinery (it runs once per credential in a report).
+    pub fn text(&self) -> String {
+        let mut out = Vec::with_capacity(71);
+        out.extend_from_slice(b"sha256:");
+        push_hex(&mut out, &self.0);
+        String::from_utf8(out).unwrap_or_default() // ASCII only
+    }
 }
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", hex_lower(&self.0))
+        f.write_str(&self.text())
     }
 }
 
@@ -358,5 +372,11 @@ mod tests {
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(Fingerprint::of(b"abc").short(8), "ba7816bf");
+        assert_eq!(Fingerprint::of(b"abc").short(7), "ba7816b");
+        assert_eq!(
+            Fingerprint::of(b"abc").short(64),
+            Fingerprint::of(b"abc").text()["sha256:".len()..]
+        );
+        assert_eq!(super::hex_lower(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 }

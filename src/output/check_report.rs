@@ -97,6 +97,13 @@ fn json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.push(b'"');
     let bytes = s.as_bytes();
+    // Nearly every string needs no escape: one pass that the compiler
+    // vectorises, then a copy.
+    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.extend_from_slice(bytes);
+        buf.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short: &[u8] = match b {
@@ -206,7 +213,7 @@ impl Report<'_> {
             expires_in_seconds: c.expires_in(self.now),
             expiry_source: c.expiry_source.as_str(),
             status: self.status(c).as_str(),
-            fingerprint: c.fingerprint.to_string(),
+            fingerprint: c.fingerprint.text(),
         }
     }
 

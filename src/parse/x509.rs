@@ -38,7 +38,7 @@ fn is_certificate_label(label: &str) -> bool {
 /// headers. A block without its END line is returned with an error.
 pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
     let mut blocks = Vec::new();
-    let mut lines = bytes.split(|&b| b == b'\n').map(trim_ascii);
+    let mut lines = lines(bytes).map(trim_ascii);
     // One buffer for every block's base64, sized once.
     let mut body = Vec::with_capacity(bytes.len().min(1 << 16));
     while let Some(line) = lines.next() {
@@ -54,7 +54,7 @@ pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
                 break;
             }
             // RFC 1421 headers (`Proc-Type: ...`) carry no base64.
-            if wanted && !line.contains(&b':') {
+            if wanted && memchr::memchr(b':', line).is_none() {
                 body.extend_from_slice(line);
             }
         }
@@ -93,6 +93,25 @@ pub(crate) fn base64_problem(e: &base64::DecodeError) -> String {
         }
         base64::DecodeError::InvalidPadding => "bad padding".into(),
     }
+}
+
+/// `bytes.split(|&b| b == b'\n')`, found with `memchr` rather than a
+/// byte-at-a-time loop: splitting was most of scanning a PEM file.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 fn trim_ascii(line: &[u8]) -> &[u8] {
@@ -186,6 +205,32 @@ fn dn(name: &X509Name) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+type NameText = (Option<String>, Option<String>);
+
+thread_local! {
+    /// Issuer names repeat (one CA signs a directory of certificates), and
+    /// formatting a name was a sixth of parsing a certificate: each
+    /// issuer's text is made once per thread, keyed by its DER. Bounded.
+    static ISSUER_TEXT: std::cell::RefCell<std::collections::HashMap<Vec<u8>, NameText>> =
+        std::cell::RefCell::default();
+}
+
+/// The issuer's DN and CN, formatted as [`dn`] and [`name_cn`] do.
+fn issuer_text(name: &X509Name) -> NameText {
+    ISSUER_TEXT.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(hit) = cache.get(name.as_raw()) {
+            return hit.clone();
+        }
+        let text = (dn(name), name_cn(name));
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(name.as_raw().to_vec(), text.clone());
+        text
+    })
+}
+
 /// One certificate from DER. Trailing bytes (the `TRUSTED CERTIFICATE`
 /// auxiliary data) are allowed.
 pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
@@ -197,11 +242,12 @@ pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
     let not_after: Timestamp = validity.not_after.timestamp();
     let mut c = Credential::new(Kind::X509, Fingerprint::of(cert_der)).expiring(Some(not_after));
     c.not_before = Some(not_before);
+    let (issuer, issuer_cn) = issuer_text(cert.issuer());
     c.identity = Identity {
         subject: dn(cert.subject()),
-        issuer: dn(cert.issuer()),
+        issuer,
         subject_cn: name_cn(cert.subject()),
-        issuer_cn: name_cn(cert.issuer()),
+        issuer_cn,
         serial: Some(crate::credential::hex_lower(cert.raw_serial())),
     };
     Ok(c)
@@ -368,5 +414,26 @@ fn add_pkcs12(
             "PKCS#12 store: none of the configured passwords opens it"
         };
         out.error(ctx, field, ErrorReason::Password, msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The memchr line splitter gives exactly what `split(b'\n')` gives.
+    #[test]
+    fn lines_split_like_slice_split() {
+        for input in [
+            &b""[..],
+            b"\n",
+            b"a",
+            b"a\n",
+            b"\na\n\nb",
+            b"-----BEGIN X-----\r\nAAAA\r\n-----END X-----",
+            b"\n\n\n",
+        ] {
+            let ours: Vec<&[u8]> = super::lines(input).collect();
+            let std: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+            assert_eq!(ours, std, "{input:?}");
+        }
     }
 }
