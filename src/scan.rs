@@ -334,47 +334,9 @@ impl Scanner {
         delta
     }
 
-    /// The first scan: every file is read, so each one's signature comes
-    /// from its open file instead of a stat of its path beforehand. That
-    /// halves the metadata calls and moves all of them onto the workers;
-    /// a file reached twice (a symlink) is parsed twice and kept once.
+    /// The first scan: see [`read_all`].
     fn first_scan(&mut self, roots: &[PathBuf]) -> ScanDelta {
-        let (paths, mut walk_errors) = files::walk(roots, &self.opts.filter);
-        let opts = &self.opts;
-        let read = crate::par::map(&paths, |path| {
-            tracing::trace!(path = %path.display(), "reading");
-            let (found, scanned) = match files::read_file(path, opts.max_file_size) {
-                Ok((bytes, sig)) => (
-                    Found {
-                        path: path.clone(),
-                        sig,
-                    },
-                    scan_bytes(path, &bytes, Some(sig), opts),
-                ),
-                // Unreadable but there: an error part, as later scans give it.
-                Err(e) => {
-                    let found = Found {
-                        path: path.clone(),
-                        sig: Signature::stat(path).ok_or_else(|| e.clone())?,
-                    };
-                    let part = Part {
-                        path: path.clone(),
-                        errors: vec![e],
-                        ..Default::default()
-                    };
-                    (found, (part, Vec::new()))
-                }
-            };
-            Ok::<_, ErrorEntry>((found, scanned))
-        });
-        let mut read_ok = Vec::with_capacity(read.len());
-        for r in read {
-            match r {
-                Ok(item) => read_ok.push(item),
-                Err(e) => walk_errors.push(e),
-            }
-        }
-        let kept = files::dedupe(read_ok);
+        let (kept, walk_errors) = read_all(roots, &self.opts);
         let mut delta = ScanDelta {
             parsed: kept.len(),
             new_errors: walk_errors.clone(),
@@ -423,17 +385,60 @@ impl Scanner {
     }
 }
 
-/// One-shot scan of files and directories; `stdin` is parsed as a file named `-`.
-pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> ScanResult {
-    let mut scanner = Scanner::new(opts.clone());
-    if let Some(bytes) = stdin {
-        scanner.add_stdin(bytes);
+/// Every file under `roots` read and parsed, each once, in path order,
+/// with the walk's errors. Nothing is known beforehand, so each file's
+/// signature comes from its open file instead of a stat of its path first:
+/// that halves the metadata calls and moves all of them onto the workers.
+/// A file reached twice (a symlink) is parsed twice and kept once.
+fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
+    let (paths, mut walk_errors) = files::walk(roots, &opts.filter);
+    let read = crate::par::map(&paths, |path| {
+        tracing::trace!(path = %path.display(), "reading");
+        let (found, scanned) = match files::read_file(path, opts.max_file_size) {
+            Ok((bytes, sig)) => (
+                Found {
+                    path: path.clone(),
+                    sig,
+                },
+                scan_bytes(path, &bytes, Some(sig), opts),
+            ),
+            // Unreadable but there: an error part, as later scans give it.
+            Err(e) => {
+                let found = Found {
+                    path: path.clone(),
+                    sig: Signature::stat(path).ok_or_else(|| e.clone())?,
+                };
+                let part = Part {
+                    path: path.clone(),
+                    errors: vec![e],
+                    ..Default::default()
+                };
+                (found, (part, Vec::new()))
+            }
+        };
+        Ok::<_, ErrorEntry>((found, scanned))
+    });
+    let mut read_ok = Vec::with_capacity(read.len());
+    for r in read {
+        match r {
+            Ok(item) => read_ok.push(item),
+            Err(e) => walk_errors.push(e),
+        }
     }
-    scanner.scan(roots);
-    let walk_errors = std::mem::take(&mut scanner.walk_errors);
-    let parts = scanner.parts();
-    // The scanner's own references go, so each part is moved out, not cloned.
-    drop(scanner);
+    (files::dedupe(read_ok), walk_errors)
+}
+
+/// One-shot scan of files and directories; `stdin` is parsed as a file
+/// named `-`. What a [`Scanner`]'s first scan reads, without the map it
+/// keeps for later scans.
+pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> ScanResult {
+    let stdin = stdin.map(|bytes| scan_bytes(Path::new("-"), bytes, None, opts).0);
+    let (files, walk_errors) = read_all(roots, opts);
+    let parts: Vec<Arc<Part>> = stdin
+        .into_iter()
+        .chain(files.into_iter().map(|(_, (part, _))| part))
+        .map(Arc::new)
+        .collect();
     let Assembled { parts, hidden } = assemble(parts);
     let mut result = ScanResult::default();
     for (pi, part) in parts.into_iter().enumerate() {
@@ -457,6 +462,9 @@ pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> Scan
 }
 
 type Deps = Vec<(PathBuf, Option<Signature>)>;
+
+/// A file as found, and what reading it gave.
+type ReadFile = (Found, (Part, Deps));
 
 fn scan_file(found: &Found, opts: &ScanOptions) -> (Part, Deps) {
     tracing::trace!(path = %found.path.display(), "reading");
