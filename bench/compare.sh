@@ -302,7 +302,7 @@ $LOAD
 
 $FUZZ
 
-## Serve, Kubernetes and scan benchmarks
+## Kubernetes
 
 Copied from README.md's "Performance" section; each figure comes from the \`cargo bench\` command above it.
 
