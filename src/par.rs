@@ -56,6 +56,56 @@ pub fn map_chunks<T: Sync, R: Send>(
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// `f` over the items `produce` hands out, on every core, starting while
+/// `produce` is still running (a directory walk feeding reads); results in
+/// no particular order, with what `produce` returns.
+pub fn map_streamed<T: Send, R: Send, P>(
+    produce: impl FnOnce(&mut dyn FnMut(T)) -> P,
+    f: impl Fn(T) -> R + Sync,
+) -> (Vec<R>, P) {
+    const BATCH: usize = 32;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(workers() * 4);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers())
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        // The lock is held only to take the next batch (a
+                        // `while let` would hold it through the batch's work).
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(batch) = next else { break };
+                        out.extend(batch.into_iter().map(&f));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut batch = Vec::with_capacity(BATCH);
+        let produced = produce(&mut |item| {
+            batch.push(item);
+            if batch.len() == BATCH {
+                // Workers only stop when the sender is gone: a send fails
+                // only if every worker panicked, and then the join says so.
+                let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+            }
+        });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        let mut results = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(r) => results.extend(r),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        (results, produced)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -68,5 +118,23 @@ mod tests {
         assert_eq!(sums[0], (0..1000).sum::<u32>());
         assert_eq!(sums[10], (10_000..10_007).sum::<u32>());
         assert!(super::map(&[] as &[u32], |x| *x).is_empty());
+    }
+
+    #[test]
+    fn streamed_results_are_all_there() {
+        let (mut squares, told) = super::map_streamed(
+            |emit| {
+                for i in 0..1000u64 {
+                    emit(i);
+                }
+                "done"
+            },
+            |x| x * x,
+        );
+        squares.sort_unstable();
+        assert_eq!(squares, (0..1000u64).map(|x| x * x).collect::<Vec<_>>());
+        assert_eq!(told, "done");
+        let (none, ()) = super::map_streamed(|_: &mut dyn FnMut(u8)| {}, |x| x);
+        assert!(none.is_empty());
     }
 }

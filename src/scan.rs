@@ -391,33 +391,37 @@ impl Scanner {
 /// that halves the metadata calls and moves all of them onto the workers.
 /// A file reached twice (a symlink) is parsed twice and kept once.
 fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
-    let (paths, mut walk_errors) = files::walk(roots, &opts.filter);
-    let read = crate::par::map(&paths, |path| {
-        tracing::trace!(path = %path.display(), "reading");
-        let (found, scanned) = match files::read_file(path, opts.max_file_size) {
-            Ok((bytes, sig)) => (
-                Found {
-                    path: path.clone(),
-                    sig,
-                },
-                scan_bytes(path, &bytes, Some(sig), opts),
-            ),
-            // Unreadable but there: an error part, as later scans give it.
-            Err(e) => {
-                let found = Found {
-                    path: path.clone(),
-                    sig: Signature::stat(path).ok_or_else(|| e.clone())?,
-                };
-                let part = Part {
-                    path: path.clone(),
-                    errors: vec![e],
-                    ..Default::default()
-                };
-                (found, (part, Vec::new()))
-            }
-        };
-        Ok::<_, ErrorEntry>((found, scanned))
-    });
+    // Files are read while the walk goes on.
+    let (read, mut walk_errors) = crate::par::map_streamed(
+        |found| files::walk_each(roots, &opts.filter, found),
+        |path: PathBuf| {
+            let path = &path;
+            tracing::trace!(path = %path.display(), "reading");
+            let (found, scanned) = match files::read_file(path, opts.max_file_size) {
+                Ok((bytes, sig)) => (
+                    Found {
+                        path: path.clone(),
+                        sig,
+                    },
+                    scan_bytes(path, &bytes, Some(sig), opts),
+                ),
+                // Unreadable but there: an error part, as later scans give it.
+                Err(e) => {
+                    let found = Found {
+                        path: path.clone(),
+                        sig: Signature::stat(path).ok_or_else(|| e.clone())?,
+                    };
+                    let part = Part {
+                        path: path.clone(),
+                        errors: vec![e],
+                        ..Default::default()
+                    };
+                    (found, (part, Vec::new()))
+                }
+            };
+            Ok::<_, ErrorEntry>((found, scanned))
+        },
+    );
     let mut read_ok = Vec::with_capacity(read.len());
     for r in read {
         match r {
@@ -447,13 +451,17 @@ pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> Scan
             errors: shared.errors.clone(),
             ..Default::default()
         });
-        result.credentials.extend(
-            part.credentials
-                .into_iter()
-                .enumerate()
-                .filter(|(ci, _)| !hidden.contains(&(pi, *ci)))
-                .map(|(_, c)| c),
-        );
+        if hidden.is_empty() {
+            result.credentials.extend(part.credentials);
+        } else {
+            result.credentials.extend(
+                part.credentials
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(ci, _)| !hidden.contains(&(pi, *ci)))
+                    .map(|(_, c)| c),
+            );
+        }
         result.errors.extend(part.errors);
     }
     result.errors.extend(walk_errors);
@@ -689,6 +697,12 @@ impl Assembled {
 ///   two kubeconfigs share is reported once.
 pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
     let mut hidden = HashSet::new();
+    // Both rules need a credential reached through a kubeconfig reference
+    // or a token cache; a tree of plain files has none, and is done here.
+    let followed = |o: &Origin| o.via != Via::Own && o.file.is_some();
+    if !parts.iter().any(|p| p.origins.iter().any(followed)) {
+        return Assembled { parts, hidden };
+    }
     let mut walked: HashSet<FileId> = HashSet::new();
     let mut referenced: HashSet<(FileId, Fingerprint)> = HashSet::new();
     for p in &parts {

@@ -91,6 +91,16 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEnt
 /// not yet stat'ed: the walk reads directories only.
 pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry>) {
     let mut paths = Vec::new();
+    let errors = walk_each(roots, filter, &mut |p| paths.push(p));
+    (paths, errors)
+}
+
+/// [`walk`], handing each path to `found` as soon as it is met.
+pub fn walk_each(
+    roots: &[PathBuf],
+    filter: &Filter,
+    found: &mut dyn FnMut(PathBuf),
+) -> Vec<ErrorEntry> {
     let mut errors = Vec::new();
     for root in roots {
         let meta = match std::fs::metadata(root) {
@@ -103,7 +113,7 @@ pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry
         if !meta.is_dir() {
             // Named on the command line: read it even when it is not a
             // regular file (`lapse check <(kubectl get secrets -o yaml)`).
-            paths.push(root.clone());
+            found(root.clone());
             continue;
         }
         let walk = walkdir::WalkDir::new(root)
@@ -113,14 +123,14 @@ pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry
         for entry in walk {
             match entry {
                 Ok(e) if e.file_type().is_file() && filter.wanted_file(e.path()) => {
-                    paths.push(e.into_path());
+                    found(e.into_path());
                 }
                 Ok(_) => {} // directories, sockets, FIFOs: never opened
                 Err(err) => errors.push(walk_error(&err)),
             }
         }
     }
-    (paths, errors)
+    errors
 }
 
 /// Each file once, under its plainest path (see [`discover`]), in path
