@@ -6,7 +6,7 @@
 
 use lapse::credential::Source;
 use lapse::parse::{fuzzing, parse_document, parse_file_with};
-use lapse_fuzz::{absent_from, check};
+use lapse_fuzz::{absent_from, check, documents};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -21,16 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let passwords = vec![PASSWORD.to_string()];
     let planted = absent_from(data, &[PASSWORD, "Tm90QUtleUJ1dE5ldmVyUmVhZA"]);
     check(name, &parse_file_with(name, data, &passwords), &planted);
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let docs = match serde_json::from_str::<Value>(text) {
-        Ok(doc) => vec![doc],
-        Err(_) => match fuzzing::documents(text) {
-            Ok(docs) => docs,
-            Err(_) => return,
-        },
-    };
+    let docs = documents(data);
     for mut doc in docs {
         check(name, &parse_document(name, &doc, &passwords), &planted);
         let parsed = fuzzing::config_map(name, &doc);

@@ -7,9 +7,8 @@
 
 use lapse::credential::Source;
 use lapse::parse::{FileRef, RefKind, fuzzing, parse_file, parse_reference};
-use lapse_fuzz::check;
+use lapse_fuzz::{check, documents};
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
     let name = "cache/token.json";
@@ -23,16 +22,7 @@ fuzz_target!(|data: &[u8]| {
         optional: true,
     };
     check(name, &parse_reference(&r, data), &[]);
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let docs = match serde_json::from_str::<Value>(text) {
-        Ok(doc) => vec![doc],
-        Err(_) => match fuzzing::documents(text) {
-            Ok(docs) => docs,
-            Err(_) => return,
-        },
-    };
+    let docs = documents(data);
     for doc in docs {
         let parsed = fuzzing::token_cache(name, &doc);
         check(name, &parsed, &[]);

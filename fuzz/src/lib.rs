@@ -8,6 +8,18 @@ use lapse::parse::Parsed;
 /// `not_after`, so that must not overflow.
 const NOW: i64 = 1_800_000_000;
 
+/// The documents in the fuzz bytes, as lapse reads a file: one JSON
+/// value, or else a YAML stream; none when the bytes are neither.
+pub fn documents(data: &[u8]) -> Vec<serde_json::Value> {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Vec::new();
+    };
+    match serde_json::from_str(text) {
+        Ok(doc) => vec![doc],
+        Err(_) => lapse::parse::fuzzing::documents(text).unwrap_or_default(),
+    }
+}
+
 /// Every credential and error names the file it came from, every
 /// reference names the file that made it, and expiries are coherent.
 /// `planted` are secrets the target put into the input itself (never
