@@ -137,7 +137,6 @@ pub struct Scanner {
     /// By [`PathKey`]: a directory's files are one range of the map.
     files: BTreeMap<PathKey, FileState>,
     walk_errors: Vec<ErrorEntry>,
-    stdin: Option<Arc<Part>>,
 }
 
 impl Scanner {
@@ -146,14 +145,7 @@ impl Scanner {
             opts,
             files: BTreeMap::new(),
             walk_errors: Vec::new(),
-            stdin: None,
         }
-    }
-
-    /// Parses standard input as one more file, named `-`.
-    pub fn add_stdin(&mut self, bytes: &[u8]) {
-        let (part, _) = scan_bytes(Path::new("-"), bytes, None, &self.opts);
-        self.stdin = Some(Arc::new(part));
     }
 
     /// Walks `roots`; re-reads files that are new or whose signature, or a
@@ -360,11 +352,7 @@ impl Scanner {
 
     /// Every part, in path order.
     pub fn parts(&self) -> Vec<Arc<Part>> {
-        self.stdin
-            .iter()
-            .cloned()
-            .chain(self.files.values().map(|s| s.part.clone()))
-            .collect()
+        self.files.values().map(|s| s.part.clone()).collect()
     }
 
     pub fn walk_errors(&self) -> &[ErrorEntry] {
