@@ -6,7 +6,8 @@ use crate::config::Config;
 use crate::credential::{ErrorEntry, ErrorReason, Thresholds};
 use crate::output::check_report::Report;
 use crate::scan::{ScanOptions, scan};
-use crate::source::files::{Filter, human_bytes};
+use crate::source::files::Filter;
+use crate::units::human_bytes;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 

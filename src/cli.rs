@@ -1,7 +1,7 @@
 //! Command-line definitions for `lapse check`. Parsing only: no I/O.
 
-use crate::source::files::parse_size;
-use crate::timefmt::{parse_duration, parse_timestamp};
+use crate::timefmt::parse_timestamp;
+use crate::units::{parse_duration, parse_size};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

@@ -8,9 +8,9 @@
 
 use crate::credential::{Kind, Source, Thresholds};
 use crate::notify::{NotifyConfig, Route, Smtp, Tls};
-use crate::source::files::parse_size;
 use crate::source::kubernetes::KubernetesConfig;
-use crate::timefmt::parse_duration;
+use crate::units::parse_duration;
+use crate::units::parse_size;
 use crate::validate::{self, Problems};
 use globset::{Glob, GlobMatcher};
 use lettre::message::Mailbox;
@@ -594,37 +594,19 @@ impl Validator {
                 .get("kind")
                 .and_then(|v| self.string(&format!("{at}.match.kind"), v))
             {
-                route.kind = match k.as_str() {
-                    "x509" => Some(Kind::X509),
-                    "jwt" => Some(Kind::Jwt),
-                    "bootstrap-token" => Some(Kind::BootstrapToken),
-                    "opaque-token" => Some(Kind::OpaqueToken),
-                    other => {
-                        self.problem(
-                            &format!("{at}.match.kind"),
-                            format!("{other:?}: use x509, jwt, bootstrap-token or opaque-token"),
-                        );
-                        None
-                    }
-                };
+                match k.parse::<Kind>() {
+                    Ok(kind) => route.kind = Some(kind),
+                    Err(e) => self.problem(&format!("{at}.match.kind"), e),
+                }
             }
             if let Some(src) = s
                 .get("source")
                 .and_then(|v| self.string(&format!("{at}.match.source"), v))
             {
-                route.source = match src.as_str() {
-                    "file" => Some(Source::File),
-                    "kubeconfig" => Some(Source::Kubeconfig),
-                    "secret" => Some(Source::Secret),
-                    "configmap" => Some(Source::Configmap),
-                    other => {
-                        self.problem(
-                            &format!("{at}.match.source"),
-                            format!("{other:?}: use file, kubeconfig, secret or configmap"),
-                        );
-                        None
-                    }
-                };
+                match src.parse::<Source>() {
+                    Ok(source) => route.source = Some(source),
+                    Err(e) => self.problem(&format!("{at}.match.source"), e),
+                }
             }
             route.namespace = s
                 .get("namespace")

@@ -22,6 +22,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::X509,
+        Kind::Jwt,
+        Kind::BootstrapToken,
+        Kind::OpaqueToken,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::X509 => "x509",
@@ -43,6 +50,13 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 4] = [
+        Source::File,
+        Source::Kubeconfig,
+        Source::Secret,
+        Source::Configmap,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::File => "file",
@@ -52,6 +66,42 @@ impl Source {
         }
     }
 }
+
+/// `Display` and `FromStr` from `as_str` and `ALL`: one spelling, used by
+/// labels, JSON, the page and lapse.yaml alike.
+macro_rules! spelled {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+
+            /// The error lists every spelling: `"pgp": use x509, jwt, … or opaque-token`.
+            fn from_str(text: &str) -> Result<Self, String> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| format!("{text:?}: use {}", one_of(Self::ALL.map(<$t>::as_str))))
+            }
+        }
+    };
+}
+
+/// `a, b, c or d`.
+fn one_of<const N: usize>(names: [&str; N]) -> String {
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+spelled!(Kind);
+spelled!(Source);
 
 /// How the expiry was learnt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -314,9 +364,67 @@ pub enum ErrorReason {
     Throttled,
     /// A watch's resource version expired (410 Gone): lapse re-lists.
     Expired,
+    /// The source's task ended or panicked; lapse restarts it with backoff.
+    Stopped,
+}
+
+/// Where an [`ErrorReason`] can arise, and so which sources count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonScope {
+    /// Reading a file (walks and references): file sources only.
+    Filesystem,
+    /// Decoding bytes, wherever they came from: every source.
+    Content,
+    /// Talking to an API: API sources only.
+    Api,
+    /// A source's own task: every source.
+    Task,
 }
 
 impl ErrorReason {
+    /// Every reason, in label order; a test holds it complete.
+    pub const ALL: [ErrorReason; 11] = [
+        ErrorReason::Read,
+        ErrorReason::NotFound,
+        ErrorReason::Loop,
+        ErrorReason::TooLarge,
+        ErrorReason::Parse,
+        ErrorReason::Password,
+        ErrorReason::Forbidden,
+        ErrorReason::Unreachable,
+        ErrorReason::Throttled,
+        ErrorReason::Expired,
+        ErrorReason::Stopped,
+    ];
+
+    pub fn scope(self) -> ReasonScope {
+        match self {
+            ErrorReason::Read | ErrorReason::NotFound | ErrorReason::Loop => {
+                ReasonScope::Filesystem
+            }
+            ErrorReason::TooLarge | ErrorReason::Parse | ErrorReason::Password => {
+                ReasonScope::Content
+            }
+            ErrorReason::Forbidden
+            | ErrorReason::Unreachable
+            | ErrorReason::Throttled
+            | ErrorReason::Expired => ReasonScope::Api,
+            ErrorReason::Stopped => ReasonScope::Task,
+        }
+    }
+
+    /// The reasons a source that reads files (`files`) or an API (`api`) can count.
+    pub fn counted_by(files: bool, api: bool) -> Vec<ErrorReason> {
+        Self::ALL
+            .into_iter()
+            .filter(|r| match r.scope() {
+                ReasonScope::Filesystem => files,
+                ReasonScope::Api => api,
+                ReasonScope::Content | ReasonScope::Task => true,
+            })
+            .collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorReason::Read => "read",
@@ -329,6 +437,7 @@ impl ErrorReason {
             ErrorReason::Unreachable => "unreachable",
             ErrorReason::Throttled => "throttled",
             ErrorReason::Expired => "expired",
+            ErrorReason::Stopped => "stopped",
         }
     }
 }
@@ -363,6 +472,45 @@ mod tests {
         assert_eq!(c(101).status(0, &t), Status::Ok);
         let never = Credential::new(Kind::Jwt, Fingerprint::of(b"x"));
         assert_eq!(never.status(0, &t), Status::NoExpiry);
+    }
+
+    #[test]
+    fn every_reason_is_in_all_once() {
+        // A new variant fails to compile here until it is placed in ALL.
+        let position = |r: ErrorReason| match r {
+            ErrorReason::Read => 0,
+            ErrorReason::NotFound => 1,
+            ErrorReason::Loop => 2,
+            ErrorReason::TooLarge => 3,
+            ErrorReason::Parse => 4,
+            ErrorReason::Password => 5,
+            ErrorReason::Forbidden => 6,
+            ErrorReason::Unreachable => 7,
+            ErrorReason::Throttled => 8,
+            ErrorReason::Expired => 9,
+            ErrorReason::Stopped => 10,
+        };
+        for (i, r) in ErrorReason::ALL.into_iter().enumerate() {
+            assert_eq!(position(r), i, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_and_sources_have_one_spelling() {
+        for k in Kind::ALL {
+            assert_eq!(k.to_string().parse::<Kind>(), Ok(k));
+        }
+        for s in Source::ALL {
+            assert_eq!(s.to_string().parse::<Source>(), Ok(s));
+        }
+        assert_eq!(
+            "pgp".parse::<Kind>(),
+            Err("\"pgp\": use x509, jwt, bootstrap-token or opaque-token".to_string())
+        );
+        assert_eq!(
+            "disk".parse::<Source>(),
+            Err("\"disk\": use file, kubeconfig, secret or configmap".to_string())
+        );
     }
 
     #[test]

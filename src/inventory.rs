@@ -1,13 +1,45 @@
-//! The current set of credentials, as every reader sees it.
+//! The current set of credentials, as every reader sees it, and the
+//! record sources publish into it: a [`Part`] per file or object.
 //!
 //! Sources replace their whole part at once ([`Inventory::publish`]);
 //! readers (metrics, the web page) take an immutable [`Snapshot`] and
 //! never wait for a scan, never parse, never touch a file.
 
-use crate::credential::{ErrorEntry, Timestamp};
-use crate::scan::{Assembled, Part, assemble};
-use std::collections::BTreeMap;
+use crate::credential::{Credential, ErrorEntry, Fingerprint, Source, Timestamp};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+
+/// A file's identity: (device, inode).
+pub type FileId = (u64, u64);
+
+/// How a credential in a [`Part`] was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// In the file itself.
+    Own,
+    /// In a file the document refers to (a kubeconfig's `client-certificate`).
+    Reference,
+    /// In an exec plugin's token cache.
+    Cache,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The file the credential's bytes came from.
+    pub file: Option<FileId>,
+    pub via: Via,
+}
+
+/// Everything found in one file and the files it refers to.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub path: PathBuf,
+    pub credentials: Vec<Credential>,
+    /// One per credential.
+    pub origins: Vec<Origin>,
+    pub errors: Vec<ErrorEntry>,
+}
 
 /// One source's latest report.
 #[derive(Debug, Clone, Default)]
@@ -107,4 +139,77 @@ impl Inventory {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// The current set, with what is reported twice hidden.
+pub struct Assembled {
+    pub parts: Vec<Arc<Part>>,
+    /// (part, credential) indices not to report.
+    pub hidden: HashSet<(usize, usize)>,
+}
+
+impl Assembled {
+    pub fn credentials(&self) -> impl Iterator<Item = &Credential> {
+        self.visible().map(|(_, _, c)| c)
+    }
+
+    /// (part index, credential index, credential) for everything reported.
+    pub fn visible(&self) -> impl Iterator<Item = (usize, usize, &Credential)> {
+        self.parts.iter().enumerate().flat_map(move |(pi, p)| {
+            p.credentials
+                .iter()
+                .enumerate()
+                .filter(move |(ci, _)| !self.hidden.contains(&(pi, *ci)))
+                .map(move |(ci, c)| (pi, ci, c))
+        })
+    }
+}
+
+/// Applies the rules that make each credential appear once:
+/// - a file a kubeconfig points at, also reached by the walk, is reported
+///   with the kubeconfig's entry only;
+/// - a token cache the walk reached is reported as walked, and a cache
+///   two kubeconfigs share is reported once.
+pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
+    let mut hidden = HashSet::new();
+    // Both rules need a credential reached through a kubeconfig reference
+    // or a token cache; a tree of plain files has none, and is done here.
+    let followed = |o: &Origin| o.via != Via::Own && o.file.is_some();
+    if !parts.iter().any(|p| p.origins.iter().any(followed)) {
+        return Assembled { parts, hidden };
+    }
+    let mut walked: HashSet<FileId> = HashSet::new();
+    let mut referenced: HashSet<(FileId, Fingerprint)> = HashSet::new();
+    for p in &parts {
+        for (c, o) in p.credentials.iter().zip(&p.origins) {
+            match (o.via, o.file) {
+                (Via::Own, Some(id)) => {
+                    walked.insert(id);
+                }
+                (Via::Reference, Some(id)) => {
+                    referenced.insert((id, c.fingerprint));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut caches_seen: HashMap<FileId, usize> = HashMap::new();
+    for (pi, p) in parts.iter().enumerate() {
+        for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
+            let Some(id) = o.file else { continue };
+            let hide = match o.via {
+                Via::Own => {
+                    c.source == Source::File
+                        && c.entry.is_none()
+                        && referenced.contains(&(id, c.fingerprint))
+                }
+                Via::Cache => walked.contains(&id) || *caches_seen.entry(id).or_insert(pi) != pi,
+                Via::Reference => false,
+            };
+            if hide {
+                hidden.insert((pi, ci));
+            }
+        }
+    }
+    Assembled { parts, hidden }
 }

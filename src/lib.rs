@@ -32,8 +32,12 @@ pub mod scan;
 pub mod serve;
 /// Where bytes come from.
 pub mod source;
+/// lapse's own metrics: errors, scans, notifications.
+pub mod telemetry;
 /// Time and duration parsing and formatting.
 pub mod timefmt;
+/// Durations and sizes.
+pub mod units;
 /// Hand validation of configuration trees: every problem, each naming its field.
 pub mod validate;
 /// The one YAML entry point.

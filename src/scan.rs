@@ -7,21 +7,18 @@
 //! is simply one scan. A bad file never stops a scan.
 
 use crate::config::{IssuedAt, TokenRule};
-use crate::credential::{
-    Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind, Source,
-};
+use crate::credential::{Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind};
+use crate::inventory::{Assembled, FileId, Origin, Part, Via, assemble};
 use crate::parse::{self, FileRef, Parsed, RefKind};
 use crate::paths::PathKey;
 use crate::source::files::{self, Filter, Found, Signature};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Files larger than this are not read unless configured otherwise:
 /// `kubectl get secrets -A -o yaml` dumps run to megabytes.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
-
-pub type FileId = (u64, u64);
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -44,37 +41,6 @@ impl Default for ScanOptions {
             passwords: Vec::new(),
         }
     }
-}
-
-/// How a credential in a [`Part`] was reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// In the file itself.
-    Own,
-    /// In a file the document refers to (a kubeconfig's `client-certificate`).
-    Reference,
-    /// In an exec plugin's token cache.
-    Cache,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Origin {
-    /// The file the credential's bytes came from.
-    pub file: Option<FileId>,
-    pub via: Via,
-}
-
-/// Everything found in one file and the files it refers to.
-#[derive(Debug, Default)]
-pub struct Part {
-    pub path: PathBuf,
-    pub credentials: Vec<Credential>,
-    /// One per credential.
-    pub origins: Vec<Origin>,
-    pub errors: Vec<ErrorEntry>,
-    /// Filled by the metrics renderer on first use: the part's label sets,
-    /// so a scrape never rebuilds them for files that did not change.
-    pub rendered: OnceLock<Vec<String>>,
 }
 
 /// What a scan found, for one-shot use.
@@ -499,7 +465,6 @@ fn scan_bytes(
         origins: vec![own; parsed.credentials.len()],
         credentials: parsed.credentials,
         errors: parsed.errors,
-        ..Default::default()
     };
     let deps = follow_refs(parsed.refs, opts, &mut part);
     (part, deps)
@@ -624,7 +589,7 @@ fn apply_token_rules(
         c.expiry_source = ExpirySource::ValidityWindow;
         c.note = Some(format!(
             "declared validity {} from {}",
-            crate::timefmt::human_span(rule.validity),
+            crate::units::human_span(rule.validity),
             match &rule.issued_at {
                 IssuedAt::Mtime => "the file's modification time".to_string(),
                 IssuedAt::Field(f) => format!("field {f}"),
@@ -652,77 +617,4 @@ fn field_time(doc: &serde_json::Value, name: &str) -> Option<i64> {
         }
         _ => crate::timefmt::parse_unix(v),
     }
-}
-
-/// The current set, with what is reported twice hidden.
-pub struct Assembled {
-    pub parts: Vec<Arc<Part>>,
-    /// (part, credential) indices not to report.
-    pub hidden: HashSet<(usize, usize)>,
-}
-
-impl Assembled {
-    pub fn credentials(&self) -> impl Iterator<Item = &Credential> {
-        self.visible().map(|(_, _, c)| c)
-    }
-
-    /// (part index, credential index, credential) for everything reported.
-    pub fn visible(&self) -> impl Iterator<Item = (usize, usize, &Credential)> {
-        self.parts.iter().enumerate().flat_map(move |(pi, p)| {
-            p.credentials
-                .iter()
-                .enumerate()
-                .filter(move |(ci, _)| !self.hidden.contains(&(pi, *ci)))
-                .map(move |(ci, c)| (pi, ci, c))
-        })
-    }
-}
-
-/// Applies the rules that make each credential appear once:
-/// - a file a kubeconfig points at, also reached by the walk, is reported
-///   with the kubeconfig's entry only;
-/// - a token cache the walk reached is reported as walked, and a cache
-///   two kubeconfigs share is reported once.
-pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
-    let mut hidden = HashSet::new();
-    // Both rules need a credential reached through a kubeconfig reference
-    // or a token cache; a tree of plain files has none, and is done here.
-    let followed = |o: &Origin| o.via != Via::Own && o.file.is_some();
-    if !parts.iter().any(|p| p.origins.iter().any(followed)) {
-        return Assembled { parts, hidden };
-    }
-    let mut walked: HashSet<FileId> = HashSet::new();
-    let mut referenced: HashSet<(FileId, Fingerprint)> = HashSet::new();
-    for p in &parts {
-        for (c, o) in p.credentials.iter().zip(&p.origins) {
-            match (o.via, o.file) {
-                (Via::Own, Some(id)) => {
-                    walked.insert(id);
-                }
-                (Via::Reference, Some(id)) => {
-                    referenced.insert((id, c.fingerprint));
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut caches_seen: HashMap<FileId, usize> = HashMap::new();
-    for (pi, p) in parts.iter().enumerate() {
-        for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
-            let Some(id) = o.file else { continue };
-            let hide = match o.via {
-                Via::Own => {
-                    c.source == Source::File
-                        && c.entry.is_none()
-                        && referenced.contains(&(id, c.fingerprint))
-                }
-                Via::Cache => walked.contains(&id) || *caches_seen.entry(id).or_insert(pi) != pi,
-                Via::Reference => false,
-            };
-            if hide {
-                hidden.insert((pi, ci));
-            }
-        }
-    }
-    Assembled { parts, hidden }
 }

@@ -3,15 +3,16 @@
 
 use crate::check::{EXIT_UNKNOWN, default_kubeconfigs, load_config};
 use crate::cli::ServeArgs;
+use crate::credential::ErrorReason;
 use crate::inventory::Inventory;
 use crate::notify::{self, Notifier};
-use crate::output::metrics::SelfMetrics;
 use crate::output::web::{self, App};
 use crate::output::web_config::WebConfig;
 use crate::scan::ScanOptions;
 use crate::source::files::Filter;
 use crate::source::kubernetes::{self, KubernetesSource};
 use crate::source::watch::{self, FileSource};
+use crate::telemetry::SelfMetrics;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,13 +94,16 @@ pub fn run(args: &ServeArgs) -> i32 {
         };
         let tls = if web_config.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), tls, roots = roots.len(), "listening");
-        let mut sources = vec![watch::SOURCE];
+        let mut sources = vec![(watch::SOURCE, ErrorReason::counted_by(true, false))];
         if config.kubernetes.is_some() {
-            sources.push(kubernetes::SOURCE);
+            sources.push((kubernetes::SOURCE, ErrorReason::counted_by(false, true)));
         }
-        let inventory = Arc::new(Inventory::new(&sources));
+        let names: Vec<&'static str> = sources.iter().map(|(name, _)| *name).collect();
+        let inventory = Arc::new(Inventory::new(&names));
         let channels: &[&'static str] = if config.notify.is_some() { &[notify::CHANNEL] } else { &[] };
-        let metrics = Arc::new(SelfMetrics::new(&sources, channels));
+        let counted: Vec<(&'static str, &[ErrorReason])> =
+            sources.iter().map(|(name, reasons)| (*name, reasons.as_slice())).collect();
+        let metrics = Arc::new(SelfMetrics::new(&counted, channels));
         let (stop, stopped) = signal::channel(false);
 
         let files = FileSource {
@@ -125,6 +129,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         let app = Arc::new(App {
             inventory,
             metrics,
+            labels: Default::default(),
             web: web_config,
             thresholds: config.thresholds,
         });

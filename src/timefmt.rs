@@ -1,10 +1,12 @@
-//! Times and durations as people and credential formats write them.
+//! Times as people and credential formats write them (durations and
+//! sizes are in [`crate::units`]).
 //!
 //! Parsing accepts the spellings found in the wild (RFC 3339 with
 //! nanoseconds, OpenStack's `+0000`, zone-less UTC); formatting always
 //! writes RFC 3339 UTC with whole seconds.
 
 use crate::credential::Timestamp;
+use crate::units::human_span;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -14,75 +16,6 @@ pub fn now() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Parses a human duration: `90s`, `15m`, `12h`, `30d`, `2w`, or a sum such
-/// as `1d12h`. A bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = text.parse::<i64>() {
-        return if secs >= 0 {
-            Ok(secs)
-        } else {
-            Err(format!("negative duration {text:?}"))
-        };
-    }
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    for ch in text.chars() {
-        if ch.is_ascii_digit() {
-            digits.push(ch);
-            continue;
-        }
-        let unit = match ch {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => {
-                return Err(format!(
-                    "invalid duration {text:?}: unknown unit {ch:?} (use s, m, h, d or w)"
-                ));
-            }
-        };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: a unit needs a number before it"))?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too large"))?;
-    }
-    if !digits.is_empty() {
-        return Err(format!(
-            "invalid duration {text:?}: the last number has no unit"
-        ));
-    }
-    Ok(total)
-}
-
-/// Renders seconds as the two largest units: `12d 4h`, `3h 5m`, `45s`.
-pub fn human_span(secs: i64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
-    let secs = secs.unsigned_abs();
-    for (i, (size, name)) in UNITS.iter().enumerate() {
-        if secs >= *size {
-            let mut text = format!("{}{name}", secs / size);
-            if let Some((next, next_name)) = UNITS.get(i + 1) {
-                let minor = (secs % size) / next;
-                if minor > 0 {
-                    text.push_str(&format!(" {minor}{next_name}"));
-                }
-            }
-            return text;
-        }
-    }
-    "0s".into()
 }
 
 /// "in 12d 4h", "expired 3d ago", "never".
@@ -154,23 +87,6 @@ pub fn parse_unix(value: &serde_json::Value) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("12h"), Ok(43_200));
-        assert_eq!(parse_duration("30d"), Ok(2_592_000));
-        assert_eq!(parse_duration("1d12h"), Ok(129_600));
-        assert_eq!(parse_duration("2w"), Ok(1_209_600));
-        assert_eq!(parse_duration("45"), Ok(45));
-        assert!(parse_duration("12x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("12").is_ok());
-        assert!(parse_duration("d").is_err());
-        assert!(parse_duration("5d3").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-5").is_err());
-        assert!(parse_duration("999999999999999999d").is_err());
-    }
 
     #[test]
     fn spans() {

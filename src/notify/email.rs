@@ -6,8 +6,9 @@
 
 use super::plan::{Event, EventKind, urgency};
 use crate::credential::{Credential, Kind, Source, Timestamp};
-use crate::output::web::html_escape;
-use crate::timefmt::{human_span, rfc3339, time_left};
+use crate::output::html::html_escape;
+use crate::timefmt::{rfc3339, time_left};
+use crate::units::human_span;
 use std::fmt::Write;
 
 /// What an operator does about a credential of this kind, where it lives.

@@ -13,7 +13,7 @@ pub mod plan;
 
 use crate::credential::{Credential, Kind, Source};
 use crate::inventory::Inventory;
-use crate::output::metrics::SelfMetrics;
+use crate::telemetry::SelfMetrics;
 use crate::timefmt::now;
 use globset::GlobMatcher;
 use lettre::message::{Mailbox, MultiPart};

@@ -4,152 +4,24 @@
 //! Self-observation (counters, the scan-duration histogram, build info)
 //! lives in a prometheus-client registry. The per-credential families are
 //! written directly: each credential's label set is escaped once, when its
-//! file changes, and cached in its part, so a scrape of 100,000
-//! credentials only formats numbers. Both are OpenMetrics text; the
+//! file changes, and kept in the reader's [`LabelCache`], so a scrape of
+//! 100,000 credentials only formats numbers. Both are OpenMetrics text; the
 //! classic Prometheus text format is derived from it for clients that ask.
 //!
 //! Never a failed page: two credentials whose labels would collide get a
 //! distinguishing `index` instead.
 
 use crate::credential::{Credential, Timestamp};
+use crate::inventory::Part;
 use crate::inventory::Snapshot;
-use crate::scan::Part;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
-use std::borrow::Cow;
-use std::collections::HashSet;
+use crate::telemetry::SelfMetrics;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::sync::{Arc, Mutex, Weak};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Label values of `lapse_errors_total{reason}`: a small fixed set.
-pub const ERROR_REASONS: &[&str] = &[
-    "read",
-    "not_found",
-    "loop",
-    "too_large",
-    "parse",
-    "password",
-];
-
-type SourceReason = [(&'static str, &'static str); 2];
-type SourceOnly = [(&'static str, &'static str); 1];
-type HistogramFamily = Family<SourceOnly, Histogram, fn() -> Histogram>;
-
-/// lapse's own counters and histograms.
-pub struct SelfMetrics {
-    registry: Registry,
-    errors_total: Family<SourceReason, Counter>,
-    scan_duration: HistogramFamily,
-    notifications_total: Family<[(&'static str, &'static str); 2], Counter>,
-    notifications_pending: Gauge,
-}
-
-impl std::fmt::Debug for SelfMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SelfMetrics")
-    }
-}
-
-fn scan_histogram() -> Histogram {
-    // 1 ms … ~16 s.
-    Histogram::new(exponential_buckets(0.001, 4.0, 8))
-}
-
-impl SelfMetrics {
-    /// `channels`: the notification channels configured (their counters start at 0).
-    pub fn new(sources: &[&'static str], channels: &[&'static str]) -> Self {
-        let mut registry = Registry::default();
-        let errors_total = Family::<SourceReason, Counter>::default();
-        registry.register(
-            "lapse_errors",
-            "Credentials that could not be read, by source and reason (each occurrence once)",
-            errors_total.clone(),
-        );
-        let scan_duration: HistogramFamily = Family::new_with_constructor(scan_histogram);
-        registry.register(
-            "lapse_scan_duration_seconds",
-            "Time one scan of a source took",
-            scan_duration.clone(),
-        );
-        registry.register(
-            "lapse_build",
-            "lapse's version and the revision it was built from",
-            Info::new([
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("revision", env!("LAPSE_REVISION")),
-            ]),
-        );
-        let notifications_total = Family::<[(&'static str, &'static str); 2], Counter>::default();
-        registry.register(
-            "lapse_notifications",
-            "Notifications by channel and result (sent, failed: each attempt once)",
-            notifications_total.clone(),
-        );
-        let notifications_pending = Gauge::default();
-        registry.register(
-            "lapse_notifications_pending",
-            "Notifications waiting to be delivered",
-            notifications_pending.clone(),
-        );
-        for channel in channels {
-            for result in ["sent", "failed"] {
-                let _ =
-                    notifications_total.get_or_create(&[("channel", channel), ("result", result)]);
-            }
-        }
-        // Every (source, reason) exists from the start, at zero, so rate()
-        // and increase() see the first error.
-        for source in sources {
-            for reason in ERROR_REASONS {
-                let _ = errors_total.get_or_create(&[("source", source), ("reason", reason)]);
-            }
-        }
-        SelfMetrics {
-            registry,
-            errors_total,
-            scan_duration,
-            notifications_total,
-            notifications_pending,
-        }
-    }
-
-    pub fn count_notification(&self, channel: &'static str, result: &'static str) {
-        self.notifications_total
-            .get_or_create(&[("channel", channel), ("result", result)])
-            .inc();
-    }
-
-    /// `delta` messages joined (+) or left (−) the delivery queue.
-    pub fn notifications_queued(&self, delta: i64) {
-        self.notifications_pending.inc_by(delta);
-    }
-
-    pub fn count_error(&self, source: &'static str, reason: &'static str) {
-        self.errors_total
-            .get_or_create(&[("source", source), ("reason", reason)])
-            .inc();
-    }
-
-    pub fn observe_scan(&self, source: &'static str, seconds: f64) {
-        self.scan_duration
-            .get_or_create(&[("source", source)])
-            .observe(seconds);
-    }
-
-    fn encode(&self) -> String {
-        let mut out = String::new();
-        // Ends with `# EOF`: this is the last part of the page.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
-    }
-}
 
 /// Writes `value` in Prometheus's float syntax.
 fn number(out: &mut String, value: f64) {
@@ -224,13 +96,90 @@ pub fn label_set(c: &Credential, index_suffix: Option<usize>) -> String {
     out
 }
 
-fn part_labels(part: &Part) -> &[String] {
-    part.rendered.get_or_init(|| {
-        part.credentials
+/// Label sets kept by the metrics reader between scrapes. A snapshot's
+/// rows are worked out once (every label set escaped, repeats renamed),
+/// and a part that is in the next snapshot too keeps its label sets, so a
+/// scrape of an unchanged snapshot only formats numbers and one that
+/// follows a change escapes only the changed files' labels.
+#[derive(Default)]
+pub struct LabelCache {
+    state: Mutex<Option<Arc<Rows>>>,
+}
+
+impl std::fmt::Debug for LabelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LabelCache")
+    }
+}
+
+/// The rows of one snapshot.
+struct Rows {
+    snapshot: Weak<Snapshot>,
+    /// Each part's label sets, in the snapshot's part order. The `Weak`
+    /// keeps the part's allocation, so its address names it until dropped.
+    parts: Vec<(Weak<Part>, Arc<[String]>)>,
+    /// (part, credential, a renamed label set for a repeat) per visible credential.
+    rows: Vec<(u32, u32, Option<Box<str>>)>,
+}
+
+impl Rows {
+    fn labels(&self, part: u32, credential: u32) -> &str {
+        &self.parts[part as usize].1[credential as usize]
+    }
+}
+
+impl LabelCache {
+    fn rows(&self, snapshot: &Arc<Snapshot>) -> Arc<Rows> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rows) = state.as_ref()
+            && Weak::ptr_eq(&rows.snapshot, &Arc::downgrade(snapshot))
+        {
+            return rows.clone();
+        }
+        let known: HashMap<*const Part, &Arc<[String]>> = state
             .iter()
-            .map(|c| label_set(c, None))
-            .collect()
-    })
+            .flat_map(|r| r.parts.iter())
+            .map(|(weak, labels)| (weak.as_ptr(), labels))
+            .collect();
+        let parts: Vec<(Weak<Part>, Arc<[String]>)> = snapshot
+            .assembled
+            .parts
+            .iter()
+            .map(|p| {
+                let labels = known
+                    .get(&Arc::as_ptr(p))
+                    .map(|l| (*l).clone())
+                    .unwrap_or_else(|| p.credentials.iter().map(|c| label_set(c, None)).collect());
+                (Arc::downgrade(p), labels)
+            })
+            .collect();
+        drop(known);
+        // Distinct label sets, whatever the inputs: a repeat gets `index="N~k"`.
+        let mut rows = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut renamed: HashSet<String> = HashSet::new();
+        for (pi, ci, c) in snapshot.assembled.visible() {
+            let labels = parts[pi].1[ci].as_str();
+            if seen.insert(labels) {
+                rows.push((pi as u32, ci as u32, None));
+                continue;
+            }
+            let fresh = (2..)
+                .map(|n| label_set(c, Some(n)))
+                .find(|l| !seen.contains(l.as_str()) && !renamed.contains(l))
+                .unwrap_or_default();
+            renamed.insert(fresh.clone());
+            rows.push((pi as u32, ci as u32, Some(fresh.into_boxed_str())));
+        }
+        drop(seen);
+        let rows = Arc::new(Rows {
+            snapshot: Arc::downgrade(snapshot),
+            parts,
+            rows,
+        });
+        *state = Some(rows.clone());
+        rows
+    }
 }
 
 /// One gauge family: which credentials it covers and the value of each.
@@ -294,15 +243,21 @@ fn sample(out: &mut String, name: &str, labels: &str, value: f64) {
 
 /// Renders the whole page. `openmetrics` picks the format.
 pub fn render(
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
+    labels: &LabelCache,
     self_metrics: &SelfMetrics,
     now: Timestamp,
     openmetrics: bool,
 ) -> String {
     let mut page = String::new();
-    render_chunks(snapshot, self_metrics, now, openmetrics, &mut |chunk| {
-        page.push_str(&chunk)
-    });
+    render_chunks(
+        snapshot,
+        labels,
+        self_metrics,
+        now,
+        openmetrics,
+        &mut |chunk| page.push_str(&chunk),
+    );
     page
 }
 
@@ -312,7 +267,8 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Renders the page in chunks of about [`CHUNK_BYTES`], in order.
 pub fn render_chunks(
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
+    labels: &LabelCache,
     self_metrics: &SelfMetrics,
     now: Timestamp,
     openmetrics: bool,
@@ -326,35 +282,21 @@ pub fn render_chunks(
             ));
         }
     };
-    let visible: Vec<(&Credential, &str)> = {
-        let labels: Vec<&[String]> = snapshot
-            .assembled
-            .parts
-            .iter()
-            .map(|p| part_labels(p))
-            .collect();
-        snapshot
-            .assembled
-            .visible()
-            .map(|(pi, ci, c)| (c, labels[pi][ci].as_str()))
-            .collect()
-    };
-    // Distinct label sets, whatever the inputs: a repeat gets `index="N~k"`.
-    let mut seen: HashSet<&str> = HashSet::with_capacity(visible.len());
-    let mut renamed: HashSet<String> = HashSet::new();
-    let mut rows: Vec<(&Credential, Cow<str>)> = Vec::with_capacity(visible.len());
-    for (c, labels) in &visible {
-        if seen.insert(labels) {
-            rows.push((c, Cow::Borrowed(labels)));
-            continue;
-        }
-        let fresh = (2..)
-            .map(|n| label_set(c, Some(n)))
-            .find(|l| !seen.contains(l.as_str()) && !renamed.contains(l))
-            .unwrap_or_default();
-        renamed.insert(fresh.clone());
-        rows.push((c, Cow::Owned(fresh)));
-    }
+    let cached = labels.rows(snapshot);
+    let parts = &snapshot.assembled.parts;
+    let rows: Vec<(&Credential, &str)> = cached
+        .rows
+        .iter()
+        .map(|(pi, ci, renamed)| {
+            let c = &parts[*pi as usize].credentials[*ci as usize];
+            (
+                c,
+                renamed
+                    .as_deref()
+                    .unwrap_or_else(|| cached.labels(*pi, *ci)),
+            )
+        })
+        .collect();
     let mut out = String::with_capacity(CHUNK_BYTES + 4096);
     for family in CREDENTIAL_FAMILIES {
         family_header(&mut out, family.name, family.help, "gauge");

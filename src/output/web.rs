@@ -3,12 +3,14 @@
 //! endpoint (exporter-toolkit web config). Handlers read snapshots only:
 //! no parsing, no file I/O.
 
-use crate::check::now;
 use crate::credential::{Status, Thresholds};
 use crate::inventory::{Inventory, Snapshot};
-use crate::output::metrics::{self, SelfMetrics};
+use crate::output::html::html_escape;
+use crate::output::metrics::{self, LabelCache};
 use crate::output::web_config::WebConfig;
-use crate::timefmt::{human_span, rfc3339, time_left};
+use crate::telemetry::SelfMetrics;
+use crate::timefmt::{now, rfc3339, time_left};
+use crate::units::human_span;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -28,6 +30,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub struct App {
     pub inventory: Arc<Inventory>,
     pub metrics: Arc<SelfMetrics>,
+    /// The `/metrics` reader's label sets, kept between scrapes.
+    pub labels: Arc<LabelCache>,
     pub web: WebConfig,
     pub thresholds: Thresholds,
 }
@@ -91,6 +95,7 @@ impl App {
                         .and_then(|v| v.to_str().ok()),
                 );
                 let self_metrics = self.metrics.clone();
+                let labels = self.labels.clone();
                 // Rendered on the blocking pool and streamed as it is written:
                 // a page of 100,000 credentials is never held whole.
                 let (mut tx, body) = http_body_util::channel::Channel::<Bytes>::new(4);
@@ -99,6 +104,7 @@ impl App {
                     let mut open = true;
                     metrics::render_chunks(
                         &snapshot,
+                        &labels,
                         &self_metrics,
                         now(),
                         openmetrics,
@@ -219,20 +225,6 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         .is_err()
     {
         tracing::warn!("connections still open after {DRAIN:?}; closing");
-    }
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn html_escape(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
 }
 

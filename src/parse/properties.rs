@@ -713,7 +713,7 @@ fn every_seed_parses() {
 fn too_large_message(cap: u64) -> String {
     format!(
         "larger than the {} size cap; not read",
-        crate::source::files::human_bytes(cap)
+        crate::units::human_bytes(cap)
     )
 }
 

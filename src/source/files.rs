@@ -6,6 +6,7 @@
 //! aborts a scan.
 
 use crate::credential::{ErrorEntry, ErrorReason};
+use crate::units::human_bytes;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -365,47 +366,9 @@ pub fn read_file(path: &Path, cap: u64) -> Result<(Vec<u8>, Signature), ErrorEnt
     Ok((bytes, Signature::of(&meta)))
 }
 
-/// `16 MiB`, `512 KiB`, `100 B`.
-pub fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} B")
-    }
-}
-
-/// Parses `16MiB`, `512KiB`, `2M`, `100` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("invalid size {text:?}: use B, KiB, MiB or GiB")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {text:?} is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("lots").is_err());
-        assert_eq!(human_bytes(16 << 20), "16 MiB");
-        assert_eq!(human_bytes(1000), "1000 B");
-    }
 
     #[test]
     fn plainest_path_wins() {

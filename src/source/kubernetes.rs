@@ -11,9 +11,9 @@
 
 use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{Inventory, SourceReport};
-use crate::output::metrics::SelfMetrics;
+use crate::inventory::{Origin, Part, Via};
 use crate::parse;
-use crate::scan::{Origin, Part, Via};
+use crate::telemetry::SelfMetrics;
 use crate::timefmt::now;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -202,7 +202,7 @@ impl KubernetesSource {
                 Ok(c) => break c,
                 Err(message) => {
                     tracing::warn!(%message, "cannot reach the Kubernetes API; retrying in 30 s");
-                    metrics.count_error(SOURCE, ErrorReason::Unreachable.as_str());
+                    metrics.count_error(SOURCE, ErrorReason::Unreachable);
                     inventory.publish(
                         SOURCE,
                         SourceReport {
@@ -480,7 +480,6 @@ fn derive<K: Derive>(
             origins: vec![origin; parsed.credentials.len()],
             credentials: parsed.credentials,
             errors: parsed.errors,
-            ..Default::default()
         }),
     ))
 }
@@ -685,7 +684,7 @@ where
                 Err(e) => {
                     let (reason, message) = describe(&e, &scope);
                     let wait = retry_after(&e);
-                    metrics.count_error(SOURCE, reason.as_str());
+                    metrics.count_error(SOURCE, reason);
                     let known = s
                         .errors
                         .get(&scope)
@@ -802,6 +801,6 @@ fn retry_after(e: &watcher::Error) -> Option<Duration> {
 
 fn count_part_errors(metrics: &SelfMetrics, part: &Part) {
     for e in &part.errors {
-        metrics.count_error(SOURCE, e.reason.as_str());
+        metrics.count_error(SOURCE, e.reason);
     }
 }

@@ -6,10 +6,10 @@
 //! signature changed; a deleted file's series go at once. Scanning runs on
 //! the blocking pool, never on the HTTP path.
 
-use crate::check::now;
 use crate::inventory::{Inventory, SourceReport};
-use crate::output::metrics::SelfMetrics;
 use crate::scan::{ScanOptions, Scanner};
+use crate::telemetry::SelfMetrics;
+use crate::timefmt::now;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -114,7 +114,7 @@ impl FileSource {
             let took = started.elapsed();
             metrics.observe_scan(SOURCE, took.as_secs_f64());
             for e in &delta.new_errors {
-                metrics.count_error(SOURCE, e.reason.as_str());
+                metrics.count_error(SOURCE, e.reason);
                 tracing::warn!(path = %e.path, entry = e.entry.as_deref().unwrap_or(""), reason = e.reason.as_str(), "{}", e.message);
             }
             // Watch before publishing: once /readyz says ready, a change

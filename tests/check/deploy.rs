@@ -559,7 +559,7 @@ fn the_service_monitor_scrapes_every_lapse_service_as_job_lapse() {
     for key in ["interval", "scrapeTimeout"] {
         let d = str_of(&endpoints[0][key], key);
         assert!(
-            lapse::timefmt::parse_duration(d).is_ok(),
+            lapse::units::parse_duration(d).is_ok(),
             "{key}: {d} is not a duration"
         );
     }

@@ -1,0 +1,129 @@
+//! lapse's own metrics: errors counted by source and reason, scan
+//! durations, notifications, build information. Sources and the notifier
+//! count into one [`SelfMetrics`]; the `/metrics` reader encodes it after
+//! the credential families. Error reasons come from [`ErrorReason`]
+//! itself, so a new reason is counted, and starts at 0, everywhere.
+
+use crate::credential::ErrorReason;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+type SourceReason = [(&'static str, &'static str); 2];
+type SourceOnly = [(&'static str, &'static str); 1];
+type HistogramFamily = Family<SourceOnly, Histogram, fn() -> Histogram>;
+
+/// lapse's own counters and histograms.
+pub struct SelfMetrics {
+    registry: Registry,
+    errors_total: Family<SourceReason, Counter>,
+    scan_duration: HistogramFamily,
+    notifications_total: Family<[(&'static str, &'static str); 2], Counter>,
+    notifications_pending: Gauge,
+}
+
+impl std::fmt::Debug for SelfMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SelfMetrics")
+    }
+}
+
+fn scan_histogram() -> Histogram {
+    // 1 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.001, 4.0, 8))
+}
+
+impl SelfMetrics {
+    /// `channels`: the notification channels configured (their counters start at 0).
+    /// `sources`: each source's name and the error reasons it can count
+    /// (their counters start at 0).
+    pub fn new(sources: &[(&'static str, &[ErrorReason])], channels: &[&'static str]) -> Self {
+        let mut registry = Registry::default();
+        let errors_total = Family::<SourceReason, Counter>::default();
+        registry.register(
+            "lapse_errors",
+            "Credentials that could not be read, by source and reason (each occurrence once)",
+            errors_total.clone(),
+        );
+        let scan_duration: HistogramFamily = Family::new_with_constructor(scan_histogram);
+        registry.register(
+            "lapse_scan_duration_seconds",
+            "Time one scan of a source took",
+            scan_duration.clone(),
+        );
+        registry.register(
+            "lapse_build",
+            "lapse's version and the revision it was built from",
+            Info::new([
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", env!("LAPSE_REVISION")),
+            ]),
+        );
+        let notifications_total = Family::<[(&'static str, &'static str); 2], Counter>::default();
+        registry.register(
+            "lapse_notifications",
+            "Notifications by channel and result (sent, failed: each attempt once)",
+            notifications_total.clone(),
+        );
+        let notifications_pending = Gauge::default();
+        registry.register(
+            "lapse_notifications_pending",
+            "Notifications waiting to be delivered",
+            notifications_pending.clone(),
+        );
+        for channel in channels {
+            for result in ["sent", "failed"] {
+                let _ =
+                    notifications_total.get_or_create(&[("channel", channel), ("result", result)]);
+            }
+        }
+        // Every (source, reason) exists from the start, at zero, so rate()
+        // and increase() see the first error.
+        for (source, reasons) in sources {
+            for reason in reasons.iter() {
+                let _ =
+                    errors_total.get_or_create(&[("source", source), ("reason", reason.as_str())]);
+            }
+        }
+        SelfMetrics {
+            registry,
+            errors_total,
+            scan_duration,
+            notifications_total,
+            notifications_pending,
+        }
+    }
+
+    pub fn count_notification(&self, channel: &'static str, result: &'static str) {
+        self.notifications_total
+            .get_or_create(&[("channel", channel), ("result", result)])
+            .inc();
+    }
+
+    /// `delta` messages joined (+) or left (−) the delivery queue.
+    pub fn notifications_queued(&self, delta: i64) {
+        self.notifications_pending.inc_by(delta);
+    }
+
+    pub fn count_error(&self, source: &'static str, reason: ErrorReason) {
+        self.errors_total
+            .get_or_create(&[("source", source), ("reason", reason.as_str())])
+            .inc();
+    }
+
+    pub fn observe_scan(&self, source: &'static str, seconds: f64) {
+        self.scan_duration
+            .get_or_create(&[("source", source)])
+            .observe(seconds);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Ends with `# EOF`: this is the last part of the page.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
