@@ -934,3 +934,41 @@ fn configmap_key_patterns_and_excluded_namespaces_filter_what_is_read() {
         show(&requests)
     );
 }
+
+#[test]
+fn every_reason_each_source_can_count_starts_at_zero() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let server = serve(&s, &api, "", &[]);
+    let (m, _) = server.wait_for("both sources up", |m| {
+        m.value(UP, &K8S) == 1.0 && m.value(UP, &[("source", "files")]) == 1.0
+    });
+    let mut counted: Vec<(String, String, f64)> = m
+        .samples
+        .iter()
+        .filter(|x| x.name == "lapse_errors_total")
+        .map(|x| (x.label("source").into(), x.label("reason").into(), x.value))
+        .collect();
+    counted.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let expected: Vec<(String, String, f64)> = [
+        ("files", "loop"),
+        ("files", "not_found"),
+        ("files", "parse"),
+        ("files", "password"),
+        ("files", "read"),
+        ("files", "stopped"),
+        ("files", "too_large"),
+        ("kubernetes", "expired"),
+        ("kubernetes", "forbidden"),
+        ("kubernetes", "parse"),
+        ("kubernetes", "password"),
+        ("kubernetes", "stopped"),
+        ("kubernetes", "throttled"),
+        ("kubernetes", "too_large"),
+        ("kubernetes", "unreachable"),
+    ]
+    .iter()
+    .map(|(s, r)| (s.to_string(), r.to_string(), 0.0))
+    .collect();
+    assert_eq!(counted, expected, "{}", m.text);
+}
