@@ -5,38 +5,8 @@
 //! `key:` with nothing after it (null) and `""` mean unset.
 
 use serde_json::{Map, Value};
-use std::fmt;
 
-/// Problems found so far, each `field: what is wrong`.
-#[derive(Debug, Default)]
-pub struct Problems(pub Vec<String>);
-
-impl Problems {
-    pub fn add(&mut self, field: &str, message: impl fmt::Display) {
-        self.0.push(format!("{field}: {message}"));
-    }
-
-    pub fn unknown(&mut self, field: &str) {
-        self.add(field, "unknown field");
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// `parent.key`, or `key` at the top.
-pub fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
-}
+pub use crate::config::section::{Problems, join};
 
 pub fn mapping<'a>(
     value: &'a Value,

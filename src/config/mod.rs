@@ -6,6 +6,8 @@
 //! rejected. Sections for the Kubernetes source and notifications are
 //! reserved and refused with a clear message until they exist.
 
+pub mod section;
+
 use crate::credential::{Kind, Source, Thresholds};
 use crate::notify::{NotifyConfig, Route, Smtp, Tls};
 use crate::source::kubernetes::KubernetesConfig;
