@@ -67,6 +67,9 @@ pub struct Snapshot {
 pub struct SourceStatus {
     pub up: bool,
     pub last_scan: Option<Timestamp>,
+    /// How often the source scans at the least (seconds), so that a last
+    /// scan older than a few of these shows a stalled source.
+    pub rescan_interval: Option<i64>,
 }
 
 impl Snapshot {
@@ -88,6 +91,7 @@ impl Snapshot {
 
 pub struct Inventory {
     expected: Vec<&'static str>,
+    intervals: BTreeMap<&'static str, i64>,
     reports: Mutex<BTreeMap<&'static str, SourceReport>>,
     current: RwLock<Arc<Snapshot>>,
 }
@@ -97,15 +101,38 @@ impl Inventory {
     pub fn new(sources: &[&'static str]) -> Self {
         Inventory {
             expected: sources.to_vec(),
+            intervals: BTreeMap::new(),
             reports: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Snapshot::empty())),
         }
+    }
+
+    /// Declares how often `source` scans at the least, in seconds.
+    pub fn with_rescan_interval(mut self, source: &'static str, seconds: i64) -> Self {
+        self.intervals.insert(source, seconds);
+        self
     }
 
     /// Replaces `source`'s part of the inventory and publishes a new snapshot.
     pub fn publish(&self, source: &'static str, report: SourceReport) {
         let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
         reports.insert(source, report);
+        self.republish(&reports);
+    }
+
+    /// Marks `source` down with `error`, keeping its last credentials
+    /// exported (they are still the best knowledge there is) and its other
+    /// standing errors; the source's next report replaces all of it.
+    pub fn mark_down(&self, source: &'static str, error: ErrorEntry) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        let report = reports.entry(source).or_default();
+        report.up = false;
+        report.errors.retain(|e| e.reason != error.reason);
+        report.errors.push(error);
+        self.republish(&reports);
+    }
+
+    fn republish(&self, reports: &BTreeMap<&'static str, SourceReport>) {
         let parts: Vec<Arc<Part>> = reports
             .values()
             .flat_map(|r| r.parts.iter().cloned())
@@ -120,6 +147,7 @@ impl Inventory {
                         SourceStatus {
                             up: r.up,
                             last_scan: r.last_scan,
+                            rescan_interval: self.intervals.get(name).copied(),
                         },
                     )
                 })

@@ -11,6 +11,7 @@ use crate::output::web_config::WebConfig;
 use crate::scan::ScanOptions;
 use crate::source::files::Filter;
 use crate::source::kubernetes::{self, KubernetesSource};
+use crate::source::supervisor::supervise;
 use crate::source::watch::{self, FileSource};
 use crate::telemetry::SelfMetrics;
 use std::path::PathBuf;
@@ -99,7 +100,9 @@ pub fn run(args: &ServeArgs) -> i32 {
             sources.push((kubernetes::SOURCE, ErrorReason::counted_by(false, true)));
         }
         let names: Vec<&'static str> = sources.iter().map(|(name, _)| *name).collect();
-        let inventory = Arc::new(Inventory::new(&names));
+        let inventory = Arc::new(
+            Inventory::new(&names).with_rescan_interval(watch::SOURCE, config.rescan_interval),
+        );
         let channels: &[&'static str] = if config.notify.is_some() { &[notify::CHANNEL] } else { &[] };
         let counted: Vec<(&'static str, &[ErrorReason])> =
             sources.iter().map(|(name, reasons)| (*name, reasons.as_slice())).collect();
@@ -117,14 +120,21 @@ pub fn run(args: &ServeArgs) -> i32 {
             },
             rescan_interval: Duration::from_secs(config.rescan_interval as u64),
         };
-        let source = tokio::spawn(files.run(inventory.clone(), metrics.clone(), stopped.clone()));
+        let source = {
+            let (inv, m, stop) = (inventory.clone(), metrics.clone(), stopped.clone());
+            tokio::spawn(supervise(watch::SOURCE, inventory.clone(), metrics.clone(), stopped.clone(), move || {
+                files.clone().run(inv.clone(), m.clone(), stop.clone())
+            }))
+        };
         let mailer = config.notify.clone().map(|config| {
             let notifier = Notifier { config };
             tokio::spawn(notifier.run(inventory.clone(), metrics.clone(), stopped.clone()))
         });
         let cluster = config.kubernetes.clone().map(|config| {
-            let k8s = KubernetesSource { config };
-            tokio::spawn(k8s.run(inventory.clone(), metrics.clone(), stopped.clone()))
+            let (inv, m, stop) = (inventory.clone(), metrics.clone(), stopped.clone());
+            tokio::spawn(supervise(kubernetes::SOURCE, inventory.clone(), metrics.clone(), stopped.clone(), move || {
+                KubernetesSource { config: config.clone() }.run(inv.clone(), m.clone(), stop.clone())
+            }))
         });
         let app = Arc::new(App {
             inventory,

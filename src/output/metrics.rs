@@ -338,6 +338,22 @@ pub fn render_chunks(
             );
         }
     }
+    family_header(
+        &mut out,
+        "lapse_source_rescan_interval_seconds",
+        "How often the source scans at the least; a last scan older than three of these is a stalled source",
+        "gauge",
+    );
+    for (name, status) in &snapshot.sources {
+        if let Some(i) = status.rescan_interval {
+            sample(
+                &mut out,
+                "lapse_source_rescan_interval_seconds",
+                &format!("source=\"{name}\""),
+                i as f64,
+            );
+        }
+    }
     let error_paths: HashSet<&str> = snapshot.all_errors().map(|e| e.path.as_str()).collect();
     family_header(
         &mut out,

@@ -2,4 +2,6 @@
 
 pub mod files;
 pub mod kubernetes;
+/// Keeps each source running: a dead task is reported and restarted.
+pub mod supervisor;
 pub mod watch;

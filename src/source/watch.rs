@@ -24,6 +24,7 @@ const QUIET: Duration = Duration::from_millis(100);
 /// A steady stream of events still gets a rescan this often.
 const MAX_DELAY: Duration = Duration::from_millis(500);
 
+#[derive(Clone)]
 pub struct FileSource {
     pub roots: Vec<PathBuf>,
     pub options: ScanOptions,
