@@ -6,5 +6,9 @@
 //! to the readers in [`crate::output`]. Nothing here may log, keep or echo
 //! a password, a key or an Authorization header.
 
+pub mod basic_auth;
 pub mod server;
+#[cfg(test)]
+mod testing;
+pub mod tls;
 pub mod web_config;
