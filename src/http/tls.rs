@@ -1,5 +1,5 @@
-//! TLS for the server: the rustls `ServerConfig` built from the checked
-//! `tls_server_config` fields, the PEM inputs it reads (inline or from
+//! TLS for the server: the `tls_server_config` section, the rustls
+//! `ServerConfig` built from it, the PEM inputs it reads (inline or from
 //! files, relative to the web config), and the client-certificate
 //! verifiers, `client_allowed_sans` included.
 //!
@@ -23,10 +23,15 @@ use tokio_rustls::rustls::{
     SupportedProtocolVersion,
 };
 
-use crate::config::section::Problems;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny};
 
+use crate::config::section::{Problems, Text, TextList};
+
+/// `client_auth_type`: which client certificates are asked for, and
+/// whether they are checked against `client_ca`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum ClientAuth {
+pub enum ClientAuth {
     NoClientCert,
     RequestClientCert,
     RequireAnyClientCert,
@@ -35,7 +40,7 @@ pub(super) enum ClientAuth {
 }
 
 impl ClientAuth {
-    pub(super) fn parse(name: &str) -> Option<ClientAuth> {
+    fn parse(name: &str) -> Option<ClientAuth> {
         Some(match name {
             "NoClientCert" => ClientAuth::NoClientCert,
             "RequestClientCert" => ClientAuth::RequestClientCert,
@@ -55,45 +60,108 @@ impl ClientAuth {
     }
 }
 
+/// The `client_auth_type` field: unset, or a name [`ClientAuth`] knows.
+/// Any other name is a problem at the field, listing the names.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuthType(pub Option<ClientAuth>);
+
+impl<'de> Deserialize<'de> for AuthType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Some(name) = Text::deserialize(d)?.0 else {
+            return Ok(AuthType(None));
+        };
+        match ClientAuth::parse(&name) {
+            Some(auth) => Ok(AuthType(Some(auth))),
+            None => Err(de::Error::custom(format_args!(
+                "unknown value {name:?} (expected NoClientCert, RequestClientCert, \
+                 RequireAnyClientCert, VerifyClientCertIfGiven or \
+                 RequireAndVerifyClientCert)"
+            ))),
+        }
+    }
+}
+
 /// Protocol versions in order; rustls speaks only these two.
-pub(super) const VERSIONS: [(&str, &SupportedProtocolVersion); 2] = [
+const VERSIONS: [(&str, &SupportedProtocolVersion); 2] = [
     ("TLS12", &rustls::version::TLS12),
     ("TLS13", &rustls::version::TLS13),
 ];
 
-/// The raw `tls_server_config` fields.
-#[derive(Default)]
-pub(super) struct TlsFields {
-    pub(super) cert: Option<String>,
-    pub(super) cert_file: Option<String>,
-    pub(super) key: Option<String>,
-    pub(super) key_file: Option<String>,
-    pub(super) client_ca: Option<String>,
-    pub(super) client_ca_file: Option<String>,
-    pub(super) client_auth_type: Option<ClientAuth>,
-    /// Set but unparsable: TLS is on, the problem is already reported.
-    pub(super) client_auth_type_invalid: bool,
-    pub(super) min_version: Option<usize>,
-    pub(super) max_version: Option<usize>,
-    pub(super) client_allowed_sans: Option<Vec<String>>,
+/// `min_version` / `max_version`: unset, or a place in [`VERSIONS`].
+/// TLS 1.0 and 1.1 are refused by name; so is anything else.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsVersion(pub Option<usize>);
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Some(name) = Text::deserialize(d)?.0 else {
+            return Ok(TlsVersion(None));
+        };
+        if let Some(index) = VERSIONS.iter().position(|(n, _)| *n == name) {
+            return Ok(TlsVersion(Some(index)));
+        }
+        Err(de::Error::custom(if name == "TLS10" || name == "TLS11" {
+            format!("{name} is not supported: lapse speaks TLS 1.2 and 1.3 only")
+        } else {
+            format!("unknown TLS version {name:?} (expected TLS12 or TLS13)")
+        }))
+    }
 }
 
-impl TlsFields {
+/// `tls_server_config`, as exporter-toolkit spells it. File names are
+/// relative to the web config's directory; each PEM input is given inline
+/// or as a file, never both.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsServerConfig {
+    /// The server's certificate chain, inline PEM.
+    pub cert: Text,
+    /// The server's certificate chain, a PEM file.
+    pub cert_file: Text,
+    /// The server's private key, inline PEM.
+    pub key: Text,
+    /// The server's private key, a PEM file.
+    pub key_file: Text,
+    /// The CAs client certificates are checked against, inline PEM.
+    pub client_ca: Text,
+    /// The CAs client certificates are checked against, a PEM file.
+    pub client_ca_file: Text,
+    /// Default `NoClientCert`.
+    pub client_auth_type: AuthType,
+    /// Default TLS12.
+    pub min_version: TlsVersion,
+    /// Default TLS13.
+    pub max_version: TlsVersion,
+    /// When set, a client certificate must carry one of these DNS, e-mail,
+    /// IP or URI names.
+    pub client_allowed_sans: TextList,
+    /// Go's crypto/tls choices: rustls makes its own, so these three are
+    /// accepted and ignored (with a warning at start-up).
+    pub cipher_suites: Option<IgnoredAny>,
+    pub curve_preferences: Option<IgnoredAny>,
+    pub prefer_server_cipher_suites: Option<IgnoredAny>,
+    /// Set to a name lapse does not know: TLS is on, and the problem is
+    /// already reported. Not a field of the file.
+    #[serde(skip)]
+    pub client_auth_type_invalid: bool,
+}
+
+impl TlsServerConfig {
     /// exporter-toolkit's rule: any of these turns TLS on.
-    pub(super) fn enabled(&self) -> bool {
-        self.cert.is_some()
-            || self.cert_file.is_some()
-            || self.key.is_some()
-            || self.key_file.is_some()
-            || self.client_ca.is_some()
-            || self.client_ca_file.is_some()
-            || self.client_auth_type.is_some()
+    pub fn enabled(&self) -> bool {
+        self.cert.0.is_some()
+            || self.cert_file.0.is_some()
+            || self.key.0.is_some()
+            || self.key_file.0.is_some()
+            || self.client_ca.0.is_some()
+            || self.client_ca_file.0.is_some()
+            || self.client_auth_type.0.is_some()
             || self.client_auth_type_invalid
     }
 }
 
 /// How a failed read is told in a problem (also for the web config file).
-pub(super) fn io_reason(e: &std::io::Error) -> String {
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -203,28 +271,33 @@ fn client_roots(input: &PemInput, p: &mut Problems) -> Option<Arc<RootCertStore>
 
 /// The server's TLS set-up, or `None` with every problem in `p`, each
 /// naming the field to fix.
-pub(super) fn server_config(
-    tls: &TlsFields,
+pub fn server_config(
+    tls: &TlsServerConfig,
     base: &Path,
     p: &mut Problems,
 ) -> Option<Arc<ServerConfig>> {
     let before = p.0.len();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
 
-    if tls.cert.is_none() && tls.cert_file.is_none() {
+    if tls.cert.0.is_none() && tls.cert_file.0.is_none() {
         p.add(
             "tls_server_config.cert_file",
             "required (or an inline cert)",
         );
     }
-    if tls.key.is_none() && tls.key_file.is_none() {
+    if tls.key.0.is_none() && tls.key_file.0.is_none() {
         p.add("tls_server_config.key_file", "required (or an inline key)");
     }
-    let cert_input = pem_input(("cert", &tls.cert), ("cert_file", &tls.cert_file), base, p);
-    let key_input = pem_input(("key", &tls.key), ("key_file", &tls.key_file), base, p);
+    let cert_input = pem_input(
+        ("cert", &tls.cert.0),
+        ("cert_file", &tls.cert_file.0),
+        base,
+        p,
+    );
+    let key_input = pem_input(("key", &tls.key.0), ("key_file", &tls.key_file.0), base, p);
     let ca_input = pem_input(
-        ("client_ca", &tls.client_ca),
-        ("client_ca_file", &tls.client_ca_file),
+        ("client_ca", &tls.client_ca.0),
+        ("client_ca_file", &tls.client_ca_file.0),
         base,
         p,
     );
@@ -232,8 +305,8 @@ pub(super) fn server_config(
     let key = key_input.as_ref().and_then(|input| private_key(input, p));
     let roots = ca_input.as_ref().and_then(|input| client_roots(input, p));
 
-    let min = tls.min_version.unwrap_or(0);
-    let max = tls.max_version.unwrap_or(VERSIONS.len() - 1);
+    let min = tls.min_version.0.unwrap_or(0);
+    let max = tls.max_version.0.unwrap_or(VERSIONS.len() - 1);
     if min > max {
         p.add(
             "tls_server_config.min_version",
@@ -248,8 +321,8 @@ pub(super) fn server_config(
         .map(|(_, v)| *v)
         .collect();
 
-    let client_auth = tls.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
-    let ca_given = tls.client_ca.is_some() || tls.client_ca_file.is_some();
+    let client_auth = tls.client_auth_type.0.unwrap_or(ClientAuth::NoClientCert);
+    let ca_given = tls.client_ca.0.is_some() || tls.client_ca_file.0.is_some();
     if ca_given && client_auth == ClientAuth::NoClientCert && !tls.client_auth_type_invalid {
         p.add(
             "tls_server_config.client_auth_type",
@@ -274,7 +347,7 @@ pub(super) fn server_config(
              which accepts any client certificate"
         );
     }
-    if let Some(sans) = &tls.client_allowed_sans {
+    if let Some(sans) = &tls.client_allowed_sans.0 {
         if !matches!(
             client_auth,
             ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
@@ -319,7 +392,7 @@ pub(super) fn server_config(
             }
         }
     };
-    let verifier = match &tls.client_allowed_sans {
+    let verifier = match &tls.client_allowed_sans.0 {
         Some(allowed) => Arc::new(AllowedSans {
             inner: verifier,
             allowed: allowed.clone(),

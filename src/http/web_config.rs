@@ -2,20 +2,25 @@
 //! (TLS, client certificates, basic auth, extra response headers), so an
 //! operator can hand lapse the file node_exporter already reads.
 //!
-//! Loading validates by hand and reports every problem at once, each naming
-//! its field. This module must never log or keep a password, and never put
-//! key, certificate or hash text into an error message.
+//! Each fixed-shape section is a serde struct beside its component
+//! (`tls_server_config` in [`super::tls`], `http_server_config` here);
+//! the free-form mappings (`basic_auth_users`, `headers`) are walked.
+//! Loading reports every problem at once, each naming its field. This
+//! module must never log or keep a password, and never put key,
+//! certificate or hash text into an error message.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use hyper::header::{HeaderName, HeaderValue};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use tokio_rustls::rustls::ServerConfig;
 
 use super::basic_auth::BasicAuth;
-use super::tls::{self, ClientAuth, TlsFields, VERSIONS, io_reason};
-use crate::validate::{Problems, flag, mapping, text, text_list};
+use super::tls::{self, TlsServerConfig, io_reason};
+use crate::config::section::{self, Flag, Problems, Text, join};
 use crate::yaml;
 
 /// The parsed web configuration, ready for the server.
@@ -76,6 +81,51 @@ fn from_value(root: &Value, base: &Path, p: &mut Problems) -> WebConfig {
     config
 }
 
+/// A mapping of free keys (user names, header names), or `None`; `null`
+/// is an empty one.
+fn mapping<'a>(value: &'a Value, field: &str, p: &mut Problems) -> Option<&'a Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        Value::Null => None,
+        _ => {
+            p.add(field, "expected a mapping");
+            None
+        }
+    }
+}
+
+/// Section `T` at `at`, read by [`section::read`] one field at a time, so
+/// that problems come in the document's key order. `walk` sees each field
+/// whose value fits, in that order: a field walked by hand (a mapping of
+/// free keys) reports in its place. A key `T` does not name is a plain
+/// `unknown field`, as lapse has always said for this file.
+fn read_section<T: DeserializeOwned + Default>(
+    value: &Value,
+    at: &str,
+    p: &mut Problems,
+    mut walk: impl FnMut(&str, &Value, &mut Problems),
+) -> Option<T> {
+    let Value::Object(map) = value else {
+        return section::read(value, at, p);
+    };
+    let known = section::field_names::<T>();
+    let mut good = Map::new();
+    for (key, field) in map {
+        if !known.contains(&key.as_str()) {
+            p.unknown(&join(at, key));
+            continue;
+        }
+        let one = Value::Object(Map::from_iter([(key.clone(), field.clone())]));
+        let before = p.len();
+        section::read::<T>(&one, at, p);
+        if p.len() == before {
+            walk(key, field, p);
+            good.insert(key.clone(), field.clone());
+        }
+    }
+    section::read(&Value::Object(good), at, p)
+}
+
 // ---- http_server_config
 
 /// exporter-toolkit allows only these headers (and, for two, only these
@@ -88,31 +138,35 @@ const ALLOWED_HEADERS: &[(&str, &[&str])] = &[
     ("X-XSS-Protection", &[]),
 ];
 
+/// `http_server_config`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct HttpServerConfig {
+    /// Header name → value, added to every response; only the names in
+    /// [`ALLOWED_HEADERS`].
+    headers: Option<Value>,
+    /// lapse serves HTTP/1.1 only: `true` is warned about and ignored.
+    http2: Flag,
+}
+
 fn http_section(value: &Value, p: &mut Problems) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = Vec::new();
-    let Some(fields) = mapping(value, "http_server_config", p) else {
-        return headers;
-    };
-    for (name, value) in fields {
-        let field = format!("http_server_config.{name}");
-        match name.as_str() {
-            "http2" => {
-                if flag(value, &field, p) == Some(true) {
-                    tracing::warn!("{field}: lapse serves HTTP/1.1 only; ignoring http2: true");
-                }
-            }
-            "headers" => {
-                if let Some(entries) = mapping(value, &field, p) {
-                    for (header, value) in entries {
-                        let field = format!("{field}.{header}");
-                        if let Some(pair) = header_pair(header, value, &field, p) {
-                            headers.push(pair);
-                        }
-                    }
-                }
-            }
-            _ => p.unknown(&field),
+    let at = "http_server_config";
+    let walk = |key: &str, value: &Value, p: &mut Problems| {
+        if key != "headers" {
+            return;
         }
+        let field = join(at, key);
+        for (header, value) in mapping(value, &field, p).into_iter().flatten() {
+            let field = join(&field, header);
+            if let Some(pair) = header_pair(header, value, &field, p) {
+                headers.push(pair);
+            }
+        }
+    };
+    let http = read_section::<HttpServerConfig>(value, at, p, walk);
+    if http.is_some_and(|http| http.http2.0 == Some(true)) {
+        tracing::warn!("{at}.http2: lapse serves HTTP/1.1 only; ignoring http2: true");
     }
     headers
 }
@@ -167,66 +221,33 @@ fn lowercase(name: &str) -> &'static str {
 
 // ---- tls_server_config
 
-fn version_index(value: &Value, field: &str, p: &mut Problems) -> Option<usize> {
-    let name = text(value, field, p)?;
-    if let Some(index) = VERSIONS.iter().position(|(n, _)| *n == name) {
-        return Some(index);
-    }
-    if name == "TLS10" || name == "TLS11" {
-        p.add(
-            field,
-            format_args!("{name} is not supported: lapse speaks TLS 1.2 and 1.3 only"),
-        );
-    } else {
-        p.add(
-            field,
-            format_args!("unknown TLS version {name:?} (expected TLS12 or TLS13)"),
-        );
-    }
-    None
-}
+/// Go's crypto/tls choices that rustls makes for itself.
+const IGNORED_TLS_FIELDS: [&str; 3] = [
+    "cipher_suites",
+    "curve_preferences",
+    "prefer_server_cipher_suites",
+];
 
 fn tls_section(value: &Value, base: &Path, p: &mut Problems) -> Option<Arc<ServerConfig>> {
-    let fields = mapping(value, "tls_server_config", p)?;
-    let mut tls = TlsFields::default();
-    for (name, value) in fields {
-        let field = format!("tls_server_config.{name}");
-        match name.as_str() {
-            "cert" => tls.cert = text(value, &field, p),
-            "cert_file" => tls.cert_file = text(value, &field, p),
-            "key" => tls.key = text(value, &field, p),
-            "key_file" => tls.key_file = text(value, &field, p),
-            "client_ca" => tls.client_ca = text(value, &field, p),
-            "client_ca_file" => tls.client_ca_file = text(value, &field, p),
-            "client_auth_type" => {
-                if let Some(name) = text(value, &field, p) {
-                    tls.client_auth_type = ClientAuth::parse(&name);
-                    if tls.client_auth_type.is_none() {
-                        tls.client_auth_type_invalid = true;
-                        p.add(
-                            &field,
-                            format_args!(
-                                "unknown value {name:?} (expected NoClientCert, RequestClientCert, \
-                                 RequireAnyClientCert, VerifyClientCertIfGiven or \
-                                 RequireAndVerifyClientCert)"
-                            ),
-                        );
-                    }
-                }
-            }
-            "min_version" => tls.min_version = version_index(value, &field, p),
-            "max_version" => tls.max_version = version_index(value, &field, p),
-            "client_allowed_sans" => tls.client_allowed_sans = text_list(value, &field, p),
-            "cipher_suites" | "curve_preferences" | "prefer_server_cipher_suites" => {
-                tracing::warn!("{field}: ignored; rustls chooses cipher suites and curves");
-            }
-            _ => p.unknown(&field),
+    let at = "tls_server_config";
+    let warn_ignored = |key: &str, _: &Value, _: &mut Problems| {
+        if IGNORED_TLS_FIELDS.contains(&key) {
+            tracing::warn!("{at}.{key}: ignored; rustls chooses cipher suites and curves");
         }
-    }
+    };
+    let mut tls = read_section::<TlsServerConfig>(value, at, p, warn_ignored)?;
+    let fields = value.as_object();
+    // A name that is not a client_auth_type still turns TLS on (its problem
+    // is reported); a value of the wrong shape does not.
+    tls.client_auth_type_invalid = tls.client_auth_type.0.is_none()
+        && fields
+            .and_then(|f| f.get("client_auth_type"))
+            .and_then(|v| serde_json::from_value::<Text>(v.clone()).ok())
+            .is_some_and(|name| name.0.is_some());
     if !tls.enabled() {
-        if !fields.is_empty() {
+        if fields.is_some_and(|f| !f.is_empty()) {
             // exporter-toolkit also serves plain HTTP here; say so, at least.
-            tracing::warn!("tls_server_config: no cert, key or client CA set; TLS is off");
+            tracing::warn!("{at}: no cert, key or client CA set; TLS is off");
         }
         return None;
     }
@@ -387,6 +408,39 @@ mod tests {
             ]
         );
         assert!(config.tls.is_none());
+    }
+
+    #[test]
+    fn problems_come_in_key_order_and_unknown_fields_stay_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = problems(
+            dir.path(),
+            "http_server_config:\n  http2: yes\n  headers:\n    Foo: bar\n  aaa: 1\n",
+        );
+        assert_eq!(
+            found,
+            vec![
+                "http_server_config.aaa: unknown field",
+                "http_server_config.headers.Foo: this header cannot be set (allowed: \
+                 Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, \
+                 X-Frame-Options, X-XSS-Protection)",
+                "http_server_config.http2: expected true or false",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_client_auth_type_is_one_problem_even_with_a_ca() {
+        let (dir, _ca) = fixture();
+        let found = problems(
+            dir.path(),
+            &format!("{SERVER_FILES}  client_auth_type: Sometimes\n  client_ca_file: ca.crt\n"),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("tls_server_config.client_auth_type: unknown value \"Sometimes\""),
+            "{found:#?}"
+        );
     }
 
     #[test]
