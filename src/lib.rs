@@ -12,6 +12,8 @@ pub mod cli;
 pub mod config;
 /// The credential record; never holds secret text.
 pub mod credential;
+/// HTTP: server, web config, TLS, basic auth.
+pub mod http;
 /// The current set of credentials; sources publish, readers snapshot.
 pub mod inventory;
 /// stderr logging set-up.

@@ -4,10 +4,10 @@
 use crate::check::{EXIT_UNKNOWN, default_kubeconfigs, load_config};
 use crate::cli::ServeArgs;
 use crate::credential::ErrorReason;
+use crate::http::server::{self as web, App};
+use crate::http::web_config::WebConfig;
 use crate::inventory::Inventory;
 use crate::notify::{self, Notifier};
-use crate::output::web::{self, App};
-use crate::output::web_config::WebConfig;
 use crate::scan::ScanOptions;
 use crate::source::files::Filter;
 use crate::source::kubernetes::{self, KubernetesSource};

@@ -1,6 +1,7 @@
-//! Hand validation of YAML configuration trees (`lapse.yaml`, the web
-//! config), so that every problem is found in one pass and each names
-//! its field. Values are read as `serde_json::Value` from [`crate::yaml`].
+//! Hand validation of the `lapse.yaml` sections not yet read through
+//! [`crate::config::section`] (the web config no longer uses it), so that
+//! every problem is found in one pass and each names its field. Values
+//! are read as `serde_json::Value` from [`crate::yaml`].
 //!
 //! `key:` with nothing after it (null) and `""` mean unset.
 

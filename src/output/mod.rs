@@ -3,6 +3,4 @@
 pub mod check_report;
 pub mod html;
 pub mod metrics;
-
-pub mod web;
-pub mod web_config;
+pub mod page;
