@@ -43,6 +43,11 @@ fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
 }
 
 fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    // A login without its password would only be refused by the server,
+    // message after message: say once what is wrong instead.
+    if smtp.username.is_some() && smtp.password.is_none() {
+        return Err("the SMTP password was not read at start-up".into());
+    }
     let builder = match smtp.tls {
         Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
         Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
