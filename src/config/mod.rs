@@ -579,6 +579,7 @@ impl Validator {
             port,
             tls,
             username,
+            password_source: None,
             password,
         })
     }
