@@ -8,10 +8,8 @@ use crate::inventory::Inventory;
 use crate::notify::{self, Notifier};
 use crate::output::web::{self, App};
 use crate::output::web_config::WebConfig;
-use crate::scan::ScanOptions;
-use crate::source::files::Filter;
+use crate::source::files::{self, FileSource, Filter, ScanOptions};
 use crate::source::kubernetes::{self, KubernetesSource};
-use crate::source::watch::{self, FileSource};
 use crate::telemetry::SelfMetrics;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -94,7 +92,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         };
         let tls = if web_config.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), tls, roots = roots.len(), "listening");
-        let mut sources = vec![(watch::SOURCE, ErrorReason::counted_by(true, false))];
+        let mut sources = vec![(files::SOURCE, ErrorReason::counted_by(true, false))];
         if config.kubernetes.is_some() {
             sources.push((kubernetes::SOURCE, ErrorReason::counted_by(false, true)));
         }

@@ -93,7 +93,7 @@ impl Default for Config {
             paths: Vec::new(),
             include: Vec::new(),
             exclude: Vec::new(),
-            max_file_size: crate::scan::DEFAULT_MAX_FILE_SIZE,
+            max_file_size: crate::source::files::DEFAULT_MAX_FILE_SIZE,
             kubeconfigs: None,
             tokens: Vec::new(),
             thresholds: Thresholds::default(),

@@ -1,5 +1,4 @@
-//! Where bytes come from. Each source lives in its own file.
+//! Where bytes come from. Each source lives in its own module.
 
 pub mod files;
 pub mod kubernetes;
-pub mod watch;

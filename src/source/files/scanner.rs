@@ -6,12 +6,12 @@
 //! `lapse serve` can rescan on every filesystem event and `lapse check`
 //! is simply one scan. A bad file never stops a scan.
 
+use super::walk::{self, Filter, Found, Signature};
 use crate::config::{IssuedAt, TokenRule};
 use crate::credential::{Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind};
 use crate::inventory::{Assembled, FileId, Origin, Part, Via, assemble};
 use crate::parse::{self, FileRef, Parsed, RefKind};
 use crate::paths::PathKey;
-use crate::source::files::{self, Filter, Found, Signature};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,7 +205,7 @@ impl Scanner {
         if full && self.files.is_empty() {
             return self.first_scan(scopes);
         }
-        let (mut found, walk_errors) = files::discover(scopes, &self.opts.filter);
+        let (mut found, walk_errors) = walk::discover(scopes, &self.opts.filter);
         let in_scope = |p: &Path| full || scopes.iter().any(|s| p.starts_with(s));
         let mut delta = ScanDelta::default();
         let old_walk: HashSet<(&str, &str)> = self
@@ -347,11 +347,11 @@ impl Scanner {
 fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
     // Files are read while the walk goes on.
     let (read, mut walk_errors) = crate::par::map_streamed(
-        |found| files::walk_each(roots, &opts.filter, found),
+        |found| walk::walk_each(roots, &opts.filter, found),
         |path: PathBuf| {
             let path = &path;
             tracing::trace!(path = %path.display(), "reading");
-            let (found, scanned) = match files::read_file(path, opts.max_file_size) {
+            let (found, scanned) = match walk::read_file(path, opts.max_file_size) {
                 Ok((bytes, sig)) => (
                     Found {
                         path: path.clone(),
@@ -383,7 +383,7 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
             Err(e) => walk_errors.push(e),
         }
     }
-    (files::dedupe(read_ok), walk_errors)
+    (walk::dedupe(read_ok), walk_errors)
 }
 
 /// One-shot scan of files and directories; `stdin` is parsed as a file
@@ -430,7 +430,7 @@ type ReadFile = (Found, (Part, Deps));
 
 fn scan_file(found: &Found, opts: &ScanOptions) -> (Part, Deps) {
     tracing::trace!(path = %found.path.display(), "reading");
-    match files::read_capped(&found.path, opts.max_file_size) {
+    match walk::read_capped(&found.path, opts.max_file_size) {
         Ok(bytes) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
         Err(e) => (
             Part {
@@ -484,8 +484,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
         }
         deps.push((r.path.clone(), Signature::stat(&r.path)));
         if r.kind == RefKind::Any && r.path.is_dir() {
-            let (found, errors) =
-                files::discover(std::slice::from_ref(&r.path), &Filter::default());
+            let (found, errors) = walk::discover(std::slice::from_ref(&r.path), &Filter::default());
             part.errors.extend(errors);
             for f in found {
                 deps.push((f.path.clone(), Some(f.sig)));
@@ -501,7 +500,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
             }
             continue;
         }
-        match files::read_capped(&r.path, opts.max_file_size) {
+        match walk::read_capped(&r.path, opts.max_file_size) {
             Ok(bytes) => {
                 let parsed = parse::parse_reference(&r, &bytes);
                 let via = Origin {
