@@ -1,16 +1,17 @@
-//! Scanning: discover files, read each under the size cap, parse, follow
-//! the files parsed documents refer to, apply declared token lifetimes.
+//! Scanning: discover files, read each under the size cap, parse it (with
+//! the `tokens:` rules that name it), follow the files parsed documents
+//! refer to.
 //!
 //! A [`Scanner`] remembers what each file looked like and re-reads only
 //! what changed (a new signature, or a changed file it refers to), so
 //! `lapse serve` can rescan on every filesystem event and `lapse check`
-//! is simply one scan. A bad file never stops a scan.
+//! is simply one scan. A bad file never stops a scan, and nothing here
+//! looks inside bytes: that is [`crate::parse`]'s.
 
 use super::walk::{self, Filter, Found, Signature};
-use crate::config::{IssuedAt, TokenRule};
-use crate::credential::{Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind};
+use crate::credential::{Credential, ErrorEntry, ErrorReason};
 use crate::inventory::{Assembled, FileId, Origin, Part, Via, assemble};
-use crate::parse::{self, FileRef, Parsed, RefKind};
+use crate::parse::{self, FileRef, RefKind, TokenRule};
 use crate::paths::PathKey;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -451,8 +452,13 @@ fn scan_bytes(
     opts: &ScanOptions,
 ) -> (Part, Deps) {
     let label = path.to_string_lossy();
-    let mut parsed = parse::parse_file_with(&label, bytes, &opts.passwords);
-    apply_token_rules(path, bytes, sig, &opts.token_rules, &mut parsed);
+    let rules: Vec<&TokenRule> = opts
+        .token_rules
+        .iter()
+        .filter(|r| r.matches_path(path))
+        .collect();
+    let mtime = sig.map(|s| (s.mtime_ns / 1_000_000_000) as i64);
+    let mut parsed = parse::parse_file_with_rules(&label, bytes, &opts.passwords, &rules, mtime);
     let own = Origin {
         file: sig.map(|s| s.id()),
         via: Via::Own,
@@ -526,94 +532,4 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
         }
     }
     deps
-}
-
-/// Gives tokens without a stated expiry the lifetime a rule declares:
-/// issue time (the file's mtime, or a field) plus the validity window.
-/// A file a rule names whose content is no known format is read as one
-/// opaque token.
-fn apply_token_rules(
-    path: &Path,
-    bytes: &[u8],
-    sig: Option<Signature>,
-    rules: &[TokenRule],
-    parsed: &mut Parsed,
-) {
-    let rules: Vec<&TokenRule> = rules.iter().filter(|r| r.matches_path(path)).collect();
-    if rules.is_empty() {
-        return;
-    }
-    let label = path.to_string_lossy().into_owned();
-    if parsed.credentials.is_empty() && parsed.errors.is_empty() {
-        let text = String::from_utf8_lossy(bytes);
-        let token = text.trim();
-        if !token.is_empty() && !token.contains(char::is_whitespace) {
-            let mut c = parse::token_credential(token).unwrap_or_else(|_| {
-                Credential::new(Kind::OpaqueToken, Fingerprint::of(token.as_bytes()))
-            });
-            c.path = label.clone();
-            parsed.credentials.push(c);
-        }
-    }
-    let mut doc: Option<Option<serde_json::Value>> = None;
-    for c in parsed.credentials.iter_mut() {
-        if c.not_after.is_some() || c.kind == Kind::X509 {
-            continue;
-        }
-        let Some(rule) = rules.iter().find(|r| r.matches_entry(c.entry.as_deref())) else {
-            continue;
-        };
-        let issued = match &rule.issued_at {
-            IssuedAt::Mtime => sig.map(|s| (s.mtime_ns / 1_000_000_000) as i64),
-            IssuedAt::Field(name) => {
-                let doc = doc.get_or_insert_with(|| structured_doc(bytes));
-                doc.as_ref().and_then(|d| field_time(d, name))
-            }
-        };
-        let Some(issued) = issued else {
-            let what = match &rule.issued_at {
-                IssuedAt::Mtime => "the file's modification time is unknown".to_string(),
-                IssuedAt::Field(f) => format!("issue-time field {f} is missing or not a time"),
-            };
-            parsed.errors.push(ErrorEntry {
-                path: label.clone(),
-                entry: c.entry.clone(),
-                reason: ErrorReason::Parse,
-                message: format!("tokens rule {}: {what}", rule.glob),
-            });
-            continue;
-        };
-        c.not_before = Some(issued);
-        c.not_after = Some(issued + rule.validity);
-        c.expiry_source = ExpirySource::ValidityWindow;
-        c.note = Some(format!(
-            "declared validity {} from {}",
-            crate::units::human_span(rule.validity),
-            match &rule.issued_at {
-                IssuedAt::Mtime => "the file's modification time".to_string(),
-                IssuedAt::Field(f) => format!("field {f}"),
-            }
-        ));
-    }
-}
-
-fn structured_doc(bytes: &[u8]) -> Option<serde_json::Value> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    serde_json::from_str(text).ok().or_else(|| {
-        crate::yaml::documents::<serde_json::Value>(text)
-            .ok()?
-            .into_iter()
-            .next()
-    })
-}
-
-/// A dotted field (`a.b.c`) as RFC 3339 or Unix seconds.
-fn field_time(doc: &serde_json::Value, name: &str) -> Option<i64> {
-    let v = name.split('.').try_fold(doc, |v, k| v.get(k))?;
-    match v {
-        serde_json::Value::String(s) => {
-            crate::timefmt::parse_timestamp(s).or_else(|| crate::timefmt::parse_unix(v))
-        }
-        _ => crate::timefmt::parse_unix(v),
-    }
 }
