@@ -8,9 +8,11 @@
 //! the blocking pool, never on the HTTP path. Nothing here parses bytes
 //! (that is [`crate::parse`]) or writes a file; a bad file never stops a scan.
 //!
+//! - [`config`]: the `files:` section and `tokens:` rules of lapse.yaml.
 //! - [`scanner`]: what a scan reads and remembers, once or incrementally.
 //! - [`walk`]: discovery, filters, signatures and capped reads.
 
+pub mod config;
 pub mod scanner;
 pub mod walk;
 
