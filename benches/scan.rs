@@ -205,9 +205,9 @@ fn bench_dir(dir: &Path) {
         .into_iter()
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_file()))
         .count();
-    let opts = lapse::scan::ScanOptions::default();
+    let opts = lapse::source::files::ScanOptions::default();
     let roots = [dir.to_path_buf()];
-    let result = lapse::scan::scan(&roots, None, &opts);
+    let result = lapse::source::files::scan(&roots, None, &opts);
     println!(
         "tree {}: {files} files; floor finds {found} credentials, lapse scan {} ({} errors)",
         dir.display(),
@@ -217,7 +217,7 @@ fn bench_dir(dir: &Path) {
     report(
         "lapse library scan",
         time_runs(|| {
-            lapse::scan::scan(&roots, None, &opts);
+            lapse::source::files::scan(&roots, None, &opts);
         }),
         files,
     );
@@ -262,16 +262,16 @@ fn main() {
             .unwrap_or(1)
     );
 
-    let opts = lapse::scan::ScanOptions::default();
+    let opts = lapse::source::files::ScanOptions::default();
     let roots = [dir.path().to_path_buf()];
-    let result = lapse::scan::scan(&roots, None, &opts);
+    let result = lapse::source::files::scan(&roots, None, &opts);
     assert_eq!(result.credentials.len(), n, "every certificate found");
     assert!(result.errors.is_empty());
 
     report(
         "lapse library scan",
         time_runs(|| {
-            let r = lapse::scan::scan(&roots, None, &opts);
+            let r = lapse::source::files::scan(&roots, None, &opts);
             assert_eq!(r.credentials.len(), n);
         }),
         n,

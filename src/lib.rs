@@ -28,8 +28,6 @@ pub mod par;
 pub mod parse;
 /// Path spelling (lexical clean-up).
 pub mod paths;
-/// Scanning files and what they refer to, once or incrementally.
-pub mod scan;
 /// `lapse serve`: sources, inventory and HTTP wired together.
 pub mod serve;
 /// Where bytes come from.

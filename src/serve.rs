@@ -8,11 +8,9 @@ use crate::http::server::{self as web, App};
 use crate::http::web_config::WebConfig;
 use crate::inventory::Inventory;
 use crate::notify::{self, Notifier};
-use crate::scan::ScanOptions;
-use crate::source::files::Filter;
+use crate::source::files::{self, FileSource, Filter, ScanOptions};
 use crate::source::kubernetes::{self, KubernetesSource};
 use crate::source::supervisor::supervise;
-use crate::source::watch::{self, FileSource};
 use crate::telemetry::SelfMetrics;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,13 +93,13 @@ pub fn run(args: &ServeArgs) -> i32 {
         };
         let tls = if web_config.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), tls, roots = roots.len(), "listening");
-        let mut sources = vec![(watch::SOURCE, ErrorReason::counted_by(true, false))];
+        let mut sources = vec![(files::SOURCE, ErrorReason::counted_by(true, false))];
         if config.kubernetes.is_some() {
             sources.push((kubernetes::SOURCE, ErrorReason::counted_by(false, true)));
         }
         let names: Vec<&'static str> = sources.iter().map(|(name, _)| *name).collect();
         let inventory = Arc::new(
-            Inventory::new(&names).with_rescan_interval(watch::SOURCE, config.rescan_interval),
+            Inventory::new(&names).with_rescan_interval(files::SOURCE, config.rescan_interval),
         );
         let channels: &[&'static str] = if config.notify.is_some() { &[notify::CHANNEL] } else { &[] };
         let counted: Vec<(&'static str, &[ErrorReason])> =
@@ -122,7 +120,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         };
         let source = {
             let (inv, m, stop) = (inventory.clone(), metrics.clone(), stopped.clone());
-            tokio::spawn(supervise(watch::SOURCE, inventory.clone(), metrics.clone(), stopped.clone(), move || {
+            tokio::spawn(supervise(files::SOURCE, inventory.clone(), metrics.clone(), stopped.clone(), move || {
                 files.clone().run(inv.clone(), m.clone(), stop.clone())
             }))
         };

@@ -14,7 +14,7 @@ use crate::source::kubernetes::KubernetesConfig;
 use crate::units::parse_duration;
 use crate::units::parse_size;
 use crate::validate::{self, Problems};
-use globset::{Glob, GlobMatcher};
+use globset::Glob;
 use lettre::message::Mailbox;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -24,47 +24,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_LISTEN: &str = ":10070";
 pub const DEFAULT_RESCAN_SECONDS: i64 = 300;
 
-/// Where an opaque token's issue time comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IssuedAt {
-    /// The file's modification time (a token written when it was issued).
-    Mtime,
-    /// A field of the YAML/JSON file (`a.b.c`), RFC 3339 or Unix seconds.
-    Field(String),
-}
-
-/// Opaque tokens with a declared lifetime: the AKS-on-HCI case, where a
-/// token carries no expiry but lapses N days after issue.
-#[derive(Clone, Debug)]
-pub struct TokenRule {
-    pub glob: String,
-    pub matcher: GlobMatcher,
-    /// Only the credential at this entry (e.g. `token`); `None`: every token in the file.
-    pub field: Option<String>,
-    pub validity: i64,
-    pub issued_at: IssuedAt,
-}
-
-impl TokenRule {
-    /// A pattern without `/` matches file names; one with `/` whole paths.
-    pub fn matches_path(&self, path: &Path) -> bool {
-        if self.glob.contains('/') {
-            self.matcher.is_match(path)
-        } else {
-            path.file_name().is_some_and(|n| self.matcher.is_match(n))
-        }
-    }
-
-    pub fn matches_entry(&self, entry: Option<&str>) -> bool {
-        match (&self.field, entry) {
-            (None, _) => true,
-            (Some(f), Some(e)) => {
-                e == f || e.ends_with(&format!(" {f}")) || e.ends_with(&format!(".{f}"))
-            }
-            (Some(_), None) => false,
-        }
-    }
-}
+pub use crate::parse::token_rules::{IssuedAt, TokenRule};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -93,7 +53,7 @@ impl Default for Config {
             paths: Vec::new(),
             include: Vec::new(),
             exclude: Vec::new(),
-            max_file_size: crate::scan::DEFAULT_MAX_FILE_SIZE,
+            max_file_size: crate::source::files::DEFAULT_MAX_FILE_SIZE,
             kubeconfigs: None,
             tokens: Vec::new(),
             thresholds: Thresholds::default(),

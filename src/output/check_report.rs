@@ -4,7 +4,7 @@
 //! The JSON shape is a contract: change it only with a documented migration.
 
 use crate::credential::{Credential, Status, Thresholds, Timestamp};
-use crate::scan::ScanResult;
+use crate::source::files::ScanResult;
 use crate::timefmt::{rfc3339, time_left};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -415,7 +415,7 @@ impl Report<'_> {
 mod tests {
     use super::{JsonReport, Report};
     use crate::credential::{Credential, ErrorEntry, ErrorReason, Fingerprint, Kind, Thresholds};
-    use crate::scan::ScanResult;
+    use crate::source::files::ScanResult;
     use crate::timefmt::rfc3339;
 
     fn json(result: &ScanResult) -> (String, String) {

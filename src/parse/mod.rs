@@ -19,10 +19,12 @@ mod properties;
 mod robustness;
 mod sniff;
 mod token_files;
+pub mod token_rules;
 mod x509;
 
 pub use jwt::token_credential;
 pub use sniff::looks_like_credential_name;
+pub use token_rules::{IssuedAt, TokenRule};
 pub use x509::parse_pem_blocks;
 
 use crate::credential::{Credential, ErrorEntry, ErrorReason, ObjectRef, Source};
@@ -169,12 +171,46 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Parsed {
 
 /// [`parse_file`] with configured PKCS#12 passwords.
 pub fn parse_file_with(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed {
+    file(path, bytes, passwords, None)
+}
+
+/// [`parse_file_with`], then the `tokens:` rules of lapse.yaml that name
+/// this file (see [`token_rules`]): tokens without a stated expiry get the
+/// declared lifetime. `mtime` is the file's modification time in Unix
+/// seconds, when there is a file. An `issued_at: field:` rule reads the
+/// document this parse already read.
+pub fn parse_file_with_rules(
+    path: &str,
+    bytes: &[u8],
+    passwords: &[String],
+    rules: &[&TokenRule],
+    mtime: Option<i64>,
+) -> Parsed {
+    if rules.is_empty() {
+        return parse_file_with(path, bytes, passwords);
+    }
+    let mut doc = None;
+    let wants_doc = rules
+        .iter()
+        .any(|r| matches!(r.issued_at, IssuedAt::Field(_)));
+    let mut out = file(path, bytes, passwords, wants_doc.then_some(&mut doc));
+    token_rules::apply(path, bytes, doc.as_ref(), mtime, rules, &mut out);
+    out
+}
+
+/// One file's bytes; with `keep`, its first YAML/JSON document too.
+fn file(
+    path: &str,
+    bytes: &[u8],
+    passwords: &[String],
+    keep: Option<&mut Option<Value>>,
+) -> Parsed {
     let mut out = Parsed::default();
     let ctx = Context {
         passwords,
         ..Context::file(path)
     };
-    if !sniff::parse_bytes(&ctx, bytes, &mut out) && looks_like_credential_name(path) {
+    if !sniff::parse_bytes(&ctx, bytes, keep, &mut out) && looks_like_credential_name(path) {
         out.error(
             &ctx,
             "",
@@ -220,7 +256,7 @@ pub fn parse_reference(r: &FileRef, bytes: &[u8]) -> Parsed {
         },
         RefKind::Any => {
             let mut inner = Parsed::default();
-            sniff::parse_bytes(&Context::file(&path), bytes, &mut inner);
+            sniff::parse_bytes(&Context::file(&path), bytes, None, &mut inner);
             out.absorb(inner);
         }
     }

@@ -707,7 +707,7 @@ fn every_seed_parses() {
     }
 }
 
-// The file read cap (`source::files::read_capped`), which bounds what any
+// The file read cap (`source::files::walk::read_capped`), which bounds what any
 // parser is ever handed.
 
 fn too_large_message(cap: u64) -> String {
@@ -729,7 +729,7 @@ proptest! {
         let path = dir.path().join("f");
         let content: Vec<u8> = (0..size).map(|i| i as u8).collect();
         std::fs::write(&path, &content).unwrap();
-        match crate::source::files::read_capped(&path, cap) {
+        match crate::source::files::walk::read_capped(&path, cap) {
             Ok(bytes) => {
                 prop_assert!(size <= cap);
                 prop_assert_eq!(bytes, content);
@@ -761,7 +761,7 @@ proptest! {
         // it can stop only at its cap. Everything fits the pipe buffer.
         let mut ours = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
         ours.write_all(&vec![b'a'; size as usize]).unwrap();
-        let err = crate::source::files::read_capped(&fifo, cap).unwrap_err();
+        let err = crate::source::files::walk::read_capped(&fifo, cap).unwrap_err();
         prop_assert_eq!(err.reason, ErrorReason::TooLarge);
         prop_assert_eq!(err.message, too_large_message(cap));
         // What the reader left behind, up to a marker written after it.

@@ -50,7 +50,16 @@ const CREDENTIAL_WORDS: &[&str] = &[
 
 /// Parses a whole file. Returns false when nothing in it was recognised
 /// (an empty file counts as recognised: there is nothing to miss).
-pub(crate) fn parse_bytes(ctx: &Context, bytes: &[u8], out: &mut Parsed) -> bool {
+///
+/// With `keep`, the file's first YAML/JSON document (never one nested in
+/// it) is handed back there: `issued_at: field:` rules read it, so the
+/// file is not parsed twice.
+pub(crate) fn parse_bytes(
+    ctx: &Context,
+    bytes: &[u8],
+    keep: Option<&mut Option<Value>>,
+    out: &mut Parsed,
+) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
         // Binary: DER or PKCS#12, or nothing of ours.
         return x509::add_certificates(ctx, ctx.source, "", bytes, &[], out);
@@ -59,7 +68,7 @@ pub(crate) fn parse_bytes(ctx: &Context, bytes: &[u8], out: &mut Parsed) -> bool
     if trimmed.is_empty() {
         return true;
     }
-    if structured(ctx, trimmed, out) {
+    if structured(ctx, trimmed, keep, out) {
         return true;
     }
     if x509::has_pem_armour(trimmed.as_bytes()) {
@@ -79,7 +88,7 @@ pub(crate) fn parse_bytes(ctx: &Context, bytes: &[u8], out: &mut Parsed) -> bool
         return true;
     }
     // A whole file base64-encoded (MOC login files arrive this way).
-    base64_document(trimmed).is_some_and(|inner| structured(&ctx.child(""), &inner, out))
+    base64_document(trimmed).is_some_and(|inner| structured(&ctx.child(""), &inner, None, out))
 }
 
 /// One line of token-ish characters, nothing else.
@@ -110,8 +119,13 @@ fn base64_document(text: &str) -> Option<String> {
 
 /// Parses YAML or JSON and hands each document to the recognisers.
 /// Returns true when the text was a structured document of ours (even a
-/// broken one that got an error entry).
-fn structured(ctx: &Context, text: &str, out: &mut Parsed) -> bool {
+/// broken one that got an error entry). The first document goes to `keep`.
+fn structured(
+    ctx: &Context,
+    text: &str,
+    keep: Option<&mut Option<Value>>,
+    out: &mut Parsed,
+) -> bool {
     let first = text.as_bytes()[0];
     let docs: Result<Vec<Value>, String> = if first == b'{' || first == b'[' {
         serde_json::from_str::<Value>(text)
@@ -127,6 +141,10 @@ fn structured(ctx: &Context, text: &str, out: &mut Parsed) -> bool {
             let mut recognised = false;
             for doc in &docs {
                 recognised |= document(ctx, doc, out);
+            }
+            // Moved, not copied: the tree was going to be dropped here.
+            if let Some(keep) = keep {
+                *keep = docs.into_iter().next();
             }
             recognised
         }
@@ -292,7 +310,7 @@ pub(crate) fn value(
             depth: ctx.depth + 1,
             ..ctx.clone()
         };
-        if structured(&nested, trimmed, out) {
+        if structured(&nested, trimmed, None, out) {
             return;
         }
         if x509::has_pem_armour(trimmed.as_bytes()) {

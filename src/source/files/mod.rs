@@ -1,13 +1,25 @@
-//! The file source for `lapse serve`: a first full scan, then inotify
-//! events (debounced) and a periodic full rescan as a safety net.
+//! The file source: files and directories on disk, and the files they
+//! refer to. For `lapse serve` it runs as a task: a first full scan, then
+//! inotify events (debounced) and a periodic full rescan as a safety net.
 //!
 //! Every event leads to a rescan of the roots, which re-resolves symlinks
 //! and atomic-writer `..data` swaps and re-reads only files whose
 //! signature changed; a deleted file's series go at once. Scanning runs on
-//! the blocking pool, never on the HTTP path.
+//! the blocking pool, never on the HTTP path. Nothing here parses bytes
+//! (that is [`crate::parse`]) or writes a file; a bad file never stops a scan.
+//!
+//! - [`config`]: the `files:` section and `tokens:` rules of lapse.yaml.
+//! - [`scanner`]: what a scan reads and remembers, once or incrementally.
+//! - [`walk`]: discovery, filters, signatures and capped reads.
+
+pub mod config;
+pub mod scanner;
+pub mod walk;
+
+pub use scanner::{DEFAULT_MAX_FILE_SIZE, ScanDelta, ScanOptions, ScanResult, Scanner, scan};
+pub use walk::Filter;
 
 use crate::inventory::{Inventory, SourceReport};
-use crate::scan::{ScanOptions, Scanner};
 use crate::telemetry::SelfMetrics;
 use crate::timefmt::now;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -24,7 +36,8 @@ const QUIET: Duration = Duration::from_millis(100);
 /// A steady stream of events still gets a rescan this often.
 const MAX_DELAY: Duration = Duration::from_millis(500);
 
-#[derive(Clone)]
+/// What the file source watches and how it reads; cloned to restart it.
+#[derive(Clone, Debug)]
 pub struct FileSource {
     pub roots: Vec<PathBuf>,
     pub options: ScanOptions,

@@ -1,17 +1,18 @@
-//! Scanning: discover files, read each under the size cap, parse, follow
-//! the files parsed documents refer to, apply declared token lifetimes.
+//! Scanning: discover files, read each under the size cap, parse it (with
+//! the `tokens:` rules that name it), follow the files parsed documents
+//! refer to.
 //!
 //! A [`Scanner`] remembers what each file looked like and re-reads only
 //! what changed (a new signature, or a changed file it refers to), so
 //! `lapse serve` can rescan on every filesystem event and `lapse check`
-//! is simply one scan. A bad file never stops a scan.
+//! is simply one scan. A bad file never stops a scan, and nothing here
+//! looks inside bytes: that is [`crate::parse`]'s.
 
-use crate::config::{IssuedAt, TokenRule};
-use crate::credential::{Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind};
+use super::walk::{self, Filter, Found, Signature};
+use crate::credential::{Credential, ErrorEntry, ErrorReason};
 use crate::inventory::{Assembled, FileId, Origin, Part, Via, assemble};
-use crate::parse::{self, FileRef, Parsed, RefKind};
+use crate::parse::{self, FileRef, RefKind, TokenRule};
 use crate::paths::PathKey;
-use crate::source::files::{self, Filter, Found, Signature};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,7 +206,7 @@ impl Scanner {
         if full && self.files.is_empty() {
             return self.first_scan(scopes);
         }
-        let (mut found, walk_errors) = files::discover(scopes, &self.opts.filter);
+        let (mut found, walk_errors) = walk::discover(scopes, &self.opts.filter);
         let in_scope = |p: &Path| full || scopes.iter().any(|s| p.starts_with(s));
         let mut delta = ScanDelta::default();
         let old_walk: HashSet<(&str, &str)> = self
@@ -347,11 +348,11 @@ impl Scanner {
 fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
     // Files are read while the walk goes on.
     let (read, mut walk_errors) = crate::par::map_streamed(
-        |found| files::walk_each(roots, &opts.filter, found),
+        |found| walk::walk_each(roots, &opts.filter, found),
         |path: PathBuf| {
             let path = &path;
             tracing::trace!(path = %path.display(), "reading");
-            let (found, scanned) = match files::read_file(path, opts.max_file_size) {
+            let (found, scanned) = match walk::read_file(path, opts.max_file_size) {
                 Ok((bytes, sig)) => (
                     Found {
                         path: path.clone(),
@@ -383,7 +384,7 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
             Err(e) => walk_errors.push(e),
         }
     }
-    (files::dedupe(read_ok), walk_errors)
+    (walk::dedupe(read_ok), walk_errors)
 }
 
 /// One-shot scan of files and directories; `stdin` is parsed as a file
@@ -430,7 +431,7 @@ type ReadFile = (Found, (Part, Deps));
 
 fn scan_file(found: &Found, opts: &ScanOptions) -> (Part, Deps) {
     tracing::trace!(path = %found.path.display(), "reading");
-    match files::read_capped(&found.path, opts.max_file_size) {
+    match walk::read_capped(&found.path, opts.max_file_size) {
         Ok(bytes) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
         Err(e) => (
             Part {
@@ -451,8 +452,13 @@ fn scan_bytes(
     opts: &ScanOptions,
 ) -> (Part, Deps) {
     let label = path.to_string_lossy();
-    let mut parsed = parse::parse_file_with(&label, bytes, &opts.passwords);
-    apply_token_rules(path, bytes, sig, &opts.token_rules, &mut parsed);
+    let rules: Vec<&TokenRule> = opts
+        .token_rules
+        .iter()
+        .filter(|r| r.matches_path(path))
+        .collect();
+    let mtime = sig.map(|s| (s.mtime_ns / 1_000_000_000) as i64);
+    let mut parsed = parse::parse_file_with_rules(&label, bytes, &opts.passwords, &rules, mtime);
     let own = Origin {
         file: sig.map(|s| s.id()),
         via: Via::Own,
@@ -484,8 +490,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
         }
         deps.push((r.path.clone(), Signature::stat(&r.path)));
         if r.kind == RefKind::Any && r.path.is_dir() {
-            let (found, errors) =
-                files::discover(std::slice::from_ref(&r.path), &Filter::default());
+            let (found, errors) = walk::discover(std::slice::from_ref(&r.path), &Filter::default());
             part.errors.extend(errors);
             for f in found {
                 deps.push((f.path.clone(), Some(f.sig)));
@@ -501,7 +506,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
             }
             continue;
         }
-        match files::read_capped(&r.path, opts.max_file_size) {
+        match walk::read_capped(&r.path, opts.max_file_size) {
             Ok(bytes) => {
                 let parsed = parse::parse_reference(&r, &bytes);
                 let via = Origin {
@@ -527,94 +532,4 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
         }
     }
     deps
-}
-
-/// Gives tokens without a stated expiry the lifetime a rule declares:
-/// issue time (the file's mtime, or a field) plus the validity window.
-/// A file a rule names whose content is no known format is read as one
-/// opaque token.
-fn apply_token_rules(
-    path: &Path,
-    bytes: &[u8],
-    sig: Option<Signature>,
-    rules: &[TokenRule],
-    parsed: &mut Parsed,
-) {
-    let rules: Vec<&TokenRule> = rules.iter().filter(|r| r.matches_path(path)).collect();
-    if rules.is_empty() {
-        return;
-    }
-    let label = path.to_string_lossy().into_owned();
-    if parsed.credentials.is_empty() && parsed.errors.is_empty() {
-        let text = String::from_utf8_lossy(bytes);
-        let token = text.trim();
-        if !token.is_empty() && !token.contains(char::is_whitespace) {
-            let mut c = parse::token_credential(token).unwrap_or_else(|_| {
-                Credential::new(Kind::OpaqueToken, Fingerprint::of(token.as_bytes()))
-            });
-            c.path = label.clone();
-            parsed.credentials.push(c);
-        }
-    }
-    let mut doc: Option<Option<serde_json::Value>> = None;
-    for c in parsed.credentials.iter_mut() {
-        if c.not_after.is_some() || c.kind == Kind::X509 {
-            continue;
-        }
-        let Some(rule) = rules.iter().find(|r| r.matches_entry(c.entry.as_deref())) else {
-            continue;
-        };
-        let issued = match &rule.issued_at {
-            IssuedAt::Mtime => sig.map(|s| (s.mtime_ns / 1_000_000_000) as i64),
-            IssuedAt::Field(name) => {
-                let doc = doc.get_or_insert_with(|| structured_doc(bytes));
-                doc.as_ref().and_then(|d| field_time(d, name))
-            }
-        };
-        let Some(issued) = issued else {
-            let what = match &rule.issued_at {
-                IssuedAt::Mtime => "the file's modification time is unknown".to_string(),
-                IssuedAt::Field(f) => format!("issue-time field {f} is missing or not a time"),
-            };
-            parsed.errors.push(ErrorEntry {
-                path: label.clone(),
-                entry: c.entry.clone(),
-                reason: ErrorReason::Parse,
-                message: format!("tokens rule {}: {what}", rule.glob),
-            });
-            continue;
-        };
-        c.not_before = Some(issued);
-        c.not_after = Some(issued + rule.validity);
-        c.expiry_source = ExpirySource::ValidityWindow;
-        c.note = Some(format!(
-            "declared validity {} from {}",
-            crate::units::human_span(rule.validity),
-            match &rule.issued_at {
-                IssuedAt::Mtime => "the file's modification time".to_string(),
-                IssuedAt::Field(f) => format!("field {f}"),
-            }
-        ));
-    }
-}
-
-fn structured_doc(bytes: &[u8]) -> Option<serde_json::Value> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    serde_json::from_str(text).ok().or_else(|| {
-        crate::yaml::documents::<serde_json::Value>(text)
-            .ok()?
-            .into_iter()
-            .next()
-    })
-}
-
-/// A dotted field (`a.b.c`) as RFC 3339 or Unix seconds.
-fn field_time(doc: &serde_json::Value, name: &str) -> Option<i64> {
-    let v = name.split('.').try_fold(doc, |v, k| v.get(k))?;
-    match v {
-        serde_json::Value::String(s) => {
-            crate::timefmt::parse_timestamp(s).or_else(|| crate::timefmt::parse_unix(v))
-        }
-        _ => crate::timefmt::parse_unix(v),
-    }
 }
