@@ -1,54 +1,118 @@
-//! Kubernetes Secrets and ConfigMaps, as `kubectl get -o yaml|json` prints
-//! them: TLS secrets, service-account tokens, bootstrap tokens, and any
-//! other value sniffed by content, whatever its key is called.
+//! Kubernetes Secrets and ConfigMaps: TLS secrets, service-account tokens,
+//! bootstrap tokens, and any other value sniffed by content, whatever its
+//! key is called.
 //!
-//! Only key names reach entries and errors; values never do.
+//! Two ways in, one reading: a document as `kubectl get -o yaml|json`
+//! prints it (its `data` in base64) is decoded here, and an object from
+//! the API arrives as [`K8sObject`] with its values already decoded; both
+//! then go through [`object`]. Only key names reach entries and errors;
+//! values never do.
 
 use super::{Context, Parsed, get, get_str, sniff};
 use crate::credential::{
     Credential, ErrorReason, ExpirySource, Fingerprint, Kind, ObjectRef, Source,
 };
 use crate::timefmt::parse_timestamp;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Helm release payloads: large, gzip'd, never credentials.
 const SKIPPED_TYPES: &[&str] = &["helm.sh/release.v1"];
 
 const LEGACY_INVALID_SINCE: &str = "kubernetes.io/legacy-token-invalid-since";
 
-struct Object<'v> {
-    namespace: String,
-    name: String,
-    labels: Option<&'v Map<String, Value>>,
+/// Which kind of object a [`K8sObject`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum K8sKind {
+    Secret,
+    ConfigMap,
 }
 
-fn object(doc: &Value) -> Object<'_> {
-    let meta = get(doc, "metadata");
-    let s = |k: &str| {
-        meta.and_then(|m| get_str(m, k))
-            .unwrap_or_default()
-            .to_string()
-    };
-    Object {
-        namespace: s("namespace"),
-        name: s("name"),
-        labels: meta
-            .and_then(|m| get(m, "labels"))
-            .and_then(Value::as_object),
+impl K8sKind {
+    fn what(self) -> &'static str {
+        match self {
+            K8sKind::Secret => "secret",
+            K8sKind::ConfigMap => "configmap",
+        }
     }
+
+    fn source(self) -> Source {
+        match self {
+            K8sKind::Secret => Source::Secret,
+            K8sKind::ConfigMap => Source::Configmap,
+        }
+    }
+}
+
+/// A Secret or ConfigMap with its values already decoded: what the parsers
+/// need of it, and nothing else.
+#[derive(Clone, Debug)]
+pub struct K8sObject<'a> {
+    pub kind: K8sKind,
+    /// A Secret's `type`; `None` is `Opaque`. Unused for ConfigMaps.
+    pub secret_type: Option<&'a str>,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// `metadata.labels` (a legacy service-account token's end is one).
+    pub labels: Vec<(&'a str, &'a str)>,
+    /// Values as bytes: a Secret's `data`, a ConfigMap's `binaryData`.
+    pub binary: Vec<(&'a str, &'a [u8])>,
+    /// Values as text: a Secret's `stringData`, a ConfigMap's `data`. A key
+    /// here wins over the same key in `binary`, as the API server has it.
+    pub text: Vec<(&'a str, &'a str)>,
+}
+
+impl K8sObject<'_> {
+    fn secret_type(&self) -> &str {
+        self.secret_type.unwrap_or("Opaque")
+    }
+
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Values by key, sorted; text wins.
+    fn values(&self) -> Vec<(&str, &[u8])> {
+        let mut vals: Vec<(&str, &[u8])> = self.binary.clone();
+        for (key, text) in &self.text {
+            vals.retain(|(k, _)| k != key);
+            vals.push((key, text.as_bytes()));
+        }
+        vals.sort_by(|a, b| a.0.cmp(b.0));
+        vals
+    }
+}
+
+/// `metadata.namespace` and `metadata.name` of a document ("" when absent).
+fn meta(doc: &Value) -> (&str, &str) {
+    let meta = get(doc, "metadata");
+    let s = |k: &str| meta.and_then(|m| get_str(m, k)).unwrap_or_default();
+    (s("namespace"), s("name"))
+}
+
+/// The string-valued `metadata.labels` of a document.
+fn labels(doc: &Value) -> Vec<(&str, &str)> {
+    get(doc, "metadata")
+        .and_then(|m| get(m, "labels"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+        .collect()
 }
 
 fn object_context<'a>(
     ctx: &Context<'a>,
-    what: &str,
-    obj: &Object,
+    kind: K8sKind,
+    (namespace, name): (&str, &str),
     key: &str,
-    source: Source,
 ) -> Context<'a> {
-    let id = if obj.namespace.is_empty() {
-        obj.name.clone()
+    let id = if namespace.is_empty() {
+        name.to_string()
     } else {
-        format!("{}/{}", obj.namespace, obj.name)
+        format!("{namespace}/{name}")
     };
     let outer = ctx
         .entry
@@ -57,11 +121,11 @@ fn object_context<'a>(
         .unwrap_or_default();
     Context {
         path: ctx.path,
-        source,
-        entry: Some(format!("{outer}{what} {id} {key}")),
+        source: kind.source(),
+        entry: Some(format!("{outer}{} {id} {key}", kind.what())),
         object: Some(ObjectRef {
-            namespace: obj.namespace.clone(),
-            name: obj.name.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
             key: key.to_string(),
             labels: Vec::new(),
         }),
@@ -70,63 +134,110 @@ fn object_context<'a>(
     }
 }
 
-/// Values by key: `data` is base64, `stringData` is text (and wins).
-fn values(
-    doc: &Value,
+/// A document's base64 field (`data`, `binaryData`) decoded; a value that
+/// is not base64 is an error entry naming its key.
+fn decode(
     ctx: &Context,
-    obj: &Object,
-    what: &str,
-    b64_field: &str,
-    text_field: &str,
+    doc: &Value,
+    kind: K8sKind,
+    field: &str,
     out: &mut Parsed,
 ) -> Vec<(String, Vec<u8>)> {
-    let mut vals: Vec<(String, Vec<u8>)> = Vec::new();
-    if let Some(data) = get(doc, b64_field).and_then(Value::as_object) {
-        for (key, v) in data {
-            let Some(text) = v.as_str() else { continue };
-            match super::x509::decode_b64(text) {
-                Ok(bytes) => vals.push((key.clone(), bytes)),
-                Err(e) => {
-                    let source = if what == "secret" {
-                        Source::Secret
-                    } else {
-                        Source::Configmap
-                    };
-                    let kctx = object_context(ctx, what, obj, key, source);
-                    out.error(&kctx, "", ErrorReason::Parse, format!("{b64_field}: {e}"));
-                }
+    let mut vals = Vec::new();
+    for (key, v) in get(doc, field)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let Some(text) = v.as_str() else { continue };
+        match super::x509::decode_b64(text) {
+            Ok(bytes) => vals.push((key.clone(), bytes)),
+            Err(e) => {
+                let kctx = object_context(ctx, kind, meta(doc), key);
+                out.error(&kctx, "", ErrorReason::Parse, format!("{field}: {e}"));
             }
         }
     }
-    if let Some(data) = get(doc, text_field).and_then(Value::as_object) {
-        for (key, v) in data {
-            if let Some(text) = v.as_str() {
-                vals.retain(|(k, _)| k != key);
-                vals.push((key.clone(), text.as_bytes().to_vec()));
-            }
-        }
-    }
-    vals.sort_by(|a, b| a.0.cmp(&b.0));
     vals
 }
 
+/// A document's text field (`stringData`, a ConfigMap's `data`).
+fn text<'v>(doc: &'v Value, field: &str) -> Vec<(&'v str, &'v str)> {
+    get(doc, field)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+        .collect()
+}
+
+/// A document read as `kind`: its base64 values decoded, then [`object`].
+fn document(ctx: &Context, doc: &Value, kind: K8sKind, out: &mut Parsed) {
+    let (b64_field, text_field) = match kind {
+        K8sKind::Secret => ("data", "stringData"),
+        K8sKind::ConfigMap => ("binaryData", "data"),
+    };
+    let secret_type = match kind {
+        K8sKind::Secret => get_str(doc, "type"),
+        K8sKind::ConfigMap => None,
+    };
+    if kind == K8sKind::Secret && SKIPPED_TYPES.contains(&secret_type.unwrap_or("Opaque")) {
+        return;
+    }
+    let decoded = decode(ctx, doc, kind, b64_field, out);
+    let (namespace, name) = meta(doc);
+    let obj = K8sObject {
+        kind,
+        secret_type,
+        namespace,
+        name,
+        labels: labels(doc),
+        binary: decoded
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect(),
+        text: text(doc, text_field),
+    };
+    object(ctx, &obj, out);
+}
+
 pub(crate) fn secret(ctx: &Context, doc: &Value, out: &mut Parsed) {
-    let secret_type = get_str(doc, "type").unwrap_or("Opaque");
+    document(ctx, doc, K8sKind::Secret, out);
+}
+
+pub(crate) fn config_map(ctx: &Context, doc: &Value, out: &mut Parsed) {
+    document(ctx, doc, K8sKind::ConfigMap, out);
+}
+
+/// Reads one decoded object: the single place its values are interpreted.
+pub(crate) fn object(ctx: &Context, obj: &K8sObject, out: &mut Parsed) {
+    match obj.kind {
+        K8sKind::Secret => secret_object(ctx, obj, out),
+        K8sKind::ConfigMap => {
+            for (key, bytes) in obj.values() {
+                let kctx = object_context(ctx, obj.kind, (obj.namespace, obj.name), key);
+                sniff::value(&kctx, Source::Configmap, bytes, &[], out);
+            }
+        }
+    }
+}
+
+fn secret_object(ctx: &Context, obj: &K8sObject, out: &mut Parsed) {
+    let secret_type = obj.secret_type();
     if SKIPPED_TYPES.contains(&secret_type) {
         return;
     }
-    let obj = object(doc);
-    let vals = values(doc, ctx, &obj, "secret", "data", "stringData", out);
+    let vals = obj.values();
     let text = |key: &str| {
         vals.iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| *k == key)
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
             .map(str::trim)
     };
     if secret_type == "bootstrap.kubernetes.io/token" {
         bootstrap_token(
             ctx,
-            &obj,
+            obj,
             text("token-id"),
             text("token-secret"),
             text("expiration"),
@@ -146,22 +257,20 @@ pub(crate) fn secret(ctx: &Context, doc: &Value, out: &mut Parsed) {
         if lower.contains("password") || lower.ends_with(".key") || lower == "namespace" {
             continue;
         }
-        let kctx = object_context(ctx, "secret", &obj, key, Source::Secret);
+        let kctx = object_context(ctx, obj.kind, (obj.namespace, obj.name), key);
         let before = out.credentials.len();
         sniff::value(&kctx, Source::Secret, bytes, &passwords, out);
-        if secret_type == "kubernetes.io/service-account-token" && key == "token" {
-            legacy_token(&obj, &mut out.credentials[before..]);
+        if secret_type == "kubernetes.io/service-account-token" && *key == "token" {
+            legacy_token(obj, &mut out.credentials[before..]);
         }
     }
 }
 
 /// A legacy service-account token has no `exp`. The API server labels it
 /// once it stops accepting it.
-fn legacy_token(obj: &Object, found: &mut [Credential]) {
+fn legacy_token(obj: &K8sObject, found: &mut [Credential]) {
     let invalid_since = obj
-        .labels
-        .and_then(|l| l.get(LEGACY_INVALID_SINCE))
-        .and_then(Value::as_str)
+        .label(LEGACY_INVALID_SINCE)
         .and_then(|d| parse_timestamp(&format!("{d}T00:00:00Z")).or_else(|| parse_timestamp(d)));
     for c in found
         .iter_mut()
@@ -186,13 +295,14 @@ fn legacy_token(obj: &Object, found: &mut [Credential]) {
 
 fn bootstrap_token(
     ctx: &Context,
-    obj: &Object,
+    obj: &K8sObject,
     id: Option<&str>,
     secret: Option<&str>,
     expiration: Option<&str>,
     out: &mut Parsed,
 ) {
-    let kctx = object_context(ctx, "secret", obj, "token-secret", Source::Secret);
+    let meta = (obj.namespace, obj.name);
+    let kctx = object_context(ctx, obj.kind, meta, "token-secret");
     let (Some(id), Some(secret)) = (id, secret) else {
         out.error(
             &kctx,
@@ -207,7 +317,7 @@ fn bootstrap_token(
         Some(e) => match parse_timestamp(e) {
             Some(t) => Some(t),
             None => {
-                let ectx = object_context(ctx, "secret", obj, "expiration", Source::Secret);
+                let ectx = object_context(ctx, obj.kind, meta, "expiration");
                 out.error(
                     &ectx,
                     "",
@@ -229,11 +339,72 @@ fn bootstrap_token(
     out.add(&kctx, Source::Secret, "", None, c);
 }
 
-pub(crate) fn config_map(ctx: &Context, doc: &Value, out: &mut Parsed) {
-    let obj = object(doc);
-    let vals = values(doc, ctx, &obj, "configmap", "binaryData", "data", out);
-    for (key, bytes) in &vals {
-        let kctx = object_context(ctx, "configmap", &obj, key, Source::Configmap);
-        sniff::value(&kctx, Source::Configmap, bytes, &[], out);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_document, parse_object};
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    fn jwt(claims: &str) -> String {
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        )
+    }
+
+    #[test]
+    fn a_decoded_object_reads_as_its_document_does() {
+        let token = jwt(r#"{"sub":"system:serviceaccount:ci:old"}"#);
+        let stale = jwt(r#"{"sub":"stale","exp":1700000000}"#);
+        let doc = serde_json::json!({
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {"namespace": "ci", "name": "old",
+                         "labels": {LEGACY_INVALID_SINCE: "2026-01-01", "n": 3}},
+            "data": {"token": STANDARD.encode(&stale), "namespace": STANDARD.encode("ci")},
+            "stringData": {"token": token},
+        });
+        let obj = K8sObject {
+            kind: K8sKind::Secret,
+            secret_type: Some("kubernetes.io/service-account-token"),
+            namespace: "ci",
+            name: "old",
+            labels: vec![(LEGACY_INVALID_SINCE, "2026-01-01")],
+            binary: vec![("token", stale.as_bytes()), ("namespace", b"ci")],
+            text: vec![("token", &token)],
+        };
+        let path = "/api/v1/namespaces/ci/secrets/old";
+        let from_doc = parse_document(path, &doc, &[]);
+        let direct = parse_object(path, &obj, &[]);
+        assert_eq!(direct.credentials, from_doc.credentials);
+        assert_eq!(direct.errors, from_doc.errors);
+        // stringData won, and the label set the end.
+        assert_eq!(direct.credentials.len(), 1);
+        assert_eq!(
+            direct.credentials[0].identity.subject.as_deref(),
+            Some("system:serviceaccount:ci:old")
+        );
+        assert!(direct.credentials[0].not_after.is_some());
+    }
+
+    #[test]
+    fn bad_base64_in_a_document_names_its_key() {
+        let doc = serde_json::json!({
+            "kind": "ConfigMap", "metadata": {"name": "m"},
+            "binaryData": {"ca.der": "not base64!"},
+        });
+        let parsed = parse_document("dump.yaml", &doc, &[]);
+        assert_eq!(parsed.errors.len(), 1);
+        assert_eq!(
+            parsed.errors[0].entry.as_deref(),
+            Some("configmap m ca.der")
+        );
+        assert!(
+            parsed.errors[0]
+                .message
+                .starts_with("binaryData: invalid base64")
+        );
     }
 }

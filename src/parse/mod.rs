@@ -23,6 +23,7 @@ pub mod token_rules;
 mod x509;
 
 pub use jwt::token_credential;
+pub use k8s_object::{K8sKind, K8sObject};
 pub use sniff::looks_like_credential_name;
 pub use token_rules::{IssuedAt, TokenRule};
 pub use x509::parse_pem_blocks;
@@ -221,8 +222,8 @@ fn file(
     out
 }
 
-/// Parses one document already read as a tree (a Kubernetes object from
-/// the API). `path` names where it lives.
+/// Parses one document already read as a tree, as a file holding it would
+/// be read. `path` names where it lives.
 pub fn parse_document(path: &str, doc: &Value, passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
     let ctx = Context {
@@ -230,6 +231,20 @@ pub fn parse_document(path: &str, doc: &Value, passwords: &[String]) -> Parsed {
         ..Context::file(path)
     };
     sniff::document(&ctx, doc, &mut out);
+    out
+}
+
+/// Parses one Secret or ConfigMap whose values are already decoded (an
+/// object from the API). `path` names where it lives. A document holding
+/// the same object, base64 and all, gives the same result through
+/// [`parse_document`].
+pub fn parse_object(path: &str, obj: &K8sObject, passwords: &[String]) -> Parsed {
+    let mut out = Parsed::default();
+    let ctx = Context {
+        passwords,
+        ..Context::file(path)
+    };
+    k8s_object::object(&ctx, obj, &mut out);
     out
 }
 
