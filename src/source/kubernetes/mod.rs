@@ -1,5 +1,7 @@
 //! Secrets and ConfigMaps from the Kubernetes API: paginated LIST, then
-//! WATCH with bookmarks (kube-runtime's watcher, with backoff).
+//! WATCH with bookmarks (kube-runtime's watcher, with backoff), for
+//! `lapse serve`; or one paginated LIST per scope and no WATCH
+//! ([`list_once`]), for `lapse check`.
 //!
 //! Helm release payloads are filtered on the server. Each object's values
 //! go through the same parsers as files, and only the derived credentials
@@ -17,6 +19,8 @@
 
 pub mod config;
 mod derive;
+#[cfg(test)]
+mod list_tests;
 mod store;
 
 pub use config::{DEFAULT_EXCLUDED_TYPES, KubernetesConfig};
@@ -28,18 +32,26 @@ use crate::timefmt::now;
 use derive::{Derive, ObjectKey, ObjectKind};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::ListParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{Event, Scope, Store};
+use store::{Effect, Event, Scope, Store};
 use tokio::sync::{Notify, watch};
 
 pub const SOURCE: &str = "kubernetes";
 
 /// Changes closer together than this are published together.
 const BATCH: Duration = Duration::from_millis(100);
+
+/// Objects per LIST page, as kube-runtime's watcher asks for.
+const PAGE: u32 = 500;
+
+/// A one-shot LIST retries a 410 (its continue token expired) or a 429
+/// this many times before it reports the scope as failed.
+const LIST_ATTEMPTS: usize = 5;
 
 pub struct KubernetesSource {
     pub config: KubernetesConfig,
@@ -133,6 +145,119 @@ fn unreachable(message: String) -> SourceReport {
     }
 }
 
+/// Every Secret and ConfigMap the configuration covers, read once: one
+/// paginated LIST per scope (per namespace in namespace-scoped mode), with
+/// the watcher's server-side filters and derivation, password Secrets
+/// honoured (a keystore listed before its password is fetched again by
+/// GET); then it returns, with no WATCH. For `lapse check`.
+///
+/// A scope that fails (401, 403, unreachable) is an error entry described
+/// as the watcher describes it, and the report is `up: false`; its other
+/// scopes still count. A 410 (the continue token expired) starts that
+/// scope's LIST over, and a 429 waits what the server asks, then asks for
+/// the same page again; after [`LIST_ATTEMPTS`] of either, the scope fails
+/// too. Nothing is counted in lapse's own metrics: `lapse check` has none.
+pub async fn list_once(config: &KubernetesConfig) -> SourceReport {
+    let client = match client(config).await {
+        Ok(c) => c,
+        Err(message) => {
+            tracing::warn!(%message, "cannot reach the Kubernetes API");
+            return unreachable(message);
+        }
+    };
+    let config = Arc::new(config.clone());
+    let scopes = Scope::all(&config);
+    let mut store = Store::new(config.clone());
+    for scope in &scopes {
+        let effect = match scope.kind {
+            ObjectKind::Secret => list_scope::<Secret>(&client, scope, &config, &mut store).await,
+            ObjectKind::ConfigMap => {
+                list_scope::<ConfigMap>(&client, scope, &config, &mut store).await
+            }
+        };
+        for key in effect.refetch {
+            if let Ok(obj) = Api::<Secret>::namespaced(client.clone(), &key.namespace)
+                .get(&key.name)
+                .await
+            {
+                store.refetched(&obj);
+            }
+        }
+    }
+    // Every scope either listed or failed, so the report is complete.
+    store.report(&scopes).unwrap_or_default()
+}
+
+/// One scope's LIST, page by page, into `store`; the effect of its end.
+async fn list_scope<K>(
+    client: &Client,
+    scope: &Scope,
+    config: &KubernetesConfig,
+    store: &mut Store,
+) -> Effect
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Derive
+        + serde::de::DeserializeOwned,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let api: Api<K> = api(client.clone(), scope);
+    let mut params = ListParams::default().limit(PAGE);
+    if let Some(fields) = scope.field_selector(config) {
+        params = params.fields(&fields);
+    }
+    if let Some(labels) = &config.label_selector {
+        params = params.labels(labels);
+    }
+    let mut attempt = 0;
+    'list: loop {
+        store.apply::<K>(scope, Event::Init, now());
+        let mut page = params.clone();
+        loop {
+            match api.list(&page).await {
+                Ok(list) => {
+                    for obj in list.items {
+                        store.apply(scope, Event::InitApply(obj), now());
+                    }
+                    match list.metadata.continue_.filter(|c| !c.is_empty()) {
+                        Some(token) => page = page.continue_token(&token),
+                        None => break 'list,
+                    }
+                }
+                Err(e) => {
+                    let e = watcher::Error::InitialListFailed(e);
+                    let (reason, message) = describe(&e, scope);
+                    attempt += 1;
+                    let again = matches!(reason, ErrorReason::Expired | ErrorReason::Throttled);
+                    if again && attempt < LIST_ATTEMPTS {
+                        tracing::info!(endpoint = %scope.endpoint(), reason = reason.as_str(), "{message}");
+                        match retry_after(&e) {
+                            // Throttled: the same page again, once the wait is over.
+                            Some(wait) => {
+                                tokio::time::sleep(wait).await;
+                                continue;
+                            }
+                            // Gone: the continue token is no good, start over.
+                            None => continue 'list,
+                        }
+                    }
+                    // Given up on a 410 or 429: the scope's list is incomplete.
+                    let message = if again {
+                        gave_up(reason, scope)
+                    } else {
+                        message
+                    };
+                    tracing::warn!(endpoint = %scope.endpoint(), reason = reason.as_str(), "{message}");
+                    return store.apply::<K>(scope, Event::GaveUp(reason, message), now());
+                }
+            }
+        }
+    }
+    let effect = store.apply::<K>(scope, Event::InitDone, now());
+    tracing::info!(endpoint = %scope.endpoint(), objects = effect.listed.unwrap_or_default(), "listed");
+    effect
+}
+
 async fn client(config: &KubernetesConfig) -> Result<Client, String> {
     let kube_config = match (&config.kubeconfig, &config.context) {
         (None, None) => kube::Config::infer().await.map_err(|e| e.to_string())?,
@@ -215,6 +340,19 @@ fn describe(e: &watcher::Error, scope: &Scope) -> (ErrorReason, String) {
             format!("{verb} {resource} {place}: {e}"),
         ),
     }
+}
+
+/// Why a one-shot LIST stopped retrying a 410 or a 429.
+fn gave_up(reason: ErrorReason, scope: &Scope) -> String {
+    let what = match reason {
+        ErrorReason::Expired => "resource version expired (410 Gone)",
+        _ => "throttled by the API server (429)",
+    };
+    format!(
+        "list {} {}: {what} {LIST_ATTEMPTS} times; gave up",
+        scope.kind.plural(),
+        scope.place()
+    )
 }
 
 /// How long a 429 asks lapse to wait (`retryAfterSeconds`, else 1 s).

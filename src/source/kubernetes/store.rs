@@ -109,6 +109,9 @@ pub enum Event<K> {
     /// A request failed, already described (see `describe`). A 410 or a
     /// 429 is retried, so it leaves the scope as it was.
     Failed(ErrorReason, String),
+    /// A LIST that will not be retried failed: the scope is down, whatever
+    /// the reason.
+    GaveUp(ErrorReason, String),
 }
 
 /// What the caller does after an event.
@@ -260,6 +263,9 @@ impl Store {
                 // and recovered from, without taking the source down.
                 let down = !matches!(reason, ErrorReason::Expired | ErrorReason::Throttled);
                 self.failed(scope, reason, message, down, &mut effect);
+            }
+            Event::GaveUp(reason, message) => {
+                self.failed(scope, reason, message, true, &mut effect);
             }
         }
         effect
@@ -533,6 +539,15 @@ mod tests {
         s.apply::<Secret>(&scope, Event::Failed(ErrorReason::Expired, "x".into()), T0);
         let r = s.report(&scopes).unwrap();
         assert!(r.up && r.errors.is_empty() && r.parts.len() == 1);
+        // A one-shot list that gave up on them is down, though.
+        s.apply::<Secret>(
+            &scope,
+            Event::GaveUp(ErrorReason::Throttled, "gave up".into()),
+            T0,
+        );
+        let r = s.report(&scopes).unwrap();
+        assert!(!r.up);
+        assert_eq!(r.errors[0].reason, ErrorReason::Throttled);
     }
 
     #[test]
