@@ -5,7 +5,8 @@
 //! lapse calls them and they may change with the parsers. Like the parsers
 //! they do no I/O.
 
-use super::{Context, Parsed, k8s_object, kubeconfig, token_files, x509};
+use super::record::{Context, Parsed};
+use super::{k8s_object, kubeconfig, sniff, token_files, x509};
 use crate::credential::Source;
 use serde_json::Value;
 
@@ -48,14 +49,14 @@ pub fn kubeconfig(path: &str, doc: &Value) -> Parsed {
 /// A document read as a Secret, whatever its `kind` or `type`.
 pub fn secret(path: &str, doc: &Value, passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
-    k8s_object::secret(&context(path, passwords), doc, &mut out);
+    k8s_object::secret(&context(path, passwords), doc, sniff::value, &mut out);
     out
 }
 
 /// A document read as a ConfigMap, whatever its `kind`.
 pub fn config_map(path: &str, doc: &Value) -> Parsed {
     let mut out = Parsed::default();
-    k8s_object::config_map(&Context::file(path), doc, &mut out);
+    k8s_object::config_map(&Context::file(path), doc, sniff::value, &mut out);
     out
 }
 

@@ -3,7 +3,7 @@
 //! expiry or issue time can still be read (EKS presigned URLs, Fernet,
 //! bootstrap tokens).
 
-use super::{Context, Parsed};
+use super::record::{Context, Parsed};
 use crate::credential::{Credential, ErrorReason, Fingerprint, Kind, Source, Timestamp};
 use crate::timefmt::parse_unix;
 use base64::Engine;

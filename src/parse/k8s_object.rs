@@ -8,7 +8,10 @@
 //! then go through [`object`]. Only key names reach entries and errors;
 //! values never do.
 
-use super::{Context, Parsed, get, get_str, sniff};
+use super::record::{Context, Parsed, get, get_str};
+
+/// Reads one value by its content: the sniffer's `value`.
+pub(crate) type Sniff = fn(&Context, Source, &[u8], &[&str], &mut Parsed);
 use crate::credential::{
     Credential, ErrorReason, ExpirySource, Fingerprint, Kind, ObjectRef, Source,
 };
@@ -172,7 +175,7 @@ fn text<'v>(doc: &'v Value, field: &str) -> Vec<(&'v str, &'v str)> {
 }
 
 /// A document read as `kind`: its base64 values decoded, then [`object`].
-fn document(ctx: &Context, doc: &Value, kind: K8sKind, out: &mut Parsed) {
+fn document(ctx: &Context, doc: &Value, kind: K8sKind, value: Sniff, out: &mut Parsed) {
     let (b64_field, text_field) = match kind {
         K8sKind::Secret => ("data", "stringData"),
         K8sKind::ConfigMap => ("binaryData", "data"),
@@ -198,31 +201,33 @@ fn document(ctx: &Context, doc: &Value, kind: K8sKind, out: &mut Parsed) {
             .collect(),
         text: text(doc, text_field),
     };
-    object(ctx, &obj, out);
+    object(ctx, &obj, value, out);
 }
 
-pub(crate) fn secret(ctx: &Context, doc: &Value, out: &mut Parsed) {
-    document(ctx, doc, K8sKind::Secret, out);
+pub(crate) fn secret(ctx: &Context, doc: &Value, value: Sniff, out: &mut Parsed) {
+    document(ctx, doc, K8sKind::Secret, value, out);
 }
 
-pub(crate) fn config_map(ctx: &Context, doc: &Value, out: &mut Parsed) {
-    document(ctx, doc, K8sKind::ConfigMap, out);
+pub(crate) fn config_map(ctx: &Context, doc: &Value, value: Sniff, out: &mut Parsed) {
+    document(ctx, doc, K8sKind::ConfigMap, value, out);
 }
 
 /// Reads one decoded object: the single place its values are interpreted.
-pub(crate) fn object(ctx: &Context, obj: &K8sObject, out: &mut Parsed) {
+/// `value` reads each value by its content (the sniffer's `value`): passed
+/// in, so that this module, which the sniffer calls, does not call it back.
+pub(crate) fn object(ctx: &Context, obj: &K8sObject, value: Sniff, out: &mut Parsed) {
     match obj.kind {
-        K8sKind::Secret => secret_object(ctx, obj, out),
+        K8sKind::Secret => secret_object(ctx, obj, value, out),
         K8sKind::ConfigMap => {
             for (key, bytes) in obj.values() {
                 let kctx = object_context(ctx, obj.kind, (obj.namespace, obj.name), key);
-                sniff::value(&kctx, Source::Configmap, bytes, &[], out);
+                value(&kctx, Source::Configmap, bytes, &[], out);
             }
         }
     }
 }
 
-fn secret_object(ctx: &Context, obj: &K8sObject, out: &mut Parsed) {
+fn secret_object(ctx: &Context, obj: &K8sObject, value: Sniff, out: &mut Parsed) {
     let secret_type = obj.secret_type();
     if SKIPPED_TYPES.contains(&secret_type) {
         return;
@@ -259,7 +264,7 @@ fn secret_object(ctx: &Context, obj: &K8sObject, out: &mut Parsed) {
         }
         let kctx = object_context(ctx, obj.kind, (obj.namespace, obj.name), key);
         let before = out.credentials.len();
-        sniff::value(&kctx, Source::Secret, bytes, &passwords, out);
+        value(&kctx, Source::Secret, bytes, &passwords, out);
         if secret_type == "kubernetes.io/service-account-token" && *key == "token" {
             legacy_token(obj, &mut out.credentials[before..]);
         }

@@ -3,7 +3,8 @@
 //!
 //! `client-key(-data)` is key material and is never read.
 
-use super::{Context, FileRef, Parsed, RefKind, field, get, get_str, jwt, x509};
+use super::record::{Context, FileRef, Parsed, RefKind, field, get, get_str};
+use super::{jwt, x509};
 use crate::credential::{Credential, ErrorReason, Fingerprint, Kind, Source};
 use crate::timefmt::{parse_timestamp, parse_unix};
 use serde_json::Value;

@@ -6,7 +6,8 @@
 //! that is none of these is skipped quietly; a structured document that
 //! mentions credentials but does not parse is an error.
 
-use super::{Context, MAX_DEPTH, Parsed, jwt, k8s_object, kubeconfig, token_files, x509};
+use super::record::{Context, MAX_DEPTH, Parsed};
+use super::{jwt, k8s_object, kubeconfig, token_files, x509};
 use crate::credential::{ErrorReason, Source};
 use crate::yaml;
 use serde_json::Value;
@@ -193,12 +194,12 @@ pub(crate) fn document(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
     if ctx.depth > MAX_DEPTH {
         return false;
     }
-    let kind = super::get_str(doc, "kind").unwrap_or_default();
+    let kind = super::record::get_str(doc, "kind").unwrap_or_default();
     if kubeconfig::is_kubeconfig(doc) {
         kubeconfig::parse(ctx, doc, out);
         return true;
     }
-    if let Some(items) = super::get(doc, "items").and_then(Value::as_array)
+    if let Some(items) = super::record::get(doc, "items").and_then(Value::as_array)
         && (kind == "List" || kind.ends_with("List"))
     {
         for (i, item) in items.iter().enumerate() {
@@ -214,11 +215,11 @@ pub(crate) fn document(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
     }
     match kind {
         "Secret" => {
-            k8s_object::secret(ctx, doc, out);
+            k8s_object::secret(ctx, doc, value, out);
             true
         }
         "ConfigMap" => {
-            k8s_object::config_map(ctx, doc, out);
+            k8s_object::config_map(ctx, doc, value, out);
             true
         }
         _ => token_files::parse(ctx, doc, out) || loose_values(ctx, doc, out),

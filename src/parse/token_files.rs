@@ -3,7 +3,8 @@
 //! Keystone output, the gke-gcloud-auth-plugin cache, kubelogin caches and
 //! saved `ExecCredential` output.
 
-use super::{Context, Parsed, field, get, get_str, jwt, x509};
+use super::record::{Context, Parsed, field, get, get_str};
+use super::{jwt, x509};
 use crate::credential::{Credential, ErrorReason, Fingerprint, Kind, Source};
 use crate::timefmt::{parse_timestamp, parse_unix};
 use serde_json::Value;

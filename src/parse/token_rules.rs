@@ -9,7 +9,7 @@
 //! clock (the modification time comes in as a value), and no token text
 //! in a note or an error.
 
-use super::Parsed;
+use super::record::Parsed;
 use crate::credential::{Credential, ErrorEntry, ErrorReason, ExpirySource, Fingerprint, Kind};
 use globset::GlobMatcher;
 use serde_json::Value;
@@ -74,7 +74,7 @@ pub(super) fn apply(
         let text = String::from_utf8_lossy(bytes);
         let token = text.trim();
         if !token.is_empty() && !token.contains(char::is_whitespace) {
-            let mut c = super::token_credential(token).unwrap_or_else(|_| {
+            let mut c = super::jwt::token_credential(token).unwrap_or_else(|_| {
                 Credential::new(Kind::OpaqueToken, Fingerprint::of(token.as_bytes()))
             });
             c.path = label.to_string();

@@ -5,7 +5,7 @@
 //! bundle becomes one error entry while the blocks around it still count,
 //! and so that key blocks are skipped without ever being decoded.
 
-use super::{Context, Parsed};
+use super::record::{Context, Parsed};
 use crate::credential::{Credential, ErrorReason, Fingerprint, Identity, Kind, Source, Timestamp};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
