@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
-pub const CHANNEL: &str = "email";
+pub use smtp::CHANNEL;
 
 pub struct Notifier {
     pub config: NotifyConfig,

@@ -6,7 +6,6 @@
 //! transport's credentials and nothing else: never a log line, never an
 //! error text.
 
-use super::CHANNEL;
 use super::config::{NotifyConfig, Smtp, Tls};
 use super::plan::{Event, State};
 use super::state::save_state;
@@ -18,6 +17,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// The channel label of lapse_notifications_total.
+pub const CHANNEL: &str = "email";
 
 const MAX_RETRY: Duration = Duration::from_secs(300);
 /// One delivery attempt, from connecting to the server's final answer.
