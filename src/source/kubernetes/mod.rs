@@ -43,6 +43,10 @@ use tokio::sync::{Notify, watch};
 
 pub const SOURCE: &str = "kubernetes";
 
+/// While nothing changes, the source still reports this often that its
+/// watches are alive (`lapse_source_rescan_interval_seconds`).
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+
 /// Changes closer together than this are published together.
 const BATCH: Duration = Duration::from_millis(100);
 
@@ -82,7 +86,7 @@ impl KubernetesSource {
         let scopes = Scope::all(&config);
         let store = Arc::new(Mutex::new(Store::new(config.clone())));
         let changed = Arc::new(Notify::new());
-        let mut tasks = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         for scope in scopes.clone() {
             let shared = Shared {
                 client: client.clone(),
@@ -91,30 +95,48 @@ impl KubernetesSource {
                 metrics: metrics.clone(),
             };
             let config = config.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 match scope.kind {
                     ObjectKind::Secret => watch_scope::<Secret>(scope, &config, &shared).await,
                     ObjectKind::ConfigMap => {
                         watch_scope::<ConfigMap>(scope, &config, &shared).await
                     }
                 }
-            }));
+            });
         }
-        // Publish batches of changes once every scope has settled.
+        // Publish batches of changes once every scope has settled, and a
+        // heartbeat while all is quiet: a watch delivers nothing when
+        // nothing changes, so its liveness is the tasks still running.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.tick().await;
         loop {
-            tokio::select! {
+            let beat = tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = changed.notified() => {}
+                _ = changed.notified() => false,
+                _ = heartbeat.tick() => true,
+                ended = tasks.join_next() => {
+                    // A scope's watch task ended or panicked: end the source,
+                    // so it is reported down and started again.
+                    let how = match ended {
+                        Some(Err(e)) if e.is_panic() => "panicked",
+                        _ => "ended",
+                    };
+                    tracing::error!("a Kubernetes watch task {how}");
+                    break;
+                }
+            };
+            if !beat {
+                tokio::time::sleep(BATCH).await;
             }
-            tokio::time::sleep(BATCH).await;
             let report = lock(&store).report(&scopes);
-            if let Some(report) = report {
+            if let Some(mut report) = report {
+                if beat && report.up {
+                    report.last_scan = Some(now());
+                }
                 inventory.publish(SOURCE, report);
             }
         }
-        for t in tasks {
-            t.abort();
-        }
+        tasks.abort_all();
     }
 }
 
