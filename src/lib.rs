@@ -4,10 +4,10 @@
 //! Data flows one way: sources find bytes → parsers turn bytes into
 //! credentials (pure, no I/O) → readers (the `check` report) present them.
 
-/// `lapse check`: one scan, a report, an exit status.
-pub mod check;
 /// Command-line definitions.
 pub mod cli;
+/// The subcommands, `check` and `serve`.
+pub mod command;
 /// `lapse.yaml`: validated configuration.
 pub mod config;
 /// The credential record; never holds secret text.
@@ -28,8 +28,8 @@ pub mod par;
 pub mod parse;
 /// Path spelling (lexical clean-up).
 pub mod paths;
-/// `lapse serve`: sources, inventory and HTTP wired together.
-pub mod serve;
+/// CLI flags and lapse.yaml made into one Settings for check and serve.
+pub mod settings;
 /// Where bytes come from.
 pub mod source;
 /// lapse's own metrics: errors, scans, notifications.
@@ -38,7 +38,5 @@ pub mod telemetry;
 pub mod timefmt;
 /// Durations and sizes.
 pub mod units;
-/// Hand validation of configuration trees: every problem, each naming its field.
-pub mod validate;
 /// The one YAML entry point.
 pub mod yaml;

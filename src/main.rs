@@ -1,6 +1,6 @@
 use clap::Parser;
-use lapse::check::EXIT_UNKNOWN;
 use lapse::cli::{Cli, Command};
+use lapse::command::{self, EXIT_UNKNOWN};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -13,8 +13,8 @@ fn main() {
     };
     lapse::logging::init(cli.verbose);
     let code = match cli.command {
-        Command::Check(args) => lapse::check::run(&args),
-        Command::Serve(args) => lapse::serve::run(&args),
+        Command::Check(args) => command::check::run(&args),
+        Command::Serve(args) => command::serve::run(&args),
     };
     std::process::exit(code);
 }

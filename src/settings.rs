@@ -230,7 +230,11 @@ impl Settings {
     /// rules' files and the kubeconfig(s), together. `None` after printing.
     pub fn serve(args: &ServeArgs) -> Option<Settings> {
         let config = load_config(args.config.as_deref())?;
-        let web = match args.web_config_file.as_ref().or(config.web_config_file.as_ref()) {
+        let web = match args
+            .web_config_file
+            .as_ref()
+            .or(config.web_config_file.as_ref())
+        {
             None => WebConfig::none(),
             Some(path) => match WebConfig::load(path) {
                 Ok(w) => w,

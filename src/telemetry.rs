@@ -124,6 +124,65 @@ impl SelfMetrics {
         let mut out = String::new();
         // Ends with `# EOF`: this is the last part of the page.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        in_label_order(&out)
+    }
+}
+
+/// The same exposition with each family's samples in the order of their
+/// label sets. prometheus-client keeps a family's series in a hash map,
+/// so two pages of one process listed them in different orders; a
+/// histogram's buckets keep their order (`le` is not part of the key).
+fn in_label_order(text: &str) -> String {
+    fn key(sample: &str) -> String {
+        let labels = sample
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .map(|(labels, _)| labels)
+            .unwrap_or("");
+        labels
+            .split(',')
+            .filter(|l| !l.starts_with("le="))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut samples: Vec<&str> = Vec::new();
+    let flush = |samples: &mut Vec<&str>, out: &mut String| {
+        samples.sort_by_cached_key(|s| key(s));
+        for s in samples.drain(..) {
+            out.push_str(s);
+            out.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut samples, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            samples.push(line);
+        }
+    }
+    flush(&mut samples, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_come_in_label_order_and_buckets_keep_theirs() {
+        let text = "# HELP a A.\n# TYPE a counter\na_total{source=\"files\",reason=\"read\"} 0\n\
+                    a_total{source=\"files\",reason=\"loop\"} 1\n# HELP h H.\n# TYPE h histogram\n\
+                    h_bucket{source=\"z\",le=\"0.1\"} 0\nh_bucket{source=\"z\",le=\"+Inf\"} 0\nh_sum{source=\"z\"} 0\n\
+                    h_bucket{source=\"a\",le=\"0.1\"} 1\nh_bucket{source=\"a\",le=\"+Inf\"} 1\nh_sum{source=\"a\"} 1\n# EOF\n";
+        assert_eq!(
+            in_label_order(text),
+            "# HELP a A.\n# TYPE a counter\na_total{source=\"files\",reason=\"loop\"} 1\n\
+             a_total{source=\"files\",reason=\"read\"} 0\n# HELP h H.\n# TYPE h histogram\n\
+             h_bucket{source=\"a\",le=\"0.1\"} 1\nh_bucket{source=\"a\",le=\"+Inf\"} 1\nh_sum{source=\"a\"} 1\n\
+             h_bucket{source=\"z\",le=\"0.1\"} 0\nh_bucket{source=\"z\",le=\"+Inf\"} 0\nh_sum{source=\"z\"} 0\n# EOF\n"
+        );
     }
 }

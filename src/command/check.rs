@@ -121,4 +121,3 @@ fn read_stdin(cap: u64) -> Result<Vec<u8>, ErrorEntry> {
     }
     Ok(bytes)
 }
-

@@ -9,9 +9,9 @@ use crate::http::server::{self as web, App};
 use crate::inventory::Inventory;
 use crate::notify::{self, Notifier};
 use crate::settings::Settings;
+use crate::source::files::{self, FileSource};
 use crate::source::kubernetes::{self, KubernetesSource};
 use crate::source::supervisor::supervise;
-use crate::source::files::{self, FileSource};
 use crate::telemetry::SelfMetrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,9 @@ pub fn run(args: &ServeArgs) -> i32 {
         }
         let names: Vec<&'static str> = sources.iter().map(|(name, _)| *name).collect();
         let inventory = Arc::new(
-            Inventory::new(&names).with_rescan_interval(files::SOURCE, rescan_interval),
+            Inventory::new(&names)
+                .with_rescan_interval(files::SOURCE, rescan_interval)
+                .with_rescan_interval(kubernetes::SOURCE, kubernetes::HEARTBEAT.as_secs() as i64),
         );
         let channels: &[&'static str] = if notify_config.is_some() { &[notify::CHANNEL] } else { &[] };
         let counted: Vec<(&'static str, &[ErrorReason])> =

@@ -3,8 +3,8 @@
 //!
 //! The JSON shape is a contract: change it only with a documented migration.
 
-use crate::credential::{Credential, Status, Thresholds, Timestamp};
-use crate::source::files::ScanResult;
+use crate::credential::{Credential, ErrorEntry, Status, Thresholds, Timestamp};
+use crate::inventory::Snapshot;
 use crate::timefmt::{rfc3339, time_left};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -13,7 +13,34 @@ use std::fmt::Write;
 pub struct Report<'a> {
     pub now: Timestamp,
     pub thresholds: Thresholds,
-    pub result: &'a ScanResult,
+    pub listing: &'a Listing<'a>,
+}
+
+/// What a report lists, in its order: credentials soonest expiry first,
+/// errors by path.
+#[derive(Default)]
+pub struct Listing<'a> {
+    pub credentials: Vec<&'a Credential>,
+    pub errors: Vec<&'a ErrorEntry>,
+}
+
+impl<'a> Listing<'a> {
+    /// Every credential the snapshot reports, and every error standing.
+    pub fn of(snapshot: &'a Snapshot) -> Self {
+        let mut listing = Listing {
+            credentials: snapshot.assembled.credentials().collect(),
+            errors: snapshot.all_errors().collect(),
+        };
+        listing.sort();
+        listing
+    }
+
+    fn sort(&mut self) {
+        self.credentials
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.errors
+            .sort_by(|a, b| (&a.path, &a.entry, &a.message).cmp(&(&b.path, &b.entry, &b.message)));
+    }
 }
 
 /// The report's shape as one value. `write_json` writes it piece by piece;
@@ -218,7 +245,7 @@ impl Report<'_> {
     }
 
     fn json_errors(&self) -> Vec<JsonError<'_>> {
-        self.result
+        self.listing
             .errors
             .iter()
             .map(|e| JsonError {
@@ -237,7 +264,7 @@ impl Report<'_> {
         out.write_all(b"{\n  \"generated_at\": ")?;
         serde_json::to_writer(&mut *out, &rfc3339(self.now))?;
         out.write_all(b",\n  \"credentials\": ")?;
-        let chunks = crate::par::map_chunks(&self.result.credentials, 512, |cs| {
+        let chunks = crate::par::map_chunks(&self.listing.credentials, 512, |cs| {
             let mut buf = Vec::with_capacity(cs.len() * 640);
             for c in cs {
                 self.json_credential(c).write_element(&mut buf);
@@ -257,7 +284,7 @@ impl Report<'_> {
     /// Nagios/Icinga: 2 critical (or expired), 1 warning, 3 unknown (errors), 0 ok.
     pub fn exit_code(&self) -> i32 {
         let worst = self
-            .result
+            .listing
             .credentials
             .iter()
             .map(|c| self.status(c))
@@ -268,7 +295,7 @@ impl Report<'_> {
                     Status::Ok | Status::NoExpiry => 0,
                 })
             });
-        if worst == 0 && !self.result.errors.is_empty() {
+        if worst == 0 && !self.listing.errors.is_empty() {
             3
         } else {
             worst
@@ -278,7 +305,7 @@ impl Report<'_> {
     /// One line per error, for stderr.
     pub fn errors_text(&self, color: bool) -> String {
         let mut out = String::new();
-        for e in &self.result.errors {
+        for e in &self.listing.errors {
             let (on, off) = if color { (RED, RESET) } else { ("", "") };
             let entry = e
                 .entry
@@ -291,7 +318,7 @@ impl Report<'_> {
     }
 
     pub fn to_table(&self, color: bool) -> String {
-        let creds = &self.result.credentials;
+        let creds = &self.listing.credentials;
         let mut per_entry: HashMap<(&str, Option<&str>), usize> = HashMap::new();
         for c in creds {
             *per_entry.entry((&c.path, c.entry.as_deref())).or_default() += 1;
@@ -385,11 +412,11 @@ impl Report<'_> {
 
     pub fn summary(&self) -> String {
         let mut counts: HashMap<Status, usize> = HashMap::new();
-        for c in &self.result.credentials {
+        for c in &self.listing.credentials {
             *counts.entry(self.status(c)).or_default() += 1;
         }
         let n = |s| counts.get(&s).copied().unwrap_or(0);
-        let total = self.result.credentials.len();
+        let total = self.listing.credentials.len();
         let mut text = format!(
             "{total} credential{}: {} expired, {} critical, {} warning, {} ok, {} without expiry",
             if total == 1 { "" } else { "s" },
@@ -399,7 +426,7 @@ impl Report<'_> {
             n(Status::Ok),
             n(Status::NoExpiry),
         );
-        let errors = self.result.errors.len();
+        let errors = self.listing.errors.len();
         if errors > 0 {
             let _ = write!(
                 text,
@@ -413,23 +440,25 @@ impl Report<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{JsonReport, Report};
+    use super::{JsonReport, Listing, Report};
     use crate::credential::{Credential, ErrorEntry, ErrorReason, Fingerprint, Kind, Thresholds};
-    use crate::source::files::ScanResult;
     use crate::timefmt::rfc3339;
 
-    fn json(result: &ScanResult) -> (String, String) {
+    fn json(credentials: &[Credential], errors: &[ErrorEntry]) -> (String, String) {
+        let listing = Listing {
+            credentials: credentials.iter().collect(),
+            errors: errors.iter().collect(),
+        };
         let report = Report {
             now: 1_800_000_000,
             thresholds: Thresholds::default(),
-            result,
+            listing: &listing,
         };
         let mut streamed = Vec::new();
         report.write_json(&mut streamed).unwrap();
         let whole = JsonReport {
             generated_at: rfc3339(report.now),
-            credentials: result
-                .credentials
+            credentials: credentials
                 .iter()
                 .map(|c| report.json_credential(c))
                 .collect(),
@@ -444,7 +473,7 @@ mod tests {
     /// credentials than one chunk, with strings that need escaping.
     #[test]
     fn streamed_json_is_serde_json_pretty() {
-        let (got, want) = json(&ScanResult::default());
+        let (got, want) = json(&[], &[]);
         assert_eq!(got, want);
         assert_eq!(
             got,
@@ -462,16 +491,13 @@ mod tests {
                 c
             })
             .collect();
-        let result = ScanResult {
-            credentials,
-            errors: vec![ErrorEntry {
-                path: "/etc/pki/bad.pem".into(),
-                entry: None,
-                reason: ErrorReason::Parse,
-                message: "PEM block CERTIFICATE: invalid base64 (bad padding)".into(),
-            }],
-        };
-        let (got, want) = json(&result);
+        let errors = [ErrorEntry {
+            path: "/etc/pki/bad.pem".into(),
+            entry: None,
+            reason: ErrorReason::Parse,
+            message: "PEM block CERTIFICATE: invalid base64 (bad padding)".into(),
+        }];
+        let (got, want) = json(&credentials, &errors);
         assert_eq!(got, want);
         let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(parsed["credentials"].as_array().unwrap().len(), 1500);

@@ -16,7 +16,7 @@ pub mod config;
 pub mod scanner;
 pub mod walk;
 
-pub use scanner::{DEFAULT_MAX_FILE_SIZE, ScanDelta, ScanOptions, ScanResult, Scanner, scan};
+pub use scanner::{DEFAULT_MAX_FILE_SIZE, ScanDelta, ScanOptions, Scanner, read_once};
 pub use walk::Filter;
 
 use crate::inventory::{Inventory, SourceReport};

@@ -9,8 +9,8 @@
 //! looks inside bytes: that is [`crate::parse`]'s.
 
 use super::walk::{self, Filter, Found, Signature};
-use crate::credential::{Credential, ErrorEntry, ErrorReason};
-use crate::inventory::{Assembled, FileId, Origin, Part, Via, assemble};
+use crate::credential::{ErrorEntry, ErrorReason};
+use crate::inventory::{FileId, Origin, Part, SourceReport, Via};
 use crate::parse::{self, FileRef, RefKind, TokenRule};
 use crate::paths::PathKey;
 use std::collections::{BTreeMap, HashSet};
@@ -41,23 +41,6 @@ impl Default for ScanOptions {
             token_rules: Vec::new(),
             passwords: Vec::new(),
         }
-    }
-}
-
-/// What a scan found, for one-shot use.
-#[derive(Debug, Default)]
-pub struct ScanResult {
-    pub credentials: Vec<Credential>,
-    pub errors: Vec<ErrorEntry>,
-}
-
-impl ScanResult {
-    /// Sorted: soonest expiry first; errors by path.
-    pub fn sort(&mut self) {
-        self.credentials
-            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        self.errors
-            .sort_by(|a, b| (&a.path, &a.entry, &a.message).cmp(&(&b.path, &b.entry, &b.message)));
     }
 }
 
@@ -387,10 +370,10 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
     (walk::dedupe(read_ok), walk_errors)
 }
 
-/// One-shot scan of files and directories; `stdin` is parsed as a file
-/// named `-`. What a [`Scanner`]'s first scan reads, without the map it
-/// keeps for later scans.
-pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> ScanResult {
+/// One-shot read of files and directories, as a report for the
+/// inventory; `stdin` is parsed as a file named `-`. What a [`Scanner`]'s
+/// first scan reads, without the map it keeps for later scans.
+pub fn read_once(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> SourceReport {
     let stdin = stdin.map(|bytes| scan_bytes(Path::new("-"), bytes, None, opts).0);
     let (files, walk_errors) = read_all(roots, opts);
     let parts: Vec<Arc<Part>> = stdin
@@ -398,30 +381,12 @@ pub fn scan(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> Scan
         .chain(files.into_iter().map(|(_, (part, _))| part))
         .map(Arc::new)
         .collect();
-    let Assembled { parts, hidden } = assemble(parts);
-    let mut result = ScanResult::default();
-    for (pi, part) in parts.into_iter().enumerate() {
-        let part = Arc::try_unwrap(part).unwrap_or_else(|shared| Part {
-            credentials: shared.credentials.clone(),
-            errors: shared.errors.clone(),
-            ..Default::default()
-        });
-        if hidden.is_empty() {
-            result.credentials.extend(part.credentials);
-        } else {
-            result.credentials.extend(
-                part.credentials
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(ci, _)| !hidden.contains(&(pi, *ci)))
-                    .map(|(_, c)| c),
-            );
-        }
-        result.errors.extend(part.errors);
+    SourceReport {
+        parts,
+        errors: walk_errors,
+        up: true,
+        last_scan: Some(crate::timefmt::now()),
     }
-    result.errors.extend(walk_errors);
-    result.sort();
-    result
 }
 
 type Deps = Vec<(PathBuf, Option<Signature>)>;
