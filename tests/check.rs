@@ -14,10 +14,12 @@ mod check {
     mod deploy;
     mod directories;
     mod exit_codes;
+    mod golden;
     mod k8s_objects;
     mod kubeconfig;
     mod kubernetes;
     mod kubernetes_failures;
+    mod layout;
     mod malformed;
     mod notify;
     mod output;
