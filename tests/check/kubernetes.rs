@@ -972,3 +972,70 @@ fn every_reason_each_source_can_count_starts_at_zero() {
     .collect();
     assert_eq!(counted, expected, "{}", m.text);
 }
+
+/// `lapse check --config` with a `kubernetes:` section reads the cluster:
+/// one LIST per scope, no WATCH, then the report and its exit status (it
+/// used to ignore the section and exit 0 having read nothing).
+#[test]
+fn check_with_a_kubernetes_section_lists_the_cluster_once() {
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let ca = ca();
+    // 2026-06-01 is `check`'s pinned now: 19 days left is a warning.
+    let web = leaf(
+        &ca,
+        "web.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-06-20 0:00 UTC),
+    );
+    let ci = leaf(
+        &ca,
+        "ci.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2028-01-01 0:00 UTC),
+    );
+    api.put(tls_secret("web", "tls", &[&web]));
+    api.put(tls_secret("ci", "tls", &[&ci]));
+    let kubeconfig = api.write_kubeconfig(&s.path("kube"));
+    s.write(
+        "lapse.yaml",
+        format!(
+            "kubernetes:\n  kubeconfig: {}\n  namespaces: [web, ci]\n  configmaps: false\n",
+            kubeconfig.display()
+        ),
+    );
+    let report = s.check().args(["--config", "lapse.yaml"]).json();
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    report.assert_no_errors().assert_credential_count(2);
+    assert_eq!(
+        report.credential(
+            &secret_path("web", "tls"),
+            Some("secret web/tls tls.crt"),
+            Some(0)
+        )["status"],
+        "warning"
+    );
+    assert_eq!(
+        report.credential(
+            &secret_path("ci", "tls"),
+            Some("secret ci/tls tls.crt"),
+            Some(0)
+        )["status"],
+        "ok"
+    );
+    let requests = api.requests();
+    assert!(requests.iter().all(|r| !r.is_watch()), "{requests:?}");
+    assert_eq!(requests.len(), 2, "one LIST per namespace: {requests:?}");
+
+    // A namespace lapse may not read is an error entry: UNKNOWN while the rest is fine.
+    api.clear_requests();
+    api.delete_secret("web", "tls");
+    api.forbid_namespace("ci");
+    let report = s.check().args(["--config", "lapse.yaml"]).json();
+    assert_eq!(report.code, 3, "{}", report.stderr);
+    report.assert_credential_count(0).assert_error_count(1);
+    assert_contains(
+        &report.reason("/api/v1/namespaces/ci/secrets", None),
+        "cannot list secrets in namespace ci",
+    );
+}

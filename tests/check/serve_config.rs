@@ -133,3 +133,65 @@ fn rfc3339(t: i64) -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .expect("formattable")
 }
+
+/// A `tokens:` rule that names its files by path is read by `check` and
+/// `serve` alike, whether or not `files.paths` covers them (it used to be
+/// read only when a walked directory happened to hold the file).
+#[test]
+fn a_token_rule_path_outside_files_paths_is_read() {
+    let s = Scratch::new();
+    let issued = unix_now() - 10 * DAY;
+    let not_after = issued + 60 * DAY;
+    let token = "cloud-agent-login-2b7e1c9d";
+    s.write(
+        "opt/wssd/k8s/cloudlogin.yaml",
+        format!(
+            "name: agent\ntoken: {token}\nclienttype: ExternalClient\n\
+             cloudfqdn: ca.example\ncloudport: 55000\nissued: {issued}\n"
+        ),
+    );
+    s.write("etc/pki/placeholder.txt", "nothing here");
+    s.write(
+        "etc/lapse.yaml",
+        format!(
+            "files:\n  paths: [pki]\n\
+             tokens:\n- path: {}/*.yaml\n  field: token\n  validity: 60d\n  issued_at: field:issued\n",
+            s.abs("opt/wssd/k8s")
+        ),
+    );
+    let path = s.abs("opt/wssd/k8s/cloudlogin.yaml");
+    let report = s.check().args(["--config", "etc/lapse.yaml"]).json();
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential(&path, Some("token"), None),
+        json!({
+            "kind": "opaque-token",
+            "expiry_source": "validity-window",
+            "not_before": rfc3339(issued),
+            "not_after": rfc3339(not_after),
+        }),
+    );
+    assert!(!report.stdout.contains(token), "token text in the report");
+
+    let server = s.serve().args(["--config", "etc/lapse.yaml"]).start();
+    let m = server.metrics();
+    let labels = [
+        ("kind", "opaque-token"),
+        ("path", path.as_str()),
+        ("entry", "token"),
+    ];
+    m.assert_window(&labels, issued, not_after);
+
+    // A rule whose literal directory is missing is reported, not silently empty.
+    s.write(
+        "etc/missing.yaml",
+        format!(
+            "tokens:\n- path: {}/*.yaml\n  validity: 60d\n",
+            s.abs("opt/absent")
+        ),
+    );
+    let report = s.check().args(["--config", "etc/missing.yaml"]).json();
+    assert_eq!(report.code, 3, "{}", report.stderr);
+    let reason = report.reason(&s.abs("opt/absent"), None);
+    assert_eq!(reason, "no such file or directory");
+}
