@@ -34,29 +34,23 @@ fn pages(openmetrics: bool, n: usize) -> Vec<String> {
         metrics.count_error("files", e.reason);
     }
     let inventory = Inventory::new(&["files"]).with_rescan_interval("files", 300);
-    inventory.publish(
-        "files",
-        SourceReport {
+    // As the file source publishes after a scan.
+    let publish = || {
+        let report = SourceReport {
             parts: scanner.parts(),
             errors: scanner.walk_errors().to_vec(),
             up: true,
             last_scan: Some(NOW - 5),
-        },
-    );
+        };
+        inventory.publish("files", report);
+    };
+    publish();
     let cache = LabelCache::default();
     let build = format!("revision=\"{}\"", env!("LAPSE_REVISION"));
     (0..n)
         .map(|i| {
             if i > 0 && i == n - 1 {
-                inventory.publish(
-                    "files",
-                    SourceReport {
-                        parts: scanner.parts(),
-                        errors: scanner.walk_errors().to_vec(),
-                        up: true,
-                        last_scan: Some(NOW - 5),
-                    },
-                );
+                publish();
             }
             let snapshot = inventory.snapshot();
             let page = render(&snapshot, &cache, &metrics, NOW, openmetrics);
