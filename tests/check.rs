@@ -23,6 +23,7 @@ mod check {
     mod malformed;
     mod notify;
     mod output;
+    mod readme;
     mod secrecy;
     mod serve_config;
     mod serve_http;
