@@ -23,6 +23,33 @@ pub struct SelfMetrics {
     scan_duration: HistogramFamily,
     notifications_total: Family<[(&'static str, &'static str); 2], Counter>,
     notifications_pending: Gauge,
+    notify: NotifyMetrics,
+}
+
+/// The notifier's delivery outcomes beyond attempts: warnings still owed,
+/// and recipients refused for good. Registered only when a channel is
+/// configured (without one they could only ever read 0).
+#[derive(Clone, Default)]
+struct NotifyMetrics {
+    owed: Gauge,
+    refused_total: Family<[(&'static str, &'static str); 2], Counter>,
+}
+
+impl NotifyMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "lapse_notifications_owed",
+            "Credentials whose latest warning a recipient refused for good (550, 551, 553); \
+             offered again when lapse restarts or reloads",
+            self.owed.clone(),
+        );
+        registry.register(
+            "lapse_notifications_refused",
+            "Recipients the mail server refused for good, by channel and reason \
+             (mailbox_unavailable 550, user_not_local 551, mailbox_name_not_allowed 553)",
+            self.refused_total.clone(),
+        );
+    }
 }
 
 impl std::fmt::Debug for SelfMetrics {
@@ -74,6 +101,10 @@ impl SelfMetrics {
             "Notifications waiting to be delivered",
             notifications_pending.clone(),
         );
+        let notify = NotifyMetrics::default();
+        if !channels.is_empty() {
+            notify.register(&mut registry);
+        }
         for channel in channels {
             for result in ["sent", "failed"] {
                 let _ =
@@ -94,7 +125,30 @@ impl SelfMetrics {
             scan_duration,
             notifications_total,
             notifications_pending,
+            notify,
         }
+    }
+
+    /// How many credentials' warnings are owed right now.
+    pub fn set_notifications_owed(&self, owed: usize) {
+        self.notify.owed.set(owed as i64);
+    }
+
+    /// Makes `reasons` exist at 0 for `channel`, so the first refusal is seen by increase().
+    pub fn start_refusals(&self, channel: &'static str, reasons: &[&'static str]) {
+        for reason in reasons {
+            let _ = self
+                .notify
+                .refused_total
+                .get_or_create(&[("channel", channel), ("reason", reason)]);
+        }
+    }
+
+    pub fn count_refusal(&self, channel: &'static str, reason: &'static str) {
+        self.notify
+            .refused_total
+            .get_or_create(&[("channel", channel), ("reason", reason)])
+            .inc();
     }
 
     pub fn count_notification(&self, channel: &'static str, result: &'static str) {

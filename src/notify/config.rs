@@ -8,6 +8,7 @@
 //! notifier starts. The password never appears in `Debug` output, a
 //! problem or a log line. Nothing here sends mail or touches the state file.
 
+use super::plan::{Renewed, Rules};
 use crate::config::section::{Context, Text};
 use crate::credential::{Credential, Kind, Source};
 use globset::GlobMatcher;
@@ -143,6 +144,11 @@ pub struct NotifyConfig {
     pub check_interval: Duration,
     /// The first delay before a failed message is tried again; it doubles.
     pub retry_interval: Duration,
+    /// Mail credentials whose whole validity is shorter than the smallest
+    /// threshold (`short_lived: mail`); by default they are not mailed.
+    pub short_lived: bool,
+    /// When a rotation is mailed as "renewed" (`renewed:`).
+    pub renewed: Renewed,
 }
 
 impl NotifyConfig {
@@ -150,6 +156,15 @@ impl NotifyConfig {
     /// See [`Smtp::resolve_password`].
     pub fn resolve_password(&mut self) -> Result<(), String> {
         self.smtp.resolve_password()
+    }
+
+    /// The rules the plan decides by.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            thresholds: &self.thresholds,
+            short_lived: self.short_lived,
+            renewed: self.renewed,
+        }
     }
 
     /// Who gets mail about `c`: the first route that matches it, else `to`.
@@ -191,6 +206,12 @@ struct NotifySection {
     check_interval: Text,
     /// The first delay before a failed message is tried again; default 10s.
     retry_interval: Text,
+    /// `skip` (the default) or `mail`: credentials whose whole validity is
+    /// shorter than the smallest threshold (machinery-rotated tokens).
+    short_lived: Text,
+    /// `warned` (the default), `always` or `never`: when a rotation to a
+    /// later expiry is mailed as "renewed".
+    renewed: Text,
 }
 
 /// `notify.email:` as written.
@@ -406,6 +427,26 @@ pub fn read(v: &Value, cx: &mut Context) -> Option<NotifyConfig> {
             "check_interval and retry_interval must be longer than zero",
         );
     }
+    let short_lived = match n.short_lived.get() {
+        None | Some("skip") => false,
+        Some("mail") => true,
+        Some(other) => {
+            cx.problem("notify.short_lived", format!("{other:?}: use skip or mail"));
+            false
+        }
+    };
+    let renewed = match n.renewed.get() {
+        None | Some("warned") => Renewed::Warned,
+        Some("always") => Renewed::Always,
+        Some("never") => Renewed::Never,
+        Some(other) => {
+            cx.problem(
+                "notify.renewed",
+                format!("{other:?}: use warned, always or never"),
+            );
+            Renewed::Warned
+        }
+    };
     if cx.problems.len() > before {
         return None;
     }
@@ -419,6 +460,8 @@ pub fn read(v: &Value, cx: &mut Context) -> Option<NotifyConfig> {
         state_file,
         check_interval: Duration::from_secs(check_interval as u64),
         retry_interval: Duration::from_secs(retry_interval as u64),
+        short_lived,
+        renewed,
     })
 }
 
@@ -589,6 +632,8 @@ mod tests {
         assert_eq!(n.check_interval, Duration::from_secs(60));
         assert_eq!(n.retry_interval, Duration::from_secs(10));
         assert_eq!(n.smtp.password_source, None);
+        assert!(!n.short_lived);
+        assert_eq!(n.renewed, Renewed::Warned);
         for (tls, port) in [("tls", 465), ("none", 25)] {
             let text = format!("notify:\n{MINIMAL_EMAIL}").replace(
                 "{host: smtp.example.com}",
@@ -665,7 +710,7 @@ mod tests {
         .unwrap_err();
         let expected = [
             "notify.bogus: unknown field (expected one of: email, thresholds, routes, digest, \
-             state_file, check_interval, retry_interval)",
+             state_file, check_interval, retry_interval, short_lived, renewed)",
             "notify.email.cc: unknown field (expected one of: smtp, from, to)",
             "notify.email.smtp.user: unknown field (expected one of: host, port, tls, username, \
              password_file, password_env)",
@@ -683,6 +728,39 @@ mod tests {
         ];
         assert_problems(&err, &expected);
         assert_eq!(err.len(), expected.len(), "{err:#?}");
+    }
+
+    #[test]
+    fn short_lived_and_renewed_take_their_words_and_nothing_else() {
+        let base = format!("notify:\n{MINIMAL_EMAIL}");
+        let n = parse(
+            &format!("{base}  short_lived: mail\n  renewed: always\n"),
+            Path::new("/"),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(n.short_lived);
+        assert_eq!(n.renewed, Renewed::Always);
+        let n = parse(
+            &format!("{base}  short_lived: skip\n  renewed: never\n"),
+            Path::new("/"),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!n.short_lived);
+        assert_eq!(n.renewed, Renewed::Never);
+        let err = parse(
+            &format!("{base}  short_lived: yes\n  renewed: sometimes\n"),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            [
+                "notify.short_lived: \"yes\": use skip or mail",
+                "notify.renewed: \"sometimes\": use warned, always or never"
+            ]
+        );
     }
 
     #[test]

@@ -210,7 +210,9 @@ pub fn render_digest(
                 fingerprint: c.fingerprint.to_string(),
                 not_after: c.not_after.unwrap_or_default(),
                 level: 0,
+                owed: None,
             },
+            skip: Vec::new(),
         })
         .collect();
     let (first, text, html) = render(&events, now);
@@ -245,7 +247,9 @@ mod tests {
                 fingerprint: c.fingerprint.to_string(),
                 not_after,
                 level: 1,
+                owed: None,
             },
+            skip: Vec::new(),
             credential: c,
         }
     }

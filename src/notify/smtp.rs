@@ -1,15 +1,19 @@
 //! Handing messages to the mail server: the SMTP transport, the MIME
 //! message, and the send loop that delivers in order and retries.
 //!
-//! A message counts as sent only once the server accepted it; only then is
-//! what it carried recorded in the state. The SMTP password reaches the
-//! transport's credentials and nothing else: never a log line, never an
-//! error text.
+//! Each recipient is its own SMTP transaction (the `To:` header still lists
+//! them all), so one mistyped address cannot block the others. A message is
+//! done once every recipient took it or refused it for good; only then is
+//! what it carried recorded in the state — with the refused addresses, as
+//! owed ([`Owed`]), never as sent. Temporary failures are retried, for the
+//! recipients that had them only. The SMTP password reaches the transport's
+//! credentials and nothing else: never a log line, never an error text.
 
 use super::config::{NotifyConfig, Smtp, Tls};
-use super::plan::{Event, State};
+use super::plan::{Event, EventKind, Owed, State};
 use super::state::save_state;
 use crate::telemetry::SelfMetrics;
+use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -36,12 +40,31 @@ pub(super) struct Outgoing {
     pub(super) digest_day: Option<String>,
 }
 
+/// The address alone (no display name): what the state records.
+pub(super) fn address(m: &Mailbox) -> String {
+    m.email.to_string()
+}
+
+/// The `reason` label of lapse_notifications_refused_total, by SMTP reply.
+pub const REFUSALS: [(u16, &str); 3] = [
+    (550, "mailbox_unavailable"),
+    (551, "user_not_local"),
+    (553, "mailbox_name_not_allowed"),
+];
+
 /// A refusal no retry can change: the mailbox does not exist or is not
-/// allowed (550, 551, 553). Other refusals — a rejected login, a full
-/// mailbox, a policy block — may clear, and are retried.
-fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
-    e.status()
-        .is_some_and(|code| matches!(u16::from(code), 550 | 551 | 553))
+/// allowed (550, 551, 553), with its code and reason. Other refusals — a
+/// rejected login, a full mailbox, a policy block — may clear, and are retried.
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> Option<(u16, &'static str)> {
+    let code = u16::from(e.status()?);
+    REFUSALS.iter().copied().find(|(c, _)| *c == code)
+}
+
+/// How one recipient's transaction ended.
+enum Outcome {
+    Accepted,
+    Refused(u16, &'static str, String),
+    Later(String),
 }
 
 fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
@@ -82,8 +105,9 @@ fn message(config: &NotifyConfig, m: &Outgoing) -> Result<Message, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Delivers messages in order; a failed one is retried with doubling
-/// delays (from `retry_interval` up to 5 minutes) until the server takes it.
+/// Delivers messages in order, each to every recipient in turn; the
+/// recipients a temporary failure left are retried with doubling delays
+/// (from `retry_interval` up to 5 minutes) until the server takes them.
 pub(super) async fn send_loop(
     config: Arc<NotifyConfig>,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
@@ -114,45 +138,59 @@ pub(super) async fn send_loop(
             pending.push_back(m);
         }
         let Some(m) = pending.front() else { continue };
-        let mut delay = config.retry_interval;
-        loop {
-            let result = match message(&config, m) {
-                // A server that accepts and then says nothing must not hold
-                // delivery (or shutdown) forever.
-                Ok(msg) => tokio::select! {
-                    _ = shutdown.changed() => return,
-                    sent = tokio::time::timeout(SEND_TIMEOUT, transport.send(msg)) => match sent {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) if refused_for_good(&e) => Err((true, e.to_string())),
-                        Ok(Err(e)) => Err((false, e.to_string())),
-                        Err(_) => Err((false, format!("no answer from the mail server in {SEND_TIMEOUT:?}"))),
-                    },
-                },
-                Err(e) => Err((true, e)),
-            };
-            match result {
-                Ok(()) => {
-                    metrics.count_notification(CHANNEL, "sent");
-                    tracing::info!(subject = %m.subject, recipients = m.to.len(), "mail sent");
-                    break;
-                }
-                Err((true, e)) => {
-                    // Refused for good (a recipient that does not exist): retrying
-                    // cannot help, and must not hold up mail for everyone else.
-                    metrics.count_notification(CHANNEL, "failed");
-                    let to: Vec<String> = m.to.iter().map(|t| t.to_string()).collect();
-                    tracing::error!(error = %e, to = ?to, subject = %m.subject, "mail refused permanently; dropped");
-                    break;
-                }
-                Err((false, e)) => {
-                    metrics.count_notification(CHANNEL, "failed");
-                    tracing::warn!(error = %e, retry_in = ?delay, "mail not sent; will retry");
+        let mut refused: Vec<String> = Vec::new();
+        let mut delivered: Vec<String> = Vec::new();
+        match message(&config, m) {
+            Ok(msg) => {
+                let bytes = msg.formatted();
+                let mut left: Vec<Mailbox> = m.to.clone();
+                let mut delay = config.retry_interval;
+                loop {
+                    let mut again = Vec::new();
+                    let mut last_error = String::new();
+                    for rcpt in left {
+                        let outcome = tokio::select! {
+                            _ = shutdown.changed() => return,
+                            o = deliver(&transport, &config, &rcpt, &bytes) => o,
+                        };
+                        match outcome {
+                            Outcome::Accepted => {
+                                metrics.count_notification(CHANNEL, "sent");
+                                delivered.push(address(&rcpt));
+                            }
+                            Outcome::Refused(code, reason, e) => {
+                                metrics.count_notification(CHANNEL, "failed");
+                                metrics.count_refusal(CHANNEL, reason);
+                                tracing::error!(recipient = %address(&rcpt), code, reason, error = ?e, subject = %m.subject,
+                                    "recipient refused the mail for good; the warning stays owed");
+                                refused.push(address(&rcpt));
+                            }
+                            Outcome::Later(e) => {
+                                metrics.count_notification(CHANNEL, "failed");
+                                last_error = e;
+                                again.push(rcpt);
+                            }
+                        }
+                    }
+                    if again.is_empty() {
+                        break;
+                    }
+                    tracing::warn!(error = %last_error, recipients = again.len(), retry_in = ?delay, "mail not sent; will retry");
                     tokio::select! {
                         _ = shutdown.changed() => return,
                         _ = tokio::time::sleep(delay) => {}
                     }
                     delay = (delay * 2).min(MAX_RETRY);
+                    left = again;
                 }
+                if !delivered.is_empty() {
+                    tracing::info!(subject = %m.subject, recipients = delivered.len(), "mail sent");
+                }
+            }
+            Err(e) => {
+                // Nothing to retry: the same text would fail the same way.
+                metrics.count_notification(CHANNEL, "failed");
+                tracing::error!(error = %e, subject = %m.subject, "cannot build the mail; dropped");
             }
         }
         let Some(sent) = pending.pop_front() else {
@@ -162,14 +200,53 @@ pub(super) async fn send_loop(
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         let mut in_flight = busy.lock().unwrap_or_else(|p| p.into_inner());
         for e in &sent.events {
-            s.credentials.insert(e.key.clone(), e.record.clone());
+            let mut record = e.record.clone();
+            if !refused.is_empty() {
+                let mut has: Vec<String> = e.skip.clone();
+                has.extend(delivered.iter().cloned());
+                record.owed = Some(Owed {
+                    delivered: has,
+                    refused: refused.clone(),
+                    renewed_from: match e.kind {
+                        EventKind::Renewed { old_not_after } => Some(old_not_after),
+                        _ => None,
+                    },
+                });
+            }
+            s.credentials.insert(e.key.clone(), record);
             in_flight.remove(&e.key);
         }
         if let Some(day) = sent.digest_day {
             s.last_digest = Some(day);
         }
+        metrics.set_notifications_owed(s.owed());
         if let Err(e) = save_state(&config.state_file, &s) {
             tracing::warn!(path = %config.state_file.display(), error = %e, "cannot save the notify state");
         }
+    }
+}
+
+/// One SMTP transaction for `rcpt`: from connecting to the server's final
+/// answer, bounded by [`SEND_TIMEOUT`] (a server that accepts and then
+/// says nothing must not hold delivery forever).
+async fn deliver(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    config: &NotifyConfig,
+    rcpt: &Mailbox,
+    bytes: &[u8],
+) -> Outcome {
+    let envelope = match Envelope::new(Some(config.from.email.clone()), vec![rcpt.email.clone()]) {
+        Ok(e) => e,
+        Err(e) => return Outcome::Later(e.to_string()),
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, transport.send_raw(&envelope, bytes)).await {
+        Ok(Ok(_)) => Outcome::Accepted,
+        Ok(Err(e)) => match refused_for_good(&e) {
+            Some((code, reason)) => Outcome::Refused(code, reason, e.to_string()),
+            None => Outcome::Later(e.to_string()),
+        },
+        Err(_) => Outcome::Later(format!(
+            "no answer from the mail server in {SEND_TIMEOUT:?}"
+        )),
     }
 }

@@ -67,7 +67,7 @@ fn promtool_checks_the_rules() {
     require(PROMTOOL);
     let out = run(PROMTOOL, &["check", "rules", "lapse.rules.yml"]);
     let stdout = assert_success("promtool check rules alerts/lapse.rules.yml", &out);
-    assert_contains(&stdout, "SUCCESS: 11 rules found");
+    assert_contains(&stdout, "SUCCESS: 12 rules found");
 }
 
 #[test]
@@ -89,6 +89,7 @@ fn every_alert_is_labelled_annotated_and_tested_both_ways() {
         "LapseCredentialNotYetValid",
         "LapseFileErrors",
         "LapseNotificationsFailing",
+        "LapseNotificationsUndeliverable",
         "LapseReadErrors",
         "LapseSourceDown",
         "LapseSourceStale",

@@ -195,11 +195,24 @@ fn window(not_after: i64, days: i64) -> String {
     )
 }
 
-/// Asserts the mail's envelope and headers name `from` lapse and `to` exactly these.
+/// Asserts the mail's envelope and headers name `from` lapse and `to`
+/// exactly these: the `To:` header lists them all, the envelope one of
+/// them (each recipient is its own SMTP transaction).
 #[track_caller]
 fn assert_addressed(mail: &Mail, to: &[&str]) {
     assert_eq!(mail.from, "lapse@example.com", "envelope sender");
-    assert_eq!(mail.to, to, "envelope recipients of {:?}", mail.subject);
+    assert_eq!(
+        mail.to.len(),
+        1,
+        "one envelope recipient per transaction: {:?}",
+        mail.subject
+    );
+    assert!(
+        to.contains(&mail.to[0].as_str()),
+        "envelope recipient {:?} of {:?} not among {to:?}",
+        mail.to,
+        mail.subject
+    );
     assert_eq!(mail.header("From"), Some("lapse@example.com"));
     assert_eq!(mail.header("To"), Some(to.join(", ").as_str()));
     assert_eq!(
@@ -394,12 +407,19 @@ fn routes_send_each_credential_to_the_first_route_that_matches_it() {
     );
     let server = t.serve();
 
-    let mut mails = t.wait_for(&server, 4);
-    t.smtp.assert_stays(4, QUIET);
+    let mut mails = t.wait_for(&server, 5);
+    t.smtp.assert_stays(5, QUIET);
     mails.sort_by(|a, b| a.to.cmp(&b.to));
-    let [ops, pki, secrets, web] = &mails[..] else {
+    let [etcd_admins, ops, pki, secrets, web] = &mails[..] else {
         unreachable!()
     };
+    // One message for the pki route, delivered to each of its recipients.
+    assert_eq!(etcd_admins.to, ["etcd-admins@example.com"]);
+    assert_eq!(pki.to, ["pki@example.com"]);
+    assert_eq!(
+        (&etcd_admins.subject, etcd_admins.text(), etcd_admins.html()),
+        (&pki.subject, pki.text(), pki.html())
+    );
 
     assert_addressed(web, &["web-team@example.com"]);
     assert_eq!(web.subject, "[lapse] shop.web.example expires in 5d 12h");
@@ -491,9 +511,14 @@ fn routes_send_each_credential_to_the_first_route_that_matches_it() {
             .filter(|m| m.text().contains(&format!("* {cn} —")))
             .map(|m| m.to[0].as_str())
             .collect();
-        assert_eq!(holders, [expected], "who was told about {cn}");
+        let expected = match expected {
+            "pki@example.com" => vec!["etcd-admins@example.com", "pki@example.com"],
+            one => vec![one],
+        };
+        assert_eq!(holders, expected, "who was told about {cn}");
     }
-    assert_eq!(server.metrics().value(TOTAL, &SENT), 4.0);
+    // One delivery per recipient.
+    assert_eq!(server.metrics().value(TOTAL, &SENT), 5.0);
 }
 
 #[test]
@@ -872,4 +897,219 @@ fn sigterm_does_not_wait_for_a_mail_server_that_never_answers() {
     println!("SIGTERM to exit during a send: {} ms", took.as_millis());
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
+}
+
+const OWED: &str = "lapse_notifications_owed";
+const REFUSED: &str = "lapse_notifications_refused_total";
+
+/// A sample's value, `None` while lapse does not export it.
+fn sample(m: &crate::support::Exposition, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    m.find(name, labels).first().map(|s| s.value)
+}
+
+/// Log text without its terminal colours (`ESC [ … m`).
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        rest = rest.find('m').map_or("", |end| &rest[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The refusals counted for one reason.
+fn refused(reason: &str) -> [(&str, &str); 2] {
+    [("channel", "email"), ("reason", reason)]
+}
+
+/// A 550 is not "sent": the warning stays owed (a gauge, the log), and the
+/// next run of lapse, the mail server fixed, delivers it once.
+#[test]
+fn a_warning_refused_for_good_stays_owed_and_the_next_run_delivers_it() {
+    let mut t = Setup::new();
+    t.config(
+        "",
+        "",
+        "  routes:\n\
+         \x20   - match: {path: 'certs/legacy/*'}\n      to: [nobody@example.com]\n",
+    );
+    t.smtp.reject(&["nobody@example.com"]);
+    t.cert_file(
+        "legacy/old.crt",
+        "legacy.example",
+        5 * DAY + 12 * HOUR + 30 * MINUTE,
+    );
+    let server = t.serve();
+    let (m, _) = server.wait_for("the refused warning owed", |m| {
+        sample(m, OWED, &[]) == Some(1.0)
+    });
+    assert_eq!(m.value(REFUSED, &refused("mailbox_unavailable")), 1.0);
+    assert_eq!(m.value(REFUSED, &refused("user_not_local")), 0.0);
+    assert_eq!(m.value(REFUSED, &refused("mailbox_name_not_allowed")), 0.0);
+    assert_eq!(m.value(TOTAL, &SENT), 0.0);
+    assert_eq!(m.value(TOTAL, &FAILED), 1.0);
+    assert_eq!(m.value(PENDING, &[]), 0.0);
+    // Refused for good: not retried every check, not counted again.
+    t.smtp.assert_stays(0, QUIET);
+    let m = server.metrics();
+    assert_eq!(m.value(TOTAL, &FAILED), 1.0);
+    assert_eq!(m.value(OWED, &[]), 1.0);
+    let stderr = server.stderr();
+    assert_contains(
+        &stderr,
+        "recipient refused the mail for good; the warning stays owed",
+    );
+    assert_contains(&plain(&stderr), "recipient=nobody@example.com code=550");
+    let state = std::fs::read_to_string(t.s.path("state/notify-state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let record = &state["credentials"]["file|certs/legacy/old.crt||0"];
+    // Level 3 (inside 7d) is owed, not sent.
+    assert_eq!(record["level"], 3);
+    assert_eq!(
+        record["owed"],
+        json!({"delivered": [], "refused": ["nobody@example.com"]})
+    );
+    let (status, _) = server.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+
+    // The address now exists: the next run delivers what is owed, once.
+    t.smtp.reject(&[]);
+    let server = t.serve();
+    let mails = t.wait_for(&server, 1);
+    assert_addressed(&mails[0], &["nobody@example.com"]);
+    assert_eq!(mails[0].subject, "[lapse] legacy.example expires in 5d 12h");
+    t.smtp.assert_stays(1, QUIET);
+    let m = server.metrics();
+    assert_eq!(m.value(OWED, &[]), 0.0);
+    assert_eq!(m.value(TOTAL, &SENT), 1.0);
+    drop(server);
+    // Delivered: a third run owes nothing.
+    let server = t.serve();
+    t.smtp.assert_stays(1, QUIET);
+    assert_eq!(server.metrics().value(OWED, &[]), 0.0);
+}
+
+/// One mistyped address among three: the other two get the mail, the typo
+/// is counted by reason, and once the configuration names the right
+/// address only that address gets it — nobody gets it twice.
+#[test]
+fn a_mistyped_recipient_does_not_block_the_others_and_a_fixed_one_is_told_once() {
+    let mut t = Setup::new();
+    let route = |typo: &str| {
+        format!(
+            "  routes:\n\
+             \x20   - match: {{path: 'certs/pki/*'}}\n      \
+             to: [pki@example.com, {typo}, etcd-admins@example.com]\n"
+        )
+    };
+    t.config("", "", &route("pki-oncall@exmaple.com"));
+    t.smtp.refuse(&[("pki-oncall@exmaple.com", 553)]);
+    t.cert_file("pki/etcd.crt", "etcd", 6 * DAY + 12 * HOUR + 30 * MINUTE);
+    let server = t.serve();
+    let mut mails = t.wait_for(&server, 2);
+    let all = [
+        "pki@example.com",
+        "pki-oncall@exmaple.com",
+        "etcd-admins@example.com",
+    ];
+    for mail in &mails {
+        assert_addressed(mail, &all);
+        assert_eq!(mail.subject, "[lapse] etcd expires in 6d 12h");
+    }
+    mails.sort_by(|a, b| a.to.cmp(&b.to));
+    let envelopes: Vec<&str> = mails.iter().map(|m| m.to[0].as_str()).collect();
+    assert_eq!(envelopes, ["etcd-admins@example.com", "pki@example.com"]);
+    let (m, _) = server.wait_for("the typo owed", |m| sample(m, OWED, &[]) == Some(1.0));
+    assert_eq!(m.value(REFUSED, &refused("mailbox_name_not_allowed")), 1.0);
+    assert_eq!(m.value(REFUSED, &refused("mailbox_unavailable")), 0.0);
+    assert_eq!(m.value(TOTAL, &SENT), 2.0);
+    t.smtp.assert_stays(2, QUIET);
+    assert_contains(
+        &plain(&server.stderr()),
+        "recipient=pki-oncall@exmaple.com code=553 reason=\"mailbox_name_not_allowed\"",
+    );
+    drop(server);
+
+    // The configuration is fixed: only the new address is owed the warning.
+    t.config("", "", &route("pki-oncall@example.com"));
+    let server = t.serve();
+    let mails = t.wait_for(&server, 3);
+    assert_eq!(mails[2].to, ["pki-oncall@example.com"]);
+    assert_addressed(&mails[2], &["pki-oncall@example.com"]);
+    assert_eq!(mails[2].subject, "[lapse] etcd expires in 6d 12h");
+    t.smtp.assert_stays(3, QUIET);
+    assert_eq!(server.metrics().value(OWED, &[]), 0.0);
+}
+
+/// A temporary refusal (451) is retried for that recipient only: the one
+/// that took the message does not get it again.
+#[test]
+fn a_temporary_refusal_is_retried_for_that_recipient_alone() {
+    let mut t = Setup::new();
+    t.config(
+        "",
+        "",
+        "  routes:\n\
+         \x20   - match: {path: 'certs/*'}\n      to: [a@example.com, b@example.com]\n",
+    );
+    t.smtp.fail_first(1);
+    t.cert_file("web.crt", "web.example", 3 * DAY + 12 * HOUR + 30 * MINUTE);
+    let server = t.serve();
+    let mut mails = t.wait_for(&server, 2);
+    t.smtp.assert_stays(2, QUIET);
+    mails.sort_by(|a, b| a.to.cmp(&b.to));
+    let envelopes: Vec<&str> = mails.iter().map(|m| m.to[0].as_str()).collect();
+    assert_eq!(envelopes, ["a@example.com", "b@example.com"]);
+    let m = server.metrics();
+    assert_eq!(m.value(TOTAL, &FAILED), 1.0);
+    assert_eq!(m.value(TOTAL, &SENT), 2.0);
+    assert_eq!(m.value(PENDING, &[]), 0.0);
+    assert_eq!(m.value(OWED, &[]), 0.0);
+    assert_contains(&server.stderr(), "mail not sent; will retry");
+}
+
+/// A one-hour token that machinery rewrites every hour: no "expires in 59m"
+/// and no "renewed" mail for it by default; `short_lived: mail` mails it.
+#[test]
+fn machinery_rotated_short_lived_tokens_are_not_mailed_by_default() {
+    let t = Setup::new();
+    let token = |iat: i64, sig: &str| {
+        jwt(
+            json!({"sub": "oidc-user", "iat": iat, "exp": iat + HOUR}),
+            sig,
+        )
+    };
+    let now = unix_now();
+    t.s.write("certs/oidc.token", token(now - 30 * MINUTE, "first-sig"));
+    // A certificate crossing a threshold, so a check visibly happened.
+    t.cert_file("web.crt", "web.example", 3 * DAY + 12 * HOUR + 30 * MINUTE);
+    let server = t.serve();
+    let mails = t.wait_for(&server, 1);
+    assert_eq!(mails[0].subject, "[lapse] web.example expires in 3d 12h");
+    assert_eq!(entries(mails[0].text()).len(), 1, "{}", mails[0].text());
+    // The plugin rewrites the token: still nothing.
+    t.s.write("certs/oidc.token", token(unix_now(), "second-sig"));
+    t.smtp.assert_stays(1, QUIET);
+    drop(server);
+
+    t.config("", "", "  short_lived: mail\n");
+    // 49m 30s left when written: "in 49m" for half a minute.
+    t.s.write(
+        "certs/oidc.token",
+        token(unix_now() - 10 * MINUTE - 30, "third-sig"),
+    );
+    let server = t.serve();
+    let mails = t.wait_for(&server, 2);
+    // Under an hour, time left has seconds: the minutes are what is fixed.
+    assert!(
+        mails[1]
+            .subject
+            .starts_with("[lapse] oidc-user expires in 49m "),
+        "{}",
+        mails[1].subject
+    );
+    t.smtp.assert_stays(2, QUIET);
 }

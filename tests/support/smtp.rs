@@ -102,8 +102,10 @@ pub struct SmtpServer {
     pub port: u16,
     dir: PathBuf,
     auth: Option<(String, String)>,
-    /// Recipients refused with a permanent 550 at `RCPT TO`.
-    reject: Vec<String>,
+    /// Recipients refused for good at `RCPT TO`, each with its code (550, 551, 553).
+    reject: Vec<(String, u16)>,
+    /// How many `RCPT TO`s the next start answers with a temporary 451.
+    fail_first: usize,
     /// Holds the port while the server is stopped; its stdin closing ends it.
     holder: Child,
     server: Option<(Child, ChildStdin)>,
@@ -147,6 +149,7 @@ impl SmtpServer {
             dir,
             auth,
             reject: Vec::new(),
+            fail_first: 0,
             holder,
             server: None,
         };
@@ -188,9 +191,12 @@ impl SmtpServer {
         if let Some((user, password)) = &self.auth {
             cmd.args(["--user", user, "--password", password]);
         }
-        for rcpt in &self.reject {
-            cmd.args(["--reject", rcpt]);
+        for (rcpt, code) in &self.reject {
+            cmd.args(["--reject", &format!("{rcpt}={code}")]);
         }
+        // Only this start fails its first attempts: a later restart takes mail at once.
+        let fail_first = std::mem::take(&mut self.fail_first);
+        cmd.args(["--fail-first", &fail_first.to_string()]);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -226,7 +232,25 @@ impl SmtpServer {
     /// Restarts the server refusing `recipients` (none: taking every one
     /// again) with a permanent error, as a server does an unknown user.
     pub fn reject(&mut self, recipients: &[&str]) {
-        self.reject = recipients.iter().map(|r| r.to_string()).collect();
+        let with_code: Vec<(&str, u16)> = recipients.iter().map(|r| (*r, 550)).collect();
+        self.refuse(&with_code);
+    }
+
+    /// Restarts the server refusing each recipient for good with its own
+    /// code: 550 (no such mailbox), 551 (user not local) or 553 (mailbox
+    /// name not allowed).
+    pub fn refuse(&mut self, recipients: &[(&str, u16)]) {
+        self.reject = recipients
+            .iter()
+            .map(|(r, c)| (r.to_string(), *c))
+            .collect();
+        self.restart();
+    }
+
+    /// Restarts the server answering its first `n` `RCPT TO`s (over all
+    /// connections) with a temporary 451; after them it takes mail as usual.
+    pub fn fail_first(&mut self, n: usize) {
+        self.fail_first = n;
         self.restart();
     }
 
@@ -518,6 +542,37 @@ mod tests {
         let mails = smtp.wait_for(2, super::super::DEADLINE);
         assert_eq!(mails[0].to, ["ops@example.com"]);
         assert_eq!(mails[1].to, ["nobody@example.com"]);
+    }
+
+    #[test]
+    fn refuses_with_the_code_it_is_told_and_fails_the_first_attempts_for_a_while() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut smtp = SmtpServer::start(scratch.path().join("mail"));
+        smtp.refuse(&[("a@example.com", 551), ("b@example.com", 553)]);
+        let message = "Subject: s\r\n\r\nbody\r\n";
+        let from = "lapse@example.com";
+        let refused = send(smtp.port, None, from, &["a@example.com"], message).unwrap_err();
+        assert!(
+            refused.contains("got \"551 5.1.6 User not local"),
+            "{refused}"
+        );
+        let refused = send(smtp.port, None, from, &["b@example.com"], message).unwrap_err();
+        assert!(
+            refused.contains("got \"553 5.1.3 Mailbox name not allowed"),
+            "{refused}"
+        );
+
+        smtp.fail_first(2);
+        for _ in 0..2 {
+            let later = send(smtp.port, None, from, &["ops@example.com"], message).unwrap_err();
+            assert!(later.contains("got \"451 4.3.0"), "{later}");
+        }
+        send(smtp.port, None, from, &["ops@example.com"], message).unwrap();
+        // A restart does not fail again.
+        smtp.restart();
+        send(smtp.port, None, from, &["ops@example.com"], message).unwrap();
+        let mails = smtp.wait_for(2, super::super::DEADLINE);
+        assert_eq!(mails.len(), 2);
     }
 
     #[test]

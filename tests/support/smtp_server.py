@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """A real SMTP server for lapse's notifier tests (PyPI's aiosmtpd).
 
-    smtp_server.py --port P --out DIR [--user U --password PW] [--reject ADDRESS]...
+    smtp_server.py --port P --out DIR [--user U --password PW] [--reject ADDRESS[=CODE]]...
+                   [--fail-first N]
     smtp_server.py --hold
 
 The first form listens on 127.0.0.1:P, plain SMTP (no TLS), and writes each
 message it accepts to DIR/<n>.json, atomically (temp file, then rename), so a
 reader never sees half a message. With --user and --password it requires
 AUTH PLAIN or LOGIN with exactly those before it takes a message. Each
---reject address is refused at RCPT TO with a permanent 550.
+--reject address is refused at RCPT TO for good, with CODE: 550 (the default,
+no such mailbox), 551 (user not local) or 553 (mailbox name not allowed), as
+a real server refuses an unknown or mistyped address. With --fail-first N the
+first N RCPT TO commands (over all connections) get a temporary 451, as a
+server answers while its queue or a lookup is unavailable.
 
 Each file holds the envelope, the raw RFC 5322 text, and the fields decoded by
 Python's email package (subject with RFC 2047 words decoded; text and HTML
@@ -74,16 +79,39 @@ def decoded(raw):
         return {"parse_error": f"{type(e).__name__}: {e}"}
 
 
+REFUSALS = {
+    550: "550 5.1.1 No such user here",
+    551: "551 5.1.6 User not local",
+    553: "553 5.1.3 Mailbox name not allowed",
+}
+
+
+def refusals(specs):
+    """ADDRESS or ADDRESS=CODE, each CODE one of REFUSALS."""
+    out = {}
+    for spec in specs:
+        address, _, code = spec.partition("=")
+        code = int(code or 550)
+        if code not in REFUSALS:
+            raise SystemExit(f"--reject {spec}: the code must be one of {sorted(REFUSALS)}")
+        out[address] = REFUSALS[code]
+    return out
+
+
 class Mailbox:
-    def __init__(self, out, reject):
+    def __init__(self, out, reject, fail_first):
         self.out = out
-        self.reject = set(reject)
+        self.reject = refusals(reject)
+        self.fail_first = fail_first
         names = [n[:-5] for n in os.listdir(out) if n.endswith(".json")]
         self.count = max((int(n) for n in names if n.isdigit()), default=0)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return "451 4.3.0 Temporary failure, try again later"
         if address in self.reject:
-            return "550 5.1.1 No such user here"
+            return self.reject[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -130,7 +158,7 @@ async def until_stopped():
 
 async def serve(args):
     os.makedirs(args.out, exist_ok=True)
-    mailbox = Mailbox(args.out, args.reject)
+    mailbox = Mailbox(args.out, args.reject, args.fail_first)
     options = {"hostname": "lapse-test-smtp"}
     if args.user is not None:
         options.update(
@@ -170,7 +198,8 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--user")
     parser.add_argument("--password")
-    parser.add_argument("--reject", action="append", default=[], metavar="ADDRESS")
+    parser.add_argument("--reject", action="append", default=[], metavar="ADDRESS[=CODE]")
+    parser.add_argument("--fail-first", type=int, default=0, metavar="N")
     args = parser.parse_args()
     if args.hold:
         asyncio.run(hold())
