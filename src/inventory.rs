@@ -90,7 +90,8 @@ impl Snapshot {
 }
 
 pub struct Inventory {
-    expected: Vec<&'static str>,
+    /// Sources that must report once before the inventory is ready.
+    expected: Mutex<Vec<&'static str>>,
     intervals: BTreeMap<&'static str, i64>,
     reports: Mutex<BTreeMap<&'static str, SourceReport>>,
     current: RwLock<Arc<Snapshot>>,
@@ -100,7 +101,7 @@ impl Inventory {
     /// `sources`: the names that must report once before the inventory is ready.
     pub fn new(sources: &[&'static str]) -> Self {
         Inventory {
-            expected: sources.to_vec(),
+            expected: Mutex::new(sources.to_vec()),
             intervals: BTreeMap::new(),
             reports: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Snapshot::empty())),
@@ -132,6 +133,14 @@ impl Inventory {
         self.republish(&reports);
     }
 
+    /// Removes `source` and what it reported: a reload turned it off.
+    pub fn retire(&self, source: &'static str) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        reports.remove(source);
+        (self.expected.lock().unwrap_or_else(|p| p.into_inner())).retain(|s| *s != source);
+        self.republish(&reports);
+    }
+
     fn republish(&self, reports: &BTreeMap<&'static str, SourceReport>) {
         let parts: Vec<Arc<Part>> = reports
             .values()
@@ -156,7 +165,12 @@ impl Inventory {
                 .iter()
                 .flat_map(|(name, r)| r.errors.iter().map(move |e| (*name, e.clone())))
                 .collect(),
-            ready: self.expected.iter().all(|s| reports.contains_key(s)),
+            ready: self
+                .expected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .all(|s| reports.contains_key(s)),
         };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
     }
