@@ -175,6 +175,12 @@ impl SelfMetrics {
         self
     }
 
+    /// The notifier was stopped by a reload: what it had queued is planned
+    /// again by the next one, which counts it again.
+    pub fn notifier_stopped(&self) {
+        self.notifications_pending.set(0);
+    }
+
     /// A source started by a reload: its error counters start at 0, as
     /// those of the sources present at start-up do.
     pub fn declare_source(&self, source: &'static str, reasons: &[ErrorReason]) {

@@ -301,6 +301,7 @@ impl Running {
         if !mailer_same {
             if let Some((_, mut old)) = self.mailer.take() {
                 old.stop().await;
+                self.metrics.notifier_stopped();
             }
             self.mailer = plan.mailer.map(|config| {
                 let task = self.start_mailer(&config);

@@ -184,6 +184,8 @@ struct Files {
     base: PathBuf,
     provider: Arc<CryptoProvider>,
     failures: Counter,
+    /// [`CHECK_INTERVAL`]; shorter in tests.
+    interval: Duration,
     seen: Mutex<Seen>,
 }
 
@@ -206,7 +208,7 @@ impl Files {
     /// A new pair to serve, if the files changed and make a good one.
     fn check(&self) -> Option<CertifiedKey> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.checked.elapsed() < CHECK_INTERVAL {
+        if seen.checked.elapsed() < self.interval {
             return None;
         }
         seen.checked = Instant::now();
@@ -296,6 +298,7 @@ impl ServerCert {
                 base,
                 provider,
                 failures,
+                interval: CHECK_INTERVAL,
                 seen: Mutex::new(Seen {
                     checked: Instant::now(),
                     loaded,
@@ -307,16 +310,123 @@ impl ServerCert {
     }
 }
 
-impl ResolvesServerCert for ServerCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+impl ServerCert {
+    /// The pair to serve now, the files looked at first if it is time.
+    fn current(&self) -> Arc<CertifiedKey> {
         if let Some(pair) = self.files.as_ref().and_then(Files::check) {
             *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pair);
         }
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&current)
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::testing::{Pem, self_signed};
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// `server.crt` and `server.key` written in `dir`, looked at on every call.
+    fn watching(dir: &Path, pem: &Pem, failures: &Counter) -> ServerCert {
+        write(dir, "server.crt", &pem.cert);
+        write(dir, "server.key", &pem.key);
+        let input = |name: &str, field: &str| {
+            let file = Some(name.to_string());
+            pem_input(("-", &None), (field, &file), dir, &mut Problems::default()).unwrap()
+        };
+        let pair = certified_key(
+            &input("server.crt", "cert_file"),
+            &input("server.key", "key_file"),
+            &provider(),
+            &mut Problems::default(),
         )
+        .unwrap();
+        let mut cert = ServerCert::from_files(
+            pair,
+            ("server.crt", "server.key"),
+            dir,
+            provider(),
+            failures.clone(),
+        );
+        cert.files.as_mut().unwrap().interval = Duration::ZERO;
+        cert
+    }
+
+    /// Replaced, never rewritten in place: a new inode each time.
+    fn write(dir: &Path, name: &str, text: &str) {
+        let tmp = dir.join(format!("{name}.new"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, dir.join(name)).unwrap();
+    }
+
+    fn der(pem: &Pem) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.cert.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    fn served(cert: &ServerCert) -> Vec<u8> {
+        cert.current().cert[0].to_vec()
+    }
+
+    #[test]
+    fn a_replaced_pair_is_served_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let failures = Counter::default();
+        let (one, two) = (self_signed("localhost"), self_signed("localhost"));
+        let cert = watching(dir.path(), &one, &failures);
+        assert_eq!(served(&cert), der(&one));
+        write(dir.path(), "server.key", &two.key);
+        write(dir.path(), "server.crt", &two.cert);
+        assert_eq!(served(&cert), der(&two));
+        assert_eq!(failures.get(), 0);
+    }
+
+    #[test]
+    fn a_bad_pair_keeps_the_last_good_one_and_is_counted_once_while_it_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let failures = Counter::default();
+        let (one, two) = (self_signed("localhost"), self_signed("localhost"));
+        let cert = watching(dir.path(), &one, &failures);
+        // The certificate written, its key not yet: perhaps a rotation
+        // between its writes, so not a failure yet.
+        write(dir.path(), "server.crt", &two.cert);
+        assert_eq!((served(&cert), failures.get()), (der(&one), 0));
+        // Still so at the next look: reported once, however often looked at.
+        for _ in 0..3 {
+            assert_eq!((served(&cert), failures.get()), (der(&one), 1));
+        }
+        // A file gone is as bad; a good pair again is served.
+        std::fs::remove_file(dir.path().join("server.key")).unwrap();
+        assert_eq!((served(&cert), failures.get()), (der(&one), 1));
+        assert_eq!((served(&cert), failures.get()), (der(&one), 2));
+        write(dir.path(), "server.key", &two.key);
+        assert_eq!((served(&cert), failures.get()), (der(&two), 2));
+    }
+
+    #[test]
+    fn the_files_are_looked_at_once_per_interval_and_inline_pairs_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let failures = Counter::default();
+        let (one, two) = (self_signed("localhost"), self_signed("localhost"));
+        let mut cert = watching(dir.path(), &one, &failures);
+        cert.files.as_mut().unwrap().interval = Duration::from_secs(3600);
+        write(dir.path(), "server.key", &two.key);
+        write(dir.path(), "server.crt", &two.cert);
+        assert_eq!(served(&cert), der(&one));
+
+        let fixed = ServerCert::fixed((*cert.current()).clone());
+        assert!(fixed.files.is_none());
+        assert_eq!(served(&fixed), der(&one));
     }
 }

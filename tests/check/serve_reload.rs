@@ -188,3 +188,44 @@ fn sighup_applies_a_new_basic_auth_user_to_new_connections() {
         server.stderr()
     );
 }
+
+#[test]
+fn sighup_applies_new_thresholds_to_the_page() {
+    let s = Scratch::new();
+    let now = time::OffsetDateTime::now_utc();
+    let ca = Cert::ca(
+        "reload-test-ca",
+        now - time::Duration::days(300),
+        now + time::Duration::days(300),
+    );
+    let leaf = ca.issue(
+        "soon.example",
+        now - time::Duration::days(70),
+        now + time::Duration::days(20),
+    );
+    s.write("certs/soon.crt", &leaf.pem);
+    s.write("lapse.yaml", "files:\n  paths: [certs]\n");
+    let server = s.serve().args(["--config", "lapse.yaml"]).start();
+    let cell = |status: &str| format!("<td class=\"{status}\">{status}</td>");
+    let page = server.get("/").body;
+    assert!(page.contains(&cell("warning")), "{page}");
+
+    s.write(
+        "lapse.yaml",
+        "files:\n  paths: [certs]\nthresholds: {warning: 10d, critical: 5d}\n",
+    );
+    server.signal("HUP");
+    let started = Instant::now();
+    loop {
+        let page = server.get("/").body;
+        if page.contains(&cell("ok")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "still not ok:\n{page}\n--- stderr ---\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(POLL);
+    }
+}
