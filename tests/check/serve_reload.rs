@@ -229,3 +229,51 @@ fn sighup_applies_new_thresholds_to_the_page() {
         std::thread::sleep(POLL);
     }
 }
+
+#[test]
+fn sighup_turns_the_kubernetes_source_on_and_off() {
+    use super::kubernetes::{K8S, UP, ca, secret_path, tls_secret};
+    use crate::support::apiserver::ApiServer;
+    let s = Scratch::new();
+    let api = ApiServer::start();
+    let shop = ca().issue(
+        "shop.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2027-01-01 0:00 UTC),
+    );
+    api.put(tls_secret("web", "shop-tls", &[&shop]));
+    let kubeconfig = api.write_kubeconfig(&s.path("kube"));
+    certificate(&s, "certs/a.crt", "a.example");
+    s.write("lapse.yaml", "files:\n  paths: [certs]\n");
+    let mut server = s.serve().args(["--config", "lapse.yaml"]).start();
+    let m = server.metrics();
+    assert_eq!(m.paths(), ["certs/a.crt"]);
+    assert!(m.find(UP, &K8S).is_empty(), "{}", m.text);
+
+    s.write(
+        "lapse.yaml",
+        format!(
+            "files:\n  paths: [certs]\nkubernetes:\n  kubeconfig: {}\n",
+            kubeconfig.display()
+        ),
+    );
+    server.signal("HUP");
+    let secret = secret_path("web", "shop-tls");
+    let (m, _) = server.wait_for("the cluster's Secret", |m| {
+        m.paths() == [secret.clone(), "certs/a.crt".to_string()]
+    });
+    assert_eq!(m.value(UP, &K8S), 1.0);
+    // Its error counters start at 0, as at start-up.
+    let zero = [("source", "kubernetes"), ("reason", "forbidden")];
+    assert_eq!(m.value("lapse_errors_total", &zero), 0.0, "{}", m.text);
+
+    s.write("lapse.yaml", "files:\n  paths: [certs]\n");
+    server.signal("HUP");
+    let (m, _) = server.wait_for("the cluster source gone", |m| {
+        m.paths() == ["certs/a.crt"] && m.find(UP, &K8S).is_empty()
+    });
+    assert_running(&mut server);
+    assert_eq!(m.value("lapse_source_up", &[("source", "files")]), 1.0);
+    // Still ready: a source turned off is not waited for.
+    assert_eq!(server.get("/readyz").status, 200);
+}
