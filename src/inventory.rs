@@ -92,7 +92,7 @@ impl Snapshot {
 pub struct Inventory {
     /// Sources that must report once before the inventory is ready.
     expected: Mutex<Vec<&'static str>>,
-    intervals: BTreeMap<&'static str, i64>,
+    intervals: Mutex<BTreeMap<&'static str, i64>>,
     reports: Mutex<BTreeMap<&'static str, SourceReport>>,
     current: RwLock<Arc<Snapshot>>,
 }
@@ -102,7 +102,7 @@ impl Inventory {
     pub fn new(sources: &[&'static str]) -> Self {
         Inventory {
             expected: Mutex::new(sources.to_vec()),
-            intervals: BTreeMap::new(),
+            intervals: Mutex::default(),
             reports: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Snapshot::empty())),
         }
@@ -110,7 +110,7 @@ impl Inventory {
 
     /// Declares how often `source` scans at the least, in seconds.
     pub fn with_rescan_interval(mut self, source: &'static str, seconds: i64) -> Self {
-        self.intervals.insert(source, seconds);
+        (self.intervals.get_mut().unwrap_or_else(|p| p.into_inner())).insert(source, seconds);
         self
     }
 
@@ -141,7 +141,15 @@ impl Inventory {
         self.republish(&reports);
     }
 
+    /// As [`Inventory::with_rescan_interval`], once running: a reload changed it.
+    pub fn set_rescan_interval(&self, source: &'static str, seconds: i64) {
+        let reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        (self.intervals.lock().unwrap_or_else(|p| p.into_inner())).insert(source, seconds);
+        self.republish(&reports);
+    }
+
     fn republish(&self, reports: &BTreeMap<&'static str, SourceReport>) {
+        let intervals = self.intervals.lock().unwrap_or_else(|p| p.into_inner());
         let parts: Vec<Arc<Part>> = reports
             .values()
             .flat_map(|r| r.parts.iter().cloned())
@@ -156,7 +164,7 @@ impl Inventory {
                         SourceStatus {
                             up: r.up,
                             last_scan: r.last_scan,
-                            rescan_interval: self.intervals.get(name).copied(),
+                            rescan_interval: intervals.get(name).copied(),
                         },
                     )
                 })

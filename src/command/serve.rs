@@ -269,6 +269,8 @@ impl Running {
             // Stopped first, so the old task never publishes after the
             // new one; its credentials stay exported until the new scan.
             self.files.1.stop().await;
+            let seconds = plan.files.rescan_interval.as_secs() as i64;
+            self.inventory.set_rescan_interval(files::SOURCE, seconds);
             let task = start_files(&plan.files, &self.inventory, &self.metrics);
             self.files = (plan.files, task);
             changed.push(files::SOURCE);

@@ -79,10 +79,17 @@ fn sighup_applies_a_new_root_and_keeps_serving() {
         "{SUCCESS_TIME} = {reloaded}, expected within [{before}, {after}]"
     );
 
-    // A root taken out goes, with its certificates.
-    s.write("lapse.yaml", "files:\n  paths: [certs-b]\n");
+    // A root taken out goes, with its certificates; a new rescan interval
+    // is the one exported (the stalled-source alert divides by it).
+    let interval = "lapse_source_rescan_interval_seconds";
+    assert_eq!(m.value(interval, &[("source", "files")]), 300.0);
+    s.write(
+        "lapse.yaml",
+        "files:\n  paths: [certs-b]\nrescan_interval: 1h\n",
+    );
     server.signal("HUP");
-    server.wait_for("the root removed", |m| m.paths() == ["certs-b/b.crt"]);
+    let (m, _) = server.wait_for("the root removed", |m| m.paths() == ["certs-b/b.crt"]);
+    assert_eq!(m.value(interval, &[("source", "files")]), 3600.0);
 
     // SIGTERM still drains and exits 0.
     let (status, _) = server.terminate(Duration::from_secs(10));
