@@ -90,8 +90,9 @@ impl Snapshot {
 }
 
 pub struct Inventory {
-    expected: Vec<&'static str>,
-    intervals: BTreeMap<&'static str, i64>,
+    /// Sources that must report once before the inventory is ready.
+    expected: Mutex<Vec<&'static str>>,
+    intervals: Mutex<BTreeMap<&'static str, i64>>,
     reports: Mutex<BTreeMap<&'static str, SourceReport>>,
     current: RwLock<Arc<Snapshot>>,
 }
@@ -100,8 +101,8 @@ impl Inventory {
     /// `sources`: the names that must report once before the inventory is ready.
     pub fn new(sources: &[&'static str]) -> Self {
         Inventory {
-            expected: sources.to_vec(),
-            intervals: BTreeMap::new(),
+            expected: Mutex::new(sources.to_vec()),
+            intervals: Mutex::default(),
             reports: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Snapshot::empty())),
         }
@@ -109,7 +110,7 @@ impl Inventory {
 
     /// Declares how often `source` scans at the least, in seconds.
     pub fn with_rescan_interval(mut self, source: &'static str, seconds: i64) -> Self {
-        self.intervals.insert(source, seconds);
+        (self.intervals.get_mut().unwrap_or_else(|p| p.into_inner())).insert(source, seconds);
         self
     }
 
@@ -132,7 +133,23 @@ impl Inventory {
         self.republish(&reports);
     }
 
+    /// Removes `source` and what it reported: a reload turned it off.
+    pub fn retire(&self, source: &'static str) {
+        let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        reports.remove(source);
+        (self.expected.lock().unwrap_or_else(|p| p.into_inner())).retain(|s| *s != source);
+        self.republish(&reports);
+    }
+
+    /// As [`Inventory::with_rescan_interval`], once running: a reload changed it.
+    pub fn set_rescan_interval(&self, source: &'static str, seconds: i64) {
+        let reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        (self.intervals.lock().unwrap_or_else(|p| p.into_inner())).insert(source, seconds);
+        self.republish(&reports);
+    }
+
     fn republish(&self, reports: &BTreeMap<&'static str, SourceReport>) {
+        let intervals = self.intervals.lock().unwrap_or_else(|p| p.into_inner());
         let parts: Vec<Arc<Part>> = reports
             .values()
             .flat_map(|r| r.parts.iter().cloned())
@@ -147,7 +164,7 @@ impl Inventory {
                         SourceStatus {
                             up: r.up,
                             last_scan: r.last_scan,
-                            rescan_interval: self.intervals.get(name).copied(),
+                            rescan_interval: intervals.get(name).copied(),
                         },
                     )
                 })
@@ -156,7 +173,12 @@ impl Inventory {
                 .iter()
                 .flat_map(|(name, r)| r.errors.iter().map(move |e| (*name, e.clone())))
                 .collect(),
-            ready: self.expected.iter().all(|s| reports.contains_key(s)),
+            ready: self
+                .expected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .all(|s| reports.contains_key(s)),
         };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
     }

@@ -3,8 +3,10 @@
 //! which filter, caps, token rules and keystore passwords; whether the
 //! Kubernetes API is read; thresholds; where to listen; mail.
 //!
-//! Flags win over the file. Every problem is printed at once, each naming
-//! its field, and becomes exit status 3; nothing here scans anything.
+//! Flags win over the file. Every problem is reported at once, each naming
+//! its field: printed by `check` (exit status 3); returned by
+//! [`Settings::serve`], which `serve` prints at start-up (exit status 3)
+//! and logs on reload (keeping what it runs). Nothing here scans anything.
 
 use crate::cli::{CheckArgs, ServeArgs};
 use crate::config::Config;
@@ -15,6 +17,7 @@ use crate::parse::token_rules::TokenRule;
 use crate::source::files::scanner::ScanOptions;
 use crate::source::files::walk::Filter;
 use crate::source::kubernetes::config::KubernetesConfig;
+use prometheus_client::metrics::counter::Counter;
 use std::path::{Path, PathBuf};
 
 /// Everything a command needs to start its sources and readers.
@@ -53,31 +56,24 @@ pub fn default_kubeconfigs() -> Vec<PathBuf> {
 }
 
 /// Reads `--config` and what it names to read at start-up (password
-/// files), printing every problem as `lapse: FILE: field: problem`.
-/// `None` after printing.
-fn load_config(path: Option<&Path>) -> Option<Config> {
+/// files); every problem as `FILE: field: problem`.
+fn read_config(path: Option<&Path>) -> Result<Config, Vec<String>> {
     match path {
-        None => Some(Config::default()),
-        Some(p) => match Config::load(p) {
-            Ok(c) => Some(c),
-            Err(problems) => {
-                for p in problems {
-                    eprintln!("lapse: {p}");
-                }
-                None
-            }
-        },
+        None => Ok(Config::default()),
+        Some(p) => Config::load(p),
     }
 }
 
-fn filter(include: &[String], exclude: &[String]) -> Option<Filter> {
-    match Filter::new(include, exclude) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            eprintln!("lapse: {e}");
-            None
-        }
-    }
+/// [`read_config`], printing every problem as `lapse: FILE: field:
+/// problem`. `None` after printing.
+fn load_config(path: Option<&Path>) -> Option<Config> {
+    read_config(path)
+        .map_err(|problems| {
+            for p in problems {
+                eprintln!("lapse: {p}");
+            }
+        })
+        .ok()
 }
 
 /// The configured kubeconfigs, else the user's that exist (a container
@@ -135,17 +131,28 @@ pub fn token_rule_roots(rules: &[TokenRule]) -> Vec<PathBuf> {
     roots
 }
 
-/// Sources and options shared by both commands.
-fn common(config: &Config, include: &[String], exclude: &[String]) -> Option<ScanOptions> {
+/// Sources and options shared by both commands; the problem is a bad glob.
+fn scan_options(
+    config: &Config,
+    include: &[String],
+    exclude: &[String],
+) -> Result<ScanOptions, String> {
     let include = [config.include.clone(), include.to_vec()].concat();
     let exclude = [config.exclude.clone(), exclude.to_vec()].concat();
-    Some(ScanOptions {
-        filter: filter(&include, &exclude)?,
+    Ok(ScanOptions {
+        filter: Filter::new(&include, &exclude)?,
         max_file_size: config.max_file_size,
         token_rules: config.tokens.clone(),
         passwords: config.keystore_passwords.clone(),
         ..ScanOptions::default()
     })
+}
+
+/// [`scan_options`], printing the problem. `None` after printing.
+fn common(config: &Config, include: &[String], exclude: &[String]) -> Option<ScanOptions> {
+    scan_options(config, include, exclude)
+        .map_err(|e| eprintln!("lapse: {e}"))
+        .ok()
 }
 
 impl Settings {
@@ -226,27 +233,29 @@ impl Settings {
         Some(settings)
     }
 
-    /// `lapse serve`: the paths given, the configuration's, its token
-    /// rules' files and the kubeconfig(s), together. `None` after printing.
-    pub fn serve(args: &ServeArgs) -> Option<Settings> {
-        let config = load_config(args.config.as_deref())?;
+    /// `lapse serve`, at start-up and on reload: the paths given, the
+    /// configuration's, its token rules' files and the kubeconfig(s),
+    /// together. Every problem is returned, each as `FILE: field: problem`
+    /// (the caller prints or logs them); nothing is printed here. A bad
+    /// serving certificate met later is counted in `certificate_failures`.
+    pub fn serve(args: &ServeArgs, certificate_failures: Counter) -> Result<Settings, Vec<String>> {
+        let config = read_config(args.config.as_deref())?;
         let web = match args
             .web_config_file
             .as_ref()
             .or(config.web_config_file.as_ref())
         {
             None => WebConfig::none(),
-            Some(path) => match WebConfig::load(path) {
-                Ok(w) => w,
-                Err(problems) => {
-                    for p in problems {
-                        eprintln!("lapse: {}: {p}", path.display());
-                    }
-                    return None;
-                }
-            },
+            Some(path) => {
+                WebConfig::load_counting(path, certificate_failures).map_err(|problems| {
+                    problems
+                        .into_iter()
+                        .map(|p| format!("{}: {p}", path.display()))
+                        .collect::<Vec<_>>()
+                })?
+            }
         };
-        let scan = common(&config, &[], &[])?;
+        let scan = scan_options(&config, &[], &[]).map_err(|e| vec![e])?;
         let mut roots: Vec<PathBuf> = args.paths.clone();
         roots.extend(config.paths.iter().cloned());
         roots.extend(kubeconfigs(&config));
@@ -255,16 +264,16 @@ impl Settings {
         roots.dedup();
         // A Pod reading its cluster has no file to watch, and needs none.
         if roots.is_empty() && config.kubernetes.is_none() {
-            eprintln!(
-                "lapse: nothing to watch: pass paths, list files.paths in --config, or set KUBECONFIG"
-            );
-            return None;
+            return Err(vec![
+                "nothing to watch: pass paths, list files.paths in --config, or set KUBECONFIG"
+                    .to_string(),
+            ]);
         }
         let mut settings = Settings::from_config(config, scan, roots);
         if let Some(listen) = &args.listen {
             settings.listen = listen.clone();
         }
         settings.web = web;
-        Some(settings)
+        Ok(settings)
     }
 }

@@ -182,6 +182,70 @@ impl SelfMetrics {
     }
 }
 
+// ---- reloads: SIGHUP and the serving certificate
+
+/// How configuration reloads went, as Prometheus reports its own, and
+/// the serving certificate's failed re-reads. Made before the rest (the
+/// web configuration, read first, counts into it) and added to
+/// [`SelfMetrics`] with [`SelfMetrics::with_reload`].
+#[derive(Clone, Debug, Default)]
+pub struct ReloadMetrics {
+    successful: Gauge,
+    success_time: Gauge,
+    /// Handed to the web configuration's certificate resolver.
+    pub certificate_failures: Counter,
+}
+
+impl ReloadMetrics {
+    /// The configuration was loaded (at start-up, or reloaded) at `now`.
+    pub fn succeeded(&self, now: i64) {
+        self.successful.set(1);
+        self.success_time.set(now);
+    }
+
+    /// A reload was refused; the previous configuration stays.
+    pub fn failed(&self) {
+        self.successful.set(0);
+    }
+}
+
+impl SelfMetrics {
+    pub fn with_reload(mut self, reload: &ReloadMetrics) -> Self {
+        self.registry.register(
+            "lapse_config_last_reload_successful",
+            "Whether the last configuration reload (SIGHUP) succeeded",
+            reload.successful.clone(),
+        );
+        self.registry.register(
+            "lapse_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (start-up or SIGHUP)",
+            reload.success_time.clone(),
+        );
+        self.registry.register(
+            "lapse_web_certificate_reload_failures",
+            "Times a replaced serving certificate or key could not be used (the previous pair kept)",
+            reload.certificate_failures.clone(),
+        );
+        self
+    }
+
+    /// The notifier was stopped by a reload: what it had queued is planned
+    /// again by the next one, which counts it again.
+    pub fn notifier_stopped(&self) {
+        self.notifications_pending.set(0);
+    }
+
+    /// A source started by a reload: its error counters start at 0, as
+    /// those of the sources present at start-up do.
+    pub fn declare_source(&self, source: &'static str, reasons: &[ErrorReason]) {
+        for reason in reasons {
+            let _ = self
+                .errors_total
+                .get_or_create(&[("source", source), ("reason", reason.as_str())]);
+        }
+    }
+}
+
 /// The same exposition with each family's samples in the order of their
 /// label sets. prometheus-client keeps a family's series in a hash map,
 /// so two pages of one process listed them in different orders; a

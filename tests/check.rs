@@ -29,6 +29,7 @@ mod check {
     mod serve_http;
     mod serve_metrics;
     mod serve_prometheus;
+    mod serve_reload;
     mod serve_tls;
     mod serve_watch;
     mod token_files;

@@ -7,7 +7,9 @@
 //! a password, a key or an Authorization header.
 
 pub mod basic_auth;
+pub mod live;
 pub mod server;
+pub mod server_cert;
 #[cfg(test)]
 mod testing;
 pub mod tls;

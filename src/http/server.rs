@@ -4,6 +4,7 @@
 //! snapshots only: they never parse or read files, and never log a
 //! request's credentials.
 
+use super::live::Live;
 use super::web_config::WebConfig;
 use crate::credential::Thresholds;
 use crate::inventory::Inventory;
@@ -32,8 +33,9 @@ pub struct App {
     pub metrics: Arc<SelfMetrics>,
     /// The `/metrics` reader's label sets, kept between scrapes.
     pub labels: Arc<LabelCache>,
-    pub web: WebConfig,
-    pub thresholds: Thresholds,
+    /// TLS, basic auth and headers; a reload replaces them for new connections.
+    pub web: Live<WebConfig>,
+    pub thresholds: Live<Thresholds>,
 }
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
@@ -54,7 +56,7 @@ fn with_body(status: StatusCode, content_type: &str, body: Body) -> Response<Bod
 impl App {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let mut response = self.route(&req).await;
-        for (name, value) in &self.web.headers {
+        for (name, value) in &self.web.current().headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }
         if req.method() == Method::HEAD {
@@ -135,7 +137,7 @@ impl App {
             "/" => respond(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                page(&snapshot, &self.thresholds, now()),
+                page(&snapshot, &self.thresholds.current(), now()),
             ),
             _ => respond(
                 StatusCode::NOT_FOUND,
@@ -150,7 +152,7 @@ impl App {
     /// Basic auth, when configured. bcrypt is slow by design: the check runs
     /// on the blocking pool so a burst of bad passwords cannot stall serving.
     async fn authorized(&self, req: &Request<Incoming>) -> bool {
-        let auth = self.web.basic_auth.clone();
+        let auth = self.web.current().basic_auth.clone();
         if !auth.is_enabled() {
             return true;
         }
@@ -163,7 +165,6 @@ impl App {
 
 /// Accepts connections until `shutdown` fires, then lets open ones finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let tls = app.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let builder = hyper::server::conn::http1::Builder::new();
     loop {
@@ -178,6 +179,12 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
                 }
             },
         };
+        let tls = app
+            .web
+            .current()
+            .tls
+            .clone()
+            .map(tokio_rustls::TlsAcceptor::from);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req| {
             let app = app.clone();

@@ -3,19 +3,20 @@
 //! files, relative to the web config), and the client-certificate
 //! verifiers, `client_allowed_sans` included.
 //!
-//! Read at start-up only. Never quote key or certificate text in a problem:
-//! a PEM input is blamed by its field and file name alone.
+//! Read at start-up and on reload (SIGHUP); the serving certificate and
+//! key files are also looked at again on new connections (see
+//! [`super::server_cert`]). Never quote key or certificate text in a
+//! problem: a PEM input is blamed by its field and file name alone.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::WebPkiSupportedAlgorithms;
-use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, UnixTime};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::{
@@ -23,9 +24,12 @@ use tokio_rustls::rustls::{
     SupportedProtocolVersion,
 };
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny};
 
+pub use super::server_cert::io_reason;
+use super::server_cert::{self, PemInput, ServerCert, certificates, pem_input, private_key};
 use crate::config::section::{Problems, Text, TextList};
 
 /// `client_auth_type`: which client certificates are asked for, and
@@ -160,99 +164,6 @@ impl TlsServerConfig {
     }
 }
 
-/// How a failed read is told in a problem (also for the web config file).
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
-        _ => e.to_string(),
-    }
-}
-
-/// PEM text from an inline field or a file, and the name to blame for it.
-struct PemInput {
-    blame: String,
-    bytes: Vec<u8>,
-}
-
-fn pem_input(
-    inline: (&str, &Option<String>),
-    file: (&str, &Option<String>),
-    base: &Path,
-    p: &mut Problems,
-) -> Option<PemInput> {
-    let inline_field = format!("tls_server_config.{}", inline.0);
-    let file_field = format!("tls_server_config.{}", file.0);
-    match (inline.1, file.1) {
-        (Some(_), Some(_)) => {
-            p.add(
-                &file_field,
-                format_args!("set either {} or {}, not both", file.0, inline.0),
-            );
-            None
-        }
-        (Some(text), None) => Some(PemInput {
-            blame: inline_field,
-            bytes: text.clone().into_bytes(),
-        }),
-        (None, Some(name)) => {
-            let path: PathBuf = base.join(name);
-            match std::fs::read(&path) {
-                Ok(bytes) => Some(PemInput {
-                    blame: format!("{file_field}: {}", path.display()),
-                    bytes,
-                }),
-                Err(e) => {
-                    p.add(
-                        &file_field,
-                        format_args!("cannot read {}: {}", path.display(), io_reason(&e)),
-                    );
-                    None
-                }
-            }
-        }
-        (None, None) => None,
-    }
-}
-
-/// Describes a PEM problem without quoting the input.
-fn pem_reason(e: &pem::Error, wanted: &str) -> String {
-    match e {
-        pem::Error::MissingSectionEnd { .. } => "a PEM block has no END line".to_string(),
-        pem::Error::IllegalSectionStart { .. } => "a PEM BEGIN line is malformed".to_string(),
-        pem::Error::Base64Decode(_) => "a PEM block is not valid base64".to_string(),
-        pem::Error::NoItemsFound => format!("no {wanted} found"),
-        pem::Error::SectionTooLarge => "a PEM block is too large".to_string(),
-        _ => "not valid PEM".to_string(),
-    }
-}
-
-fn certificates(input: &PemInput, p: &mut Problems) -> Option<Vec<CertificateDer<'static>>> {
-    match CertificateDer::pem_slice_iter(&input.bytes).collect::<Result<Vec<_>, _>>() {
-        Ok(certs) if certs.is_empty() => {
-            p.add(&input.blame, "no CERTIFICATE block found");
-            None
-        }
-        Ok(certs) => Some(certs),
-        Err(e) => {
-            p.add(&input.blame, pem_reason(&e, "CERTIFICATE block"));
-            None
-        }
-    }
-}
-
-fn private_key(input: &PemInput, p: &mut Problems) -> Option<PrivateKeyDer<'static>> {
-    match PrivateKeyDer::from_pem_slice(&input.bytes) {
-        Ok(key) => Some(key),
-        Err(e) => {
-            let wanted = "private key (PKCS#8, RSA or EC PRIVATE KEY block)";
-            p.add(&input.blame, pem_reason(&e, wanted));
-            None
-        }
-    }
-}
-
 fn client_roots(input: &PemInput, p: &mut Problems) -> Option<Arc<RootCertStore>> {
     let certs = certificates(input, p)?;
     let mut roots = RootCertStore::empty();
@@ -274,6 +185,7 @@ fn client_roots(input: &PemInput, p: &mut Problems) -> Option<Arc<RootCertStore>
 pub fn server_config(
     tls: &TlsServerConfig,
     base: &Path,
+    failures: Counter,
     p: &mut Problems,
 ) -> Option<Arc<ServerConfig>> {
     let before = p.0.len();
@@ -400,36 +312,30 @@ pub fn server_config(
         None => verifier,
     };
 
-    let builder =
-        match ServerConfig::builder_with_provider(provider).with_protocol_versions(&versions) {
-            Ok(builder) => builder,
-            Err(e) => {
-                p.add("tls_server_config", e);
-                return None;
-            }
-        };
-    match builder
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
+    let builder = match ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
     {
-        Ok(mut config) => {
-            // HTTP/1.1 only: the server does not speak h2.
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Some(Arc::new(config))
-        }
+        Ok(builder) => builder,
         Err(e) => {
-            let key_blame = key_input.map_or_else(String::new, |input| input.blame);
-            let cert_blame = cert_input.map_or_else(String::new, |input| input.blame);
-            match e {
-                rustls::Error::InconsistentKeys(_) => {
-                    p.add(&key_blame, "does not match the certificate's public key")
-                }
-                rustls::Error::InvalidCertificate(_) => p.add(&cert_blame, e),
-                _ => p.add(&key_blame, e),
-            }
-            None
+            p.add("tls_server_config", e);
+            return None;
         }
-    }
+    };
+    let key_blame = key_input.map_or_else(String::new, |input| input.blame);
+    let cert_blame = cert_input.map_or_else(String::new, |input| input.blame);
+    let pair = server_cert::pair(chain, key, (&cert_blame, &key_blame), &provider, p)?;
+    let resolver = match (&tls.cert_file.0, &tls.key_file.0) {
+        (Some(cert), Some(key)) => {
+            ServerCert::from_files(pair, (cert, key), base, Arc::clone(&provider), failures)
+        }
+        _ => ServerCert::fixed(pair),
+    };
+    let mut config = builder
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(resolver));
+    // HTTP/1.1 only: the server does not speak h2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Some(Arc::new(config))
 }
 
 /// RequestClientCert / RequireAnyClientCert: as in Go's crypto/tls, any
@@ -596,7 +502,8 @@ mod tests {
     use std::pin::Pin;
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio_rustls::rustls::ClientConfig;
-    use tokio_rustls::rustls::pki_types::ServerName;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, ServerName};
 
     #[test]
     fn files_relative_to_the_config_build_tls_with_http11_alpn() {

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hyper::header::{HeaderName, HeaderValue};
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -49,12 +50,22 @@ impl WebConfig {
     /// (`cannot read: ...`, `invalid YAML at ...`) do not repeat its path,
     /// which the caller prints in front.
     pub fn load(path: &Path) -> Result<WebConfig, Vec<String>> {
+        WebConfig::load_counting(path, Counter::default())
+    }
+
+    /// As [`WebConfig::load`]; a serving certificate and key read from
+    /// files are looked at again on new connections, and a bad new pair is
+    /// counted in `certificate_failures`.
+    pub fn load_counting(
+        path: &Path,
+        certificate_failures: Counter,
+    ) -> Result<WebConfig, Vec<String>> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| vec![format!("cannot read: {}", io_reason(&e))])?;
         let root: Value = yaml::from_str(&text).map_err(|e| vec![e])?;
         let base = path.parent().unwrap_or(Path::new(""));
         let mut problems = Problems::default();
-        let config = from_value(&root, base, &mut problems);
+        let config = from_value(&root, base, certificate_failures, &mut problems);
         if problems.0.is_empty() {
             Ok(config)
         } else {
@@ -63,14 +74,14 @@ impl WebConfig {
     }
 }
 
-fn from_value(root: &Value, base: &Path, p: &mut Problems) -> WebConfig {
+fn from_value(root: &Value, base: &Path, failures: Counter, p: &mut Problems) -> WebConfig {
     let mut config = WebConfig::none();
     let Some(fields) = mapping(root, "web config", p) else {
         return config;
     };
     for (name, value) in fields {
         match name.as_str() {
-            "tls_server_config" => config.tls = tls_section(value, base, p),
+            "tls_server_config" => config.tls = tls_section(value, base, failures.clone(), p),
             "http_server_config" => config.headers = http_section(value, p),
             "basic_auth_users" => config.basic_auth = users_section(value, p),
             // A limiter silently dropped would be worse than a refusal.
@@ -228,7 +239,12 @@ const IGNORED_TLS_FIELDS: [&str; 3] = [
     "prefer_server_cipher_suites",
 ];
 
-fn tls_section(value: &Value, base: &Path, p: &mut Problems) -> Option<Arc<ServerConfig>> {
+fn tls_section(
+    value: &Value,
+    base: &Path,
+    failures: Counter,
+    p: &mut Problems,
+) -> Option<Arc<ServerConfig>> {
     let at = "tls_server_config";
     let warn_ignored = |key: &str, _: &Value, _: &mut Problems| {
         if IGNORED_TLS_FIELDS.contains(&key) {
@@ -251,7 +267,7 @@ fn tls_section(value: &Value, base: &Path, p: &mut Problems) -> Option<Arc<Serve
         }
         return None;
     }
-    tls::server_config(&tls, base, p)
+    tls::server_config(&tls, base, failures, p)
 }
 
 // ---- basic_auth_users

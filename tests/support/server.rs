@@ -329,6 +329,23 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`HUP`, `INT`, …) to lapse, without waiting.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("lapse is running");
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// lapse's exit status, if it has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("poll lapse"))
+    }
+
     /// Sends SIGTERM and waits up to `limit` for the exit; returns its
     /// status and how long it took.
     pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
