@@ -21,8 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan once and report. Exit status: 2 expired or critical, 1 warning,
-    /// 3 errors only, 0 all fine (the Nagios plugin convention).
+    /// Scan once and report. Exit status: 2 expired or critical, 1 warning
+    /// or not yet valid, 3 errors only or nothing found, 0 all fine (the
+    /// Nagios plugin convention).
     Check(CheckArgs),
     /// Export seconds-to-expiry for Prometheus, watching files for changes.
     Serve(ServeArgs),
@@ -72,6 +73,9 @@ pub struct CheckArgs {
     /// Colour the table: auto (only on a terminal, honouring NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Finding no credential and no error is fine (exit 0), not exit 3.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,8 @@
 //! Logs go to stderr, warnings only unless asked for more. Log lines name
 //! paths and entries; they never carry credential bytes.
 
+pub mod plain;
+
 use tracing::Level;
 
 pub fn init(verbosity: u8) {
