@@ -53,6 +53,7 @@ pub fn run(args: &CheckArgs) -> i32 {
     std::mem::forget(listing);
     std::mem::forget(snapshot);
     std::mem::forget(inventory);
+    crate::logging::flush();
     code
 }
 
