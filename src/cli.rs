@@ -1,9 +1,11 @@
 //! Command-line definitions for `lapse check`. Parsing only: no I/O.
 
+use crate::logging::limit::Limits;
 use crate::timefmt::parse_timestamp;
 use crate::units::{parse_duration, parse_size};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,14 +17,38 @@ pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug, -vvv: every file read). Logs never contain secrets.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The same warning (one log statement) at most N times per --log.repeat-window;
+    /// the rest is counted in one line when the window ends (0: no limit).
+    #[arg(
+        long = "log.max-repeats",
+        global = true,
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub log_max_repeats: u32,
+    /// The window of --log.max-repeats, e.g. 1m or 30s.
+    #[arg(long = "log.repeat-window", global = true, value_name = "DURATION",
+          value_parser = parse_window, default_value = "1m")]
+    pub log_repeat_window: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// How much of one warning the log takes.
+    pub fn log_limits(&self) -> Limits {
+        Limits {
+            max_repeats: self.log_max_repeats,
+            window: self.log_repeat_window,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan once and report. Exit status: 2 expired or critical, 1 warning,
-    /// 3 errors only, 0 all fine (the Nagios plugin convention).
+    /// Scan once and report. Exit status: 2 expired or critical, 1 warning
+    /// or not yet valid, 3 errors only or nothing found, 0 all fine (the
+    /// Nagios plugin convention).
     Check(CheckArgs),
     /// Export seconds-to-expiry for Prometheus, watching files for changes.
     Serve(ServeArgs),
@@ -72,6 +98,9 @@ pub struct CheckArgs {
     /// Colour the table: auto (only on a terminal, honouring NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Finding no credential and no error is fine (exit 0), not exit 3.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +117,13 @@ pub struct ServeArgs {
     /// exporter-toolkit web configuration (TLS, basic auth).
     #[arg(long = "web.config.file")]
     pub web_config_file: Option<PathBuf>,
+}
+
+fn parse_window(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        0 => Err("the window must be at least 1s".into()),
+        seconds => Ok(Duration::from_secs(seconds.unsigned_abs())),
+    }
 }
 
 fn parse_at(text: &str) -> Result<i64, String> {

@@ -280,7 +280,18 @@ impl Credential {
         Some(self.not_after? - self.not_before?)
     }
 
+    /// Expired first (nothing is worse), then not yet valid (every TLS
+    /// client refuses it today), then by time left.
     pub fn status(&self, now: Timestamp, thresholds: &Thresholds) -> Status {
+        match self.expiry_status(now, thresholds) {
+            Status::Expired => Status::Expired,
+            _ if self.not_before.is_some_and(|from| from > now) => Status::NotYetValid,
+            by_expiry => by_expiry,
+        }
+    }
+
+    /// The status by time left alone, whatever `not_before` says.
+    pub fn expiry_status(&self, now: Timestamp, thresholds: &Thresholds) -> Status {
         match self.expires_in(now) {
             None => Status::NoExpiry,
             Some(left) if left <= 0 => Status::Expired,
@@ -327,6 +338,8 @@ pub enum Status {
     Critical,
     Expired,
     NoExpiry,
+    /// `not_before` is still ahead.
+    NotYetValid,
 }
 
 impl Status {
@@ -337,6 +350,7 @@ impl Status {
             Status::Critical => "critical",
             Status::Expired => "expired",
             Status::NoExpiry => "no-expiry",
+            Status::NotYetValid => "not-yet-valid",
         }
     }
 }
@@ -472,6 +486,15 @@ mod tests {
         assert_eq!(c(101).status(0, &t), Status::Ok);
         let never = Credential::new(Kind::Jwt, Fingerprint::of(b"x"));
         assert_eq!(never.status(0, &t), Status::NoExpiry);
+        let mut early = c(1_000);
+        early.not_before = Some(1);
+        assert_eq!(early.status(0, &t), Status::NotYetValid);
+        assert_eq!(early.status(1, &t), Status::Ok);
+        early.not_after = Some(5);
+        assert_eq!(early.status(0, &t), Status::NotYetValid);
+        assert_eq!(early.expiry_status(0, &t), Status::Critical);
+        early.not_after = Some(0);
+        assert_eq!(early.status(0, &t), Status::Expired);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod check {
     mod kubernetes;
     mod kubernetes_failures;
     mod layout;
+    mod logs;
     mod malformed;
     mod notify;
     mod output;

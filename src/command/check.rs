@@ -2,12 +2,14 @@
 //! Kubernetes API when `--config` has a `kubernetes:` section — into the
 //! same inventory `serve` uses; its snapshot is printed as a report, and
 //! the exit status follows the Nagios/Icinga convention (2 expired or
-//! critical, 1 warning, 3 errors only, 0 fine).
+//! critical, 1 warning or not yet valid, 3 errors only or nothing found at
+//! all, 0 fine).
 
 use super::EXIT_UNKNOWN;
 use crate::cli::{CheckArgs, Color, Format};
 use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{Inventory, SourceReport};
+use crate::logging::plain::plain;
 use crate::output::check_report::{Listing, Report};
 use crate::settings::Settings;
 use crate::source::files::{self, scanner};
@@ -41,13 +43,47 @@ pub fn run(args: &CheckArgs) -> i32 {
     }
     let snapshot = inventory.snapshot();
     let listing = Listing::of(&snapshot);
-    let code = print(args, &settings, &listing);
+    let mut code = print(args, &settings, &listing);
+    if listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty {
+        eprintln!("lapse: {}", nothing_found(stdin_bytes.is_some(), &settings));
+        code = EXIT_UNKNOWN;
+    }
     // The process exits right after the report: freeing every record one
     // by one would cost more than writing them (milliseconds at 10,000).
     std::mem::forget(listing);
     std::mem::forget(snapshot);
     std::mem::forget(inventory);
+    crate::logging::flush();
     code
+}
+
+/// Why an empty report is not a clean one: what was looked at, so a
+/// failed `kubectl get … | lapse check -` reads as the failure it is.
+fn nothing_found(stdin: bool, settings: &Settings) -> String {
+    const NAMED: usize = 3;
+    let mut places: Vec<String> = Vec::new();
+    if stdin {
+        places.push("-".into());
+    }
+    places.extend(
+        settings
+            .roots
+            .iter()
+            .map(|p| plain(&p.display().to_string()).into_owned()),
+    );
+    if settings.kubernetes.is_some() {
+        places.push("the Kubernetes API".into());
+    }
+    if places.is_empty() {
+        return "nothing found to check: no paths to read".into();
+    }
+    let more = places.len().saturating_sub(NAMED);
+    places.truncate(NAMED);
+    let mut text = format!("nothing found to check in {}", places.join(", "));
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
 }
 
 /// One LIST per scope, then done; a runtime only for that.

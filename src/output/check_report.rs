@@ -1,10 +1,13 @@
 //! The `lapse check` report: a table for people, JSON for tools, and the
-//! exit status. Reads credentials; never sees secret text.
+//! exit status. Reads credentials; never sees secret text. The table and
+//! the error lines are plain text: control characters in names are shown
+//! escaped, never sent to the terminal.
 //!
 //! The JSON shape is a contract: change it only with a documented migration.
 
 use crate::credential::{Credential, ErrorEntry, Status, Thresholds, Timestamp};
 use crate::inventory::Snapshot;
+use crate::logging::plain::plain;
 use crate::timefmt::{rfc3339, time_left};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -281,20 +284,24 @@ impl Report<'_> {
         out.write_all(b"\n}\n")
     }
 
-    /// Nagios/Icinga: 2 critical (or expired), 1 warning, 3 unknown (errors), 0 ok.
+    /// Nagios/Icinga: 2 critical (or expired), 1 warning (or not yet
+    /// valid), 3 unknown (errors), 0 ok. A credential not yet valid counts
+    /// as at least a warning, and as critical when its expiry is.
     pub fn exit_code(&self) -> i32 {
+        let severity = |s: Status| match s {
+            Status::Expired | Status::Critical => 2,
+            Status::Warning | Status::NotYetValid => 1,
+            Status::Ok | Status::NoExpiry => 0,
+        };
         let worst = self
             .listing
             .credentials
             .iter()
-            .map(|c| self.status(c))
-            .fold(0, |acc, s| {
-                acc.max(match s {
-                    Status::Expired | Status::Critical => 2,
-                    Status::Warning => 1,
-                    Status::Ok | Status::NoExpiry => 0,
-                })
-            });
+            .map(|c| {
+                let by_expiry = c.expiry_status(self.now, &self.thresholds);
+                severity(self.status(c)).max(severity(by_expiry))
+            })
+            .fold(0, i32::max);
         if worst == 0 && !self.listing.errors.is_empty() {
             3
         } else {
@@ -312,7 +319,13 @@ impl Report<'_> {
                 .as_deref()
                 .map(|x| format!(" [{x}]"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "{on}error{off}: {}{entry}: {}", e.path, e.message);
+            let _ = writeln!(
+                out,
+                "{on}error{off}: {}{}: {}",
+                plain(&e.path),
+                plain(&entry),
+                plain(&e.message)
+            );
         }
         out
     }
@@ -366,8 +379,8 @@ impl Report<'_> {
                     expires,
                     time_left(c.expires_in(self.now)),
                     c.kind.as_str().to_string(),
-                    subject.to_string(),
-                    place,
+                    plain(subject).into_owned(),
+                    plain(&place).into_owned(),
                 ];
                 (cells, status, c.note.as_deref())
             })
@@ -396,14 +409,14 @@ impl Report<'_> {
         for (cells, status, note) in &rows {
             let paint = color.then_some(match status {
                 Status::Expired | Status::Critical => RED,
-                Status::Warning => YELLOW,
+                Status::Warning | Status::NotYetValid => YELLOW,
                 Status::Ok => GREEN,
                 Status::NoExpiry => DIM,
             });
             line(&mut out, cells, paint);
             if let Some(note) = note {
                 let (on, off) = if color { (DIM, RESET) } else { ("", "") };
-                let _ = writeln!(out, "{on}  └ {note}{off}");
+                let _ = writeln!(out, "{on}  └ {}{off}", plain(note));
             }
         }
         let _ = writeln!(out, "\n{}", self.summary());
@@ -417,8 +430,14 @@ impl Report<'_> {
         }
         let n = |s| counts.get(&s).copied().unwrap_or(0);
         let total = self.listing.credentials.len();
+        // Not yet valid is named only when there is one, so the usual
+        // summary reads as it always has.
+        let early = match n(Status::NotYetValid) {
+            0 => String::new(),
+            k => format!("{k} not yet valid, "),
+        };
         let mut text = format!(
-            "{total} credential{}: {} expired, {} critical, {} warning, {} ok, {} without expiry",
+            "{total} credential{}: {} expired, {} critical, {} warning, {early}{} ok, {} without expiry",
             if total == 1 { "" } else { "s" },
             n(Status::Expired),
             n(Status::Critical),

@@ -1,6 +1,6 @@
 //! Status thresholds (`--warning`, `--critical`) and the Nagios/Icinga
-//! exit status: 2 expired or critical, 1 warning, 3 errors only or a
-//! usage error, 0 otherwise.
+//! exit status: 2 expired or critical, 1 warning or not yet valid, 3 errors
+//! only, nothing found, or a usage error, 0 otherwise.
 
 use crate::support::*;
 use serde_json::json;
@@ -161,7 +161,7 @@ fn exit_status_follows_the_worst_finding() {
         0,
         "only no-expiry findings"
     );
-    assert_eq!(exit_code_for(|_| {}), 0, "nothing found");
+    assert_eq!(exit_code_for(|_| {}), 3, "nothing found");
 }
 
 #[test]
@@ -197,4 +197,113 @@ fn usage_errors_exit_3() {
         .args(["ok.pem", "--max-file-size", "lots"])
         .run()
         .assert_code(3);
+}
+
+/// A certificate whose `not_before` is still ahead is refused by every TLS
+/// client today: `not-yet-valid`, exit 1 at least (2 when its expiry is
+/// critical too), in the table, its summary and the JSON.
+#[test]
+fn a_certificate_not_yet_valid_is_not_ok() {
+    let s = Scratch::new();
+    let future = Cert::ca(
+        "future",
+        datetime!(2026-06-06 0:00 UTC),
+        datetime!(2027-06-01 0:00 UTC),
+    );
+    s.write("future.pem", &future.pem);
+    let soon = Cert::ca(
+        "soon",
+        datetime!(2026-06-02 0:00 UTC),
+        datetime!(2026-06-04 0:00 UTC),
+    );
+    s.write("soon.pem", &soon.pem);
+    cert_expiring_in(&s, "ok", 90 * DAY);
+
+    let report = s.check().args(["future.pem", "ok.pem"]).json();
+    report.assert_no_errors().assert_code(1);
+    assert_fields(
+        report.credential("future.pem", None, Some(0)),
+        json!({"status": "not-yet-valid", "not_before": "2026-06-06T00:00:00Z",
+               "expires_in_seconds": 365 * DAY}),
+    );
+    assert_eq!(status_of(&report, "ok"), "ok");
+
+    let table = s.check().args(["future.pem", "ok.pem"]).run();
+    table.assert_code(1);
+    assert_eq!(
+        table.stdout,
+        "\
+STATUS         EXPIRES (UTC)        LEFT     KIND  SUBJECT  WHERE
+ok             2026-08-30 00:00:00  in 90d   x509  ok       ok.pem
+not-yet-valid  2027-06-01 00:00:00  in 365d  x509  future   future.pem
+
+2 credentials: 0 expired, 0 critical, 0 warning, 1 not yet valid, 1 ok, 0 without expiry
+"
+    );
+
+    let critical = s.check().args(["soon.pem", "--format", "json"]).run();
+    assert_eq!(critical.code, 2, "not yet valid and expiring within 7d");
+    let report = Report::parse(critical);
+    assert_eq!(status_of(&report, "soon"), "not-yet-valid");
+
+    // Judged after its not_before, it is an ordinary certificate.
+    let later = s
+        .check_at("2026-06-06T00:00:00Z")
+        .args(["future.pem", "--format", "json"])
+        .run();
+    assert_eq!(later.code, 0);
+    assert_eq!(status_of(&Report::parse(later), "future"), "ok");
+}
+
+/// Checking nothing is not a clean bill of health: no credential and no
+/// error exits 3 with one line on stderr, unless `--allow-empty`.
+#[test]
+fn nothing_found_exits_3_unless_allow_empty() {
+    let s = Scratch::new();
+    s.mkdir("empty");
+    s.write("lapse.yaml", "");
+
+    let piped = s.check().arg("-").stdin("\n").run();
+    assert_eq!(
+        (piped.code, piped.stderr.as_str()),
+        (3, "lapse: nothing found to check in -\n")
+    );
+    assert_eq!(
+        piped.stdout,
+        "STATUS  EXPIRES (UTC)  LEFT  KIND  SUBJECT  WHERE\n\n0 credentials: 0 expired, 0 critical, 0 warning, 0 ok, 0 without expiry\n"
+    );
+
+    let dir = s.check().arg("empty").run();
+    assert_eq!(
+        (dir.code, dir.stderr.as_str()),
+        (3, "lapse: nothing found to check in empty\n")
+    );
+
+    let json = s
+        .check()
+        .args(["empty", "-", "--format", "json"])
+        .stdin("")
+        .run();
+    assert_eq!(
+        (json.code, json.stderr.as_str()),
+        (3, "lapse: nothing found to check in -, empty\n")
+    );
+    Report::parse(json)
+        .assert_credential_count(0)
+        .assert_error_count(0);
+
+    let config = s.check().args(["--config", "lapse.yaml"]).run();
+    assert_eq!(
+        (config.code, config.stderr.as_str()),
+        (3, "lapse: nothing found to check: no paths to read\n")
+    );
+
+    for args in [
+        vec!["-", "--allow-empty"],
+        vec!["empty", "--allow-empty"],
+        vec!["--config", "lapse.yaml", "--allow-empty"],
+    ] {
+        let allowed = s.check().args(&args).stdin("").run();
+        assert_eq!((allowed.code, allowed.stderr.as_str()), (0, ""), "{args:?}");
+    }
 }

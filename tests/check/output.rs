@@ -270,3 +270,56 @@ fn a_kubeconfig_on_standard_input() {
         json!({"source": "kubeconfig", "not_after": "2026-06-02T00:00:00Z"}),
     );
 }
+
+/// A CN with a carriage return cannot make an expired row read `ok`, and
+/// escape sequences reach neither the table nor stderr: each control
+/// character is shown as a visible escape. JSON keeps its own escaping.
+#[test]
+fn control_characters_in_names_are_shown_escaped() {
+    let s = Scratch::new();
+    let spoof = Cert::ca(
+        "kube-apiserver\rok     ",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2026-05-01 0:00 UTC),
+    );
+    let osc = Cert::ca(
+        "\x1b]0;owned\x07\x1b[32mfine\u{202e}",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2026-05-02 0:00 UTC),
+    );
+    s.write("spoof.pem", &spoof.pem);
+    s.write("tree/osc\x1b[2J.pem", &osc.pem);
+    s.write(
+        "tree/bad\nerror: tree/all-good.crt: fine\n.crt",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n",
+    );
+
+    let out = s.check().args(["spoof.pem", "tree"]).run();
+
+    out.assert_code(2);
+    assert_eq!(
+        out.stdout,
+        "\
+STATUS   EXPIRES (UTC)        LEFT             KIND  SUBJECT                               WHERE
+expired  2026-05-01 00:00:00  expired 31d ago  x509  kube-apiserver\\rok                    spoof.pem
+expired  2026-05-02 00:00:00  expired 30d ago  x509  \\x1b]0;owned\\x07\\x1b[32mfine\\u{202e}  tree/osc\\x1b[2J.pem
+
+2 credentials: 2 expired, 0 critical, 0 warning, 0 ok, 0 without expiry; 1 error (listed on stderr)
+"
+    );
+    assert_eq!(
+        out.stderr,
+        "error: tree/bad\\nerror: tree/all-good.crt: fine\\n.crt: certificate #0: PEM block CERTIFICATE has no matching END line (truncated?)\n"
+    );
+
+    let report = s.check().args(["spoof.pem", "tree"]).json();
+    assert_eq!(
+        report.credential("spoof.pem", None, Some(0))["subject"],
+        "CN=kube-apiserver\rok     "
+    );
+    assert_eq!(
+        report.errors()[0]["path"],
+        "tree/bad\nerror: tree/all-good.crt: fine\n.crt"
+    );
+    assert_contains(&report.stdout, r#""subject": "CN=kube-apiserver\rok     ""#);
+}

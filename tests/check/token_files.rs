@@ -171,7 +171,9 @@ fn keystone_auth_tokens_response_body() {
         json!({
             "kind": "opaque-token", "subject": "admin", "issuer": null,
             "not_before": "2026-06-01T04:00:54Z", "not_after": "2026-06-03T04:00:54Z",
-            "expires_in_seconds": 2 * DAY + 4 * HOUR + 54, "status": "critical",
+            "expires_in_seconds": 2 * DAY + 4 * HOUR + 54,
+            // Issued four hours after the pinned now.
+            "status": "not-yet-valid",
             "fingerprint": sha256("VcxU2JYqT8OzfUVvrjEITQ"),
         }),
     );

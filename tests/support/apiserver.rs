@@ -260,6 +260,8 @@ type Key = (Resource, String, String);
 struct Forbidden {
     namespace: Option<String>,
     resource: Option<Resource>,
+    /// The Status message instead of the usual one.
+    message: Option<String>,
 }
 
 struct State {
@@ -561,6 +563,17 @@ impl ApiServer {
         self.shared.state().forbidden.push(Forbidden {
             namespace: namespace.map(str::to_string),
             resource,
+            message: None,
+        });
+    }
+
+    /// Every request in `namespace` gets 403 with `message` as the
+    /// Status message (an API server's or admission webhook's own words).
+    pub fn forbid_namespace_saying(&self, namespace: &str, message: &str) {
+        self.shared.state().forbidden.push(Forbidden {
+            namespace: Some(namespace.to_string()),
+            resource: None,
+            message: Some(message.to_string()),
         });
     }
 
@@ -1087,10 +1100,10 @@ fn answer(shared: &Shared, request: &Request) -> Result<Answer, Failure> {
     };
     let verb = verb(request, name.is_some());
     let plural = resource.plural();
-    let forbidden = state.forbidden.iter().any(|f| {
+    let forbidden = state.forbidden.iter().find(|f| {
         f.resource.is_none_or(|r| r == resource) && f.namespace.as_deref() == namespace.as_deref()
     });
-    if forbidden {
+    if let Some(forbidden) = forbidden {
         let what = match &name {
             Some(n) => format!("{plural} \"{n}\""),
             None => plural.to_string(),
@@ -1099,13 +1112,12 @@ fn answer(shared: &Shared, request: &Request) -> Result<Answer, Failure> {
             Some(ns) => format!("in the namespace \"{ns}\""),
             None => "at the cluster scope".to_string(),
         };
-        let mut f = Failure::new(
-            403,
-            "Forbidden",
+        let message = forbidden.message.clone().unwrap_or_else(|| {
             format!(
                 "{what} is forbidden: User \"{USER}\" cannot {verb} resource \"{plural}\" in API group \"\" {scope}"
-            ),
-        );
+            )
+        });
+        let mut f = Failure::new(403, "Forbidden", message);
         f.kind = Some(plural.to_string());
         f.name = name.clone();
         return Err(f);
