@@ -24,7 +24,7 @@ fn the_readme_sample_is_what_its_first_command_prints() {
     let command = first.split('#').next().unwrap().trim();
     assert_eq!(
         command,
-        "cargo run --release -- check --at 2026-11-22T11:18:00Z examples/demo"
+        "cargo run --release -- check --at 2026-11-27T12:00:00Z examples/demo"
     );
     let second = sh.lines().nth(1).expect("a second command");
     assert_eq!(second.split('#').next().unwrap().trim(), "scripts/test");
