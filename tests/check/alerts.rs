@@ -67,7 +67,7 @@ fn promtool_checks_the_rules() {
     require(PROMTOOL);
     let out = run(PROMTOOL, &["check", "rules", "lapse.rules.yml"]);
     let stdout = assert_success("promtool check rules alerts/lapse.rules.yml", &out);
-    assert_contains(&stdout, "SUCCESS: 12 rules found");
+    assert_contains(&stdout, "SUCCESS: 13 rules found");
 }
 
 #[test]
@@ -83,6 +83,7 @@ fn every_alert_is_labelled_annotated_and_tested_both_ways() {
     let rules = rules();
     let expected: BTreeSet<&str> = [
         "LapseAbsent",
+        "LapseConfigReloadFailed",
         "LapseCredentialExpired",
         "LapseCredentialExpiringCritical",
         "LapseCredentialExpiringSoon",
