@@ -12,6 +12,7 @@ use crate::cli::{CheckArgs, ServeArgs};
 use crate::config::Config;
 use crate::credential::{ErrorEntry, ErrorReason, Thresholds};
 use crate::http::web_config::WebConfig;
+use crate::logging::plain::plain;
 use crate::notify::NotifyConfig;
 use crate::parse::token_rules::TokenRule;
 use crate::source::files::scanner::ScanOptions;
@@ -70,7 +71,7 @@ fn load_config(path: Option<&Path>) -> Option<Config> {
     read_config(path)
         .map_err(|problems| {
             for p in problems {
-                eprintln!("lapse: {p}");
+                eprintln!("lapse: {}", plain(&p));
             }
         })
         .ok()
@@ -151,7 +152,7 @@ fn scan_options(
 /// [`scan_options`], printing the problem. `None` after printing.
 fn common(config: &Config, include: &[String], exclude: &[String]) -> Option<ScanOptions> {
     scan_options(config, include, exclude)
-        .map_err(|e| eprintln!("lapse: {e}"))
+        .map_err(|e| eprintln!("lapse: {}", plain(&e.to_string())))
         .ok()
 }
 

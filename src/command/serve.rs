@@ -19,6 +19,7 @@ use crate::http::live::Live;
 use crate::http::server::{self as web, App};
 use crate::http::web_config::WebConfig;
 use crate::inventory::Inventory;
+use crate::logging::plain::plain;
 use crate::notify::{self, Notifier, NotifyConfig};
 use crate::settings::Settings;
 use crate::source::files::{self, FileSource};
@@ -69,7 +70,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         Ok(s) => s,
         Err(problems) => {
             for p in problems {
-                eprintln!("lapse: {p}");
+                eprintln!("lapse: {}", plain(&p));
             }
             return EXIT_UNKNOWN;
         }
@@ -95,7 +96,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         let listener = match tokio::net::TcpListener::bind(&listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("lapse: cannot listen on {listen}: {e}");
+                eprintln!("lapse: cannot listen on {}: {e}", plain(&listen));
                 return EXIT_UNKNOWN;
             }
         };

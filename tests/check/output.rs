@@ -323,3 +323,25 @@ expired  2026-05-02 00:00:00  expired 30d ago  x509  \\x1b]0;owned\\x07\\x1b[32m
     );
     assert_contains(&report.stdout, r#""subject": "CN=kube-apiserver\rok     ""#);
 }
+
+/// A start-up problem names its file: a name with a newline and an escape
+/// sequence stays on one line of stderr, shown escaped.
+#[test]
+fn a_config_problem_in_a_strangely_named_file_is_one_escaped_line() {
+    let s = Scratch::new();
+    s.write(
+        "cfg\nlapse: all fine\x1b[2K.yaml",
+        "thresholds: {warning: soon}\n",
+    );
+
+    let out = s
+        .check()
+        .args(["--config", "cfg\nlapse: all fine\x1b[2K.yaml"])
+        .run();
+
+    out.assert_code(3);
+    assert_eq!(
+        out.stderr,
+        "lapse: cfg\\nlapse: all fine\\x1b[2K.yaml: thresholds.warning: invalid duration \"soon\": a unit needs a number before it\n"
+    );
+}
