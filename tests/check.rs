@@ -24,6 +24,7 @@ mod check {
     mod notify;
     mod output;
     mod secrecy;
+    mod serve_auth;
     mod serve_config;
     mod serve_http;
     mod serve_metrics;
