@@ -26,6 +26,7 @@ mod check {
     mod output;
     mod readme;
     mod secrecy;
+    mod serve_auth;
     mod serve_config;
     mod serve_http;
     mod serve_metrics;

@@ -4,6 +4,7 @@
 //! snapshots only: they never parse or read files, and never log a
 //! request's credentials.
 
+use super::basic_auth::Verdict;
 use super::live::Live;
 use super::web_config::WebConfig;
 use crate::credential::Thresholds;
@@ -66,17 +67,8 @@ impl App {
     }
 
     async fn route(&self, req: &Request<Incoming>) -> Response<Body> {
-        if !self.authorized(req).await {
-            let mut r = respond(
-                StatusCode::UNAUTHORIZED,
-                "text/plain; charset=utf-8",
-                "Unauthorized\n",
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"lapse\""),
-            );
-            return r;
+        if let Some(refusal) = self.authorized(req).await {
+            return refusal;
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = respond(
@@ -149,17 +141,33 @@ impl App {
 }
 
 impl App {
-    /// Basic auth, when configured. bcrypt is slow by design: the check runs
-    /// on the blocking pool so a burst of bad passwords cannot stall serving.
-    async fn authorized(&self, req: &Request<Incoming>) -> bool {
-        let auth = self.web.current().basic_auth.clone();
-        if !auth.is_enabled() {
-            return true;
-        }
-        let header = req.headers().get(header::AUTHORIZATION).cloned();
-        tokio::task::spawn_blocking(move || auth.authorize(header.as_ref()))
-            .await
-            .unwrap_or(false)
+    /// Basic auth, when configured: `None` lets the request through,
+    /// otherwise this is the answer. A login verified before is answered
+    /// from a cache at once; others wait for bcrypt in a short line, and
+    /// when it is full get 503 with `Retry-After: 1` rather than a 401
+    /// (their password may well be right) or a place in a queue that
+    /// would outlive the flood filling it.
+    async fn authorized(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        let header = req.headers().get(header::AUTHORIZATION);
+        let (status, body, name, value) = match self.web.current().basic_auth.check(header).await {
+            Verdict::Allowed => return None,
+            Verdict::Refused => (
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized\n",
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"lapse\"",
+            ),
+            Verdict::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many logins are being checked; retry shortly\n",
+                header::RETRY_AFTER,
+                "1",
+            ),
+        };
+        let mut r = respond(status, "text/plain; charset=utf-8", body);
+        r.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+        Some(r)
     }
 }
 

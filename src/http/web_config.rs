@@ -280,7 +280,6 @@ fn users_section(value: &Value, p: &mut Problems) -> BasicAuth {
         return BasicAuth::disabled();
     }
     let mut users = Vec::new();
-    let mut max_cost = 4;
     for (name, hash) in entries {
         let field = format!("basic_auth_users.{name}");
         if name.contains(':') {
@@ -295,18 +294,21 @@ fn users_section(value: &Value, p: &mut Problems) -> BasicAuth {
             .and_then(|h| h.parse::<bcrypt::HashParts>().ok())
             .map(|parts| parts.get_cost())
             .filter(|cost| (4..=31).contains(cost));
+        let max = super::basic_auth::MAX_COST;
         match (cost, hash.as_str()) {
-            (Some(cost), Some(hash)) => {
-                max_cost = max_cost.max(cost);
-                users.push((name.clone(), hash.to_string()));
-            }
+            // Every login, and every decoy, would pay 2^cost rounds.
+            (Some(cost), Some(_)) if cost > max => p.add(
+                &field,
+                format_args!("bcrypt cost {cost} is above the maximum of {max}"),
+            ),
+            (Some(_), Some(hash)) => users.push((name.clone(), hash.to_string())),
             _ => p.add(&field, "not a bcrypt hash"),
         }
     }
     if users.is_empty() {
         return BasicAuth::disabled();
     }
-    match BasicAuth::new(users, max_cost) {
+    match BasicAuth::new(users) {
         Ok(auth) => auth,
         Err(e) => {
             p.add(
