@@ -10,9 +10,11 @@
 //!
 //! - [`config`]: the `files:` section and `tokens:` rules of lapse.yaml.
 //! - [`scanner`]: what a scan reads and remembers, once or incrementally.
-//! - [`walk`]: discovery, filters, signatures and capped reads.
+//! - [`walk`]: discovery, filters and signatures.
+//! - [`read`]: one file opened safely and read under a cap and a deadline.
 
 pub mod config;
+pub mod read;
 pub mod scanner;
 pub mod walk;
 
