@@ -23,6 +23,34 @@ pub struct SelfMetrics {
     scan_duration: HistogramFamily,
     notifications_total: Family<[(&'static str, &'static str); 2], Counter>,
     notifications_pending: Gauge,
+    watches: WatchMetrics,
+}
+
+/// The file watcher's blind spots: paths whose watch could not be added.
+struct WatchMetrics {
+    failures_total: Family<SourceOnly, Counter>,
+    polled: Family<SourceOnly, Gauge>,
+}
+
+impl WatchMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let failures_total = Family::<SourceOnly, Counter>::default();
+        registry.register(
+            "lapse_watch_failures",
+            "Paths whose filesystem watch could not be added (each time one starts being polled)",
+            failures_total.clone(),
+        );
+        let polled = Family::<SourceOnly, Gauge>::default();
+        registry.register(
+            "lapse_watch_polled_paths",
+            "Paths polled because a filesystem watch could not be added",
+            polled.clone(),
+        );
+        WatchMetrics {
+            failures_total,
+            polled,
+        }
+    }
 }
 
 impl std::fmt::Debug for SelfMetrics {
@@ -88,12 +116,14 @@ impl SelfMetrics {
                     errors_total.get_or_create(&[("source", source), ("reason", reason.as_str())]);
             }
         }
+        let watches = WatchMetrics::register(&mut registry);
         SelfMetrics {
             registry,
             errors_total,
             scan_duration,
             notifications_total,
             notifications_pending,
+            watches,
         }
     }
 
@@ -118,6 +148,31 @@ impl SelfMetrics {
         self.scan_duration
             .get_or_create(&[("source", source)])
             .observe(seconds);
+    }
+
+    /// A source that watches starts its watch series at 0.
+    pub fn watching(&self, source: &'static str) {
+        let _ = self
+            .watches
+            .failures_total
+            .get_or_create(&[("source", source)]);
+        self.watch_polled(source, 0);
+    }
+
+    /// A path of `source` could not be watched and is now polled.
+    pub fn count_watch_failure(&self, source: &'static str) {
+        self.watches
+            .failures_total
+            .get_or_create(&[("source", source)])
+            .inc();
+    }
+
+    /// How many paths `source` polls now.
+    pub fn watch_polled(&self, source: &'static str, paths: usize) {
+        self.watches
+            .polled
+            .get_or_create(&[("source", source)])
+            .set(paths as i64);
     }
 
     pub fn encode(&self) -> String {

@@ -340,7 +340,8 @@ const POLLED: &str = "lapse_watch_polled_paths";
 const WATCH_FAILURES: &str = "lapse_watch_failures_total";
 
 /// With `files.max_watches: 2`, the first root (one directory) and the
-/// working directory it sits in are watched; the second root cannot be,
+/// working directory it sits in are watched (roots in path order); the
+/// second root cannot be,
 /// so it is polled: counted, logged once at warn, and a change in it
 /// still shows within the poll interval.
 #[test]
@@ -351,12 +352,12 @@ fn a_directory_that_cannot_be_watched_is_polled() {
     let a = leaf(&ca, "a.example", a_at);
     let b_at = datetime!(2032-01-01 0:00 UTC);
     let b = leaf(&ca, "b.example", b_at);
-    s.write("watched/a.crt", &a.pem);
-    s.write("polled/b.crt", &b.pem);
+    s.write("a-watched/a.crt", &a.pem);
+    s.write("b-polled/b.crt", &b.pem);
     hour_rescan_config(&s, "  max_watches: 2\n");
     let server = s
         .serve()
-        .args(["--config", "lapse.yaml", "watched", "polled"])
+        .args(["--config", "lapse.yaml", "a-watched", "b-polled"])
         .start();
     let m = server.metrics();
     assert_eq!(m.value(POLLED, &[("source", "files")]), 1.0, "{}", m.text);
@@ -364,13 +365,13 @@ fn a_directory_that_cannot_be_watched_is_polled() {
 
     let renewed_at = datetime!(2035-05-05 0:00 UTC);
     let renewed = leaf(&ca, "b.example", renewed_at);
-    s.write("polled/b.crt", &renewed.pem);
+    s.write("b-polled/b.crt", &renewed.pem);
     // Within wait_for's ten seconds: the poll interval is 5 s.
     let (m, _) = server.wait_for("change in a polled directory", |m| {
-        shows(m, "polled/b.crt", &renewed)
+        shows(m, "b-polled/b.crt", &renewed)
     });
-    assert_shows(&m, "polled/b.crt", &renewed, renewed_at);
-    assert_shows(&m, "watched/a.crt", &a, a_at);
+    assert_shows(&m, "b-polled/b.crt", &renewed, renewed_at);
+    assert_shows(&m, "a-watched/a.crt", &a, a_at);
     // Still polled, still one failure: a failing path is counted and
     // logged when it starts failing, not on every retry.
     assert_eq!(m.value(POLLED, &[("source", "files")]), 1.0);
@@ -382,5 +383,6 @@ fn a_directory_that_cannot_be_watched_is_polled() {
         .collect();
     assert_eq!(warned.len(), 1, "{warned:#?}");
     assert_contains(warned[0], "WARN");
-    assert_contains(warned[0], "polled");
+    assert_contains(warned[0], "b-polled");
+    assert_contains(warned[0], "files.max_watches (2) reached");
 }
