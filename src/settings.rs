@@ -145,6 +145,8 @@ fn scan_options(
         max_file_size: config.max_file_size,
         token_rules: config.tokens.clone(),
         passwords: config.keystore_passwords.clone(),
+        read_timeout: std::time::Duration::from_secs(config.read_timeout),
+        max_watches: config.max_watches,
         ..ScanOptions::default()
     })
 }

@@ -24,6 +24,7 @@ pub struct SelfMetrics {
     notifications_total: Family<[(&'static str, &'static str); 2], Counter>,
     notifications_pending: Gauge,
     notify: NotifyMetrics,
+    watches: WatchMetrics,
 }
 
 /// The notifier's delivery outcomes beyond attempts: warnings still owed,
@@ -49,6 +50,33 @@ impl NotifyMetrics {
              (mailbox_unavailable 550, user_not_local 551, mailbox_name_not_allowed 553)",
             self.refused_total.clone(),
         );
+    }
+}
+
+/// The file watcher's blind spots: paths whose watch could not be added.
+struct WatchMetrics {
+    failures_total: Family<SourceOnly, Counter>,
+    polled: Family<SourceOnly, Gauge>,
+}
+
+impl WatchMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let failures_total = Family::<SourceOnly, Counter>::default();
+        registry.register(
+            "lapse_watch_failures",
+            "Paths whose filesystem watch could not be added (each time one starts being polled)",
+            failures_total.clone(),
+        );
+        let polled = Family::<SourceOnly, Gauge>::default();
+        registry.register(
+            "lapse_watch_polled_paths",
+            "Paths polled because a filesystem watch could not be added",
+            polled.clone(),
+        );
+        WatchMetrics {
+            failures_total,
+            polled,
+        }
     }
 }
 
@@ -119,6 +147,7 @@ impl SelfMetrics {
                     errors_total.get_or_create(&[("source", source), ("reason", reason.as_str())]);
             }
         }
+        let watches = WatchMetrics::register(&mut registry);
         SelfMetrics {
             registry,
             errors_total,
@@ -126,6 +155,7 @@ impl SelfMetrics {
             notifications_total,
             notifications_pending,
             notify,
+            watches,
         }
     }
 
@@ -172,6 +202,31 @@ impl SelfMetrics {
         self.scan_duration
             .get_or_create(&[("source", source)])
             .observe(seconds);
+    }
+
+    /// A source that watches starts its watch series at 0.
+    pub fn watching(&self, source: &'static str) {
+        let _ = self
+            .watches
+            .failures_total
+            .get_or_create(&[("source", source)]);
+        self.watch_polled(source, 0);
+    }
+
+    /// A path of `source` could not be watched and is now polled.
+    pub fn count_watch_failure(&self, source: &'static str) {
+        self.watches
+            .failures_total
+            .get_or_create(&[("source", source)])
+            .inc();
+    }
+
+    /// How many paths `source` polls now.
+    pub fn watch_polled(&self, source: &'static str, paths: usize) {
+        self.watches
+            .polled
+            .get_or_create(&[("source", source)])
+            .set(paths as i64);
     }
 
     pub fn encode(&self) -> String {

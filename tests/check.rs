@@ -15,6 +15,7 @@ mod check {
     mod directories;
     mod exit_codes;
     mod golden;
+    mod hostile_files;
     mod k8s_objects;
     mod kubeconfig;
     mod kubernetes;

@@ -67,6 +67,9 @@ pub struct Config {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub max_file_size: u64,
+    /// `files.read_timeout` (seconds) and `files.max_watches`.
+    pub read_timeout: u64,
+    pub max_watches: Option<usize>,
     /// `None`: `$KUBECONFIG` or `~/.kube/config`, when present.
     pub kubeconfigs: Option<Vec<PathBuf>>,
     pub tokens: Vec<TokenRule>,
@@ -92,6 +95,8 @@ impl Default for Config {
             include: files.include,
             exclude: files.exclude,
             max_file_size: files.max_file_size,
+            read_timeout: files.read_timeout,
+            max_watches: files.max_watches,
             kubeconfigs: None,
             tokens: Vec::new(),
             thresholds: Thresholds::default(),
@@ -204,6 +209,8 @@ fn read_root(doc: &Value, cx: &mut Context) -> Config {
         c.include = files.include;
         c.exclude = files.exclude;
         c.max_file_size = files.max_file_size;
+        c.read_timeout = files.read_timeout;
+        c.max_watches = files.max_watches;
     }
     if let Some(k) = root.kubeconfigs.0 {
         c.kubeconfigs = Some(k.iter().map(|p| cx.path(p)).collect());

@@ -252,3 +252,137 @@ fn kubeconfig_referenced_certificate_outside_the_watched_paths() {
         unix(datetime!(2040-01-01 0:00 UTC)),
     );
 }
+
+// The watcher's own blind spots. The safety-net rescan is an hour away,
+// so only the watcher (or its polling) can explain a change showing.
+
+/// `lapse.yaml` with a rescan an hour away and `extra` in `files:`.
+fn hour_rescan_config(s: &Scratch, extra: &str) {
+    s.write(
+        "lapse.yaml",
+        format!("rescan_interval: 1h\nfiles:\n  paths: []\n{extra}"),
+    );
+}
+
+#[test]
+fn a_root_deleted_and_created_again_is_watched_again() {
+    let s = Scratch::new();
+    let ca = ca();
+    let first_at = datetime!(2031-01-01 0:00 UTC);
+    let first = leaf(&ca, "root.example", first_at);
+    s.write("certs/tls.crt", &first.pem);
+    hour_rescan_config(&s, "");
+    let server = s.serve().args(["--config", "lapse.yaml", "certs"]).start();
+    assert_shows(&server.metrics(), "certs/tls.crt", &first, first_at);
+
+    std::fs::remove_dir_all(s.path("certs")).expect("remove the root");
+    let (m, _) = server.wait_for("root removed", |m| m.paths().is_empty());
+    assert!(m.find(NOT_AFTER, &[]).is_empty(), "{}", m.text);
+
+    let second_at = datetime!(2032-02-02 0:00 UTC);
+    let second = leaf(&ca, "root.example", second_at);
+    s.write("certs/tls.crt", &second.pem);
+    let (m, _) = server.wait_for("root created again", |m| shows(m, "certs/tls.crt", &second));
+    assert_shows(&m, "certs/tls.crt", &second, second_at);
+
+    // And it is watched, not just rescanned once.
+    let third_at = datetime!(2033-03-03 0:00 UTC);
+    let third = leaf(&ca, "root.example", third_at);
+    s.write("certs/sub/other.crt", &third.pem);
+    let (m, _) = server.wait_for("a file in the new root", |m| {
+        shows(m, "certs/sub/other.crt", &third)
+    });
+    assert_eq!(m.paths(), ["certs/sub/other.crt", "certs/tls.crt"]);
+}
+
+#[test]
+fn a_symlinked_root_swapped_atomically_shows_the_new_target() {
+    let s = Scratch::new();
+    let ca = ca();
+    let old_at = datetime!(2031-01-01 0:00 UTC);
+    let old = leaf(&ca, "swapped.example", old_at);
+    let new_at = datetime!(2026-07-01 0:00 UTC);
+    let new = leaf(&ca, "swapped.example", new_at);
+    s.write("releases/v1/tls.crt", &old.pem);
+    s.write("releases/v2/tls.crt", &new.pem);
+    s.symlink("v1", "releases/cur");
+    hour_rescan_config(&s, "");
+    let server = s
+        .serve()
+        .args(["--config", "lapse.yaml", "releases/cur"])
+        .start();
+    assert_shows(&server.metrics(), "releases/cur/tls.crt", &old, old_at);
+
+    // `ln -sfn v2 cur.new && mv -T cur.new cur`
+    s.symlink("v2", "releases/cur.new");
+    std::fs::rename(s.path("releases/cur.new"), s.path("releases/cur")).expect("mv -T");
+
+    let (m, _) = server.wait_for("symlinked root swapped", |m| {
+        shows(m, "releases/cur/tls.crt", &new)
+    });
+    assert_shows(&m, "releases/cur/tls.crt", &new, new_at);
+    assert!(
+        m.find(NOT_AFTER, &[("fingerprint", &old.fingerprint_label())])
+            .is_empty()
+    );
+
+    // The new target is watched: a rotation in it shows too.
+    let later_at = datetime!(2034-04-04 0:00 UTC);
+    let later = leaf(&ca, "swapped.example", later_at);
+    s.write("releases/v2/tls.crt", &later.pem);
+    let (m, _) = server.wait_for("rotation in the new target", |m| {
+        shows(m, "releases/cur/tls.crt", &later)
+    });
+    assert_shows(&m, "releases/cur/tls.crt", &later, later_at);
+}
+
+const POLLED: &str = "lapse_watch_polled_paths";
+const WATCH_FAILURES: &str = "lapse_watch_failures_total";
+
+/// With `files.max_watches: 2`, the first root (one directory) and the
+/// working directory it sits in are watched (roots in path order); the
+/// second root cannot be,
+/// so it is polled: counted, logged once at warn, and a change in it
+/// still shows within the poll interval.
+#[test]
+fn a_directory_that_cannot_be_watched_is_polled() {
+    let s = Scratch::new();
+    let ca = ca();
+    let a_at = datetime!(2031-01-01 0:00 UTC);
+    let a = leaf(&ca, "a.example", a_at);
+    let b_at = datetime!(2032-01-01 0:00 UTC);
+    let b = leaf(&ca, "b.example", b_at);
+    s.write("a-watched/a.crt", &a.pem);
+    s.write("b-polled/b.crt", &b.pem);
+    hour_rescan_config(&s, "  max_watches: 2\n");
+    let server = s
+        .serve()
+        .args(["--config", "lapse.yaml", "a-watched", "b-polled"])
+        .start();
+    let m = server.metrics();
+    assert_eq!(m.value(POLLED, &[("source", "files")]), 1.0, "{}", m.text);
+    assert_eq!(m.value(WATCH_FAILURES, &[("source", "files")]), 1.0);
+
+    let renewed_at = datetime!(2035-05-05 0:00 UTC);
+    let renewed = leaf(&ca, "b.example", renewed_at);
+    s.write("b-polled/b.crt", &renewed.pem);
+    // Within wait_for's ten seconds: the poll interval is 5 s.
+    let (m, _) = server.wait_for("change in a polled directory", |m| {
+        shows(m, "b-polled/b.crt", &renewed)
+    });
+    assert_shows(&m, "b-polled/b.crt", &renewed, renewed_at);
+    assert_shows(&m, "a-watched/a.crt", &a, a_at);
+    // Still polled, still one failure: a failing path is counted and
+    // logged when it starts failing, not on every retry.
+    assert_eq!(m.value(POLLED, &[("source", "files")]), 1.0);
+    assert_eq!(m.value(WATCH_FAILURES, &[("source", "files")]), 1.0);
+    let stderr = server.stderr();
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("not watched"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert_contains(warned[0], "WARN");
+    assert_contains(warned[0], "b-polled");
+    assert_contains(warned[0], "files.max_watches (2) reached");
+}

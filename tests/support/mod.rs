@@ -150,6 +150,39 @@ impl Lapse {
         }
     }
 
+    /// [`Lapse::run`], killed (and the test failed) if it is still
+    /// running after `limit`: for inputs that once made lapse hang.
+    pub fn run_within(mut self, limit: std::time::Duration) -> Outcome {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("run the lapse binary");
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("poll lapse").is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("wait for lapse");
+                panic!(
+                    "lapse check still running after {limit:?}\n--- stderr ---\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("wait for lapse");
+        Outcome {
+            code: output.status.code().expect("lapse ended by a signal"),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// [`Lapse::json`] under [`Lapse::run_within`]'s guard.
+    pub fn json_within(self, limit: std::time::Duration) -> Report {
+        Report::parse(self.args(["--format", "json"]).run_within(limit))
+    }
+
     /// Runs with `--format json` and parses the report.
     pub fn json(self) -> Report {
         let outcome = self.args(["--format", "json"]).run();

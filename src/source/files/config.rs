@@ -7,6 +7,7 @@
 //! compiles globs only to check them; it never reads a file, never walks
 //! a directory, and never fails on the first problem.
 
+use super::read::DEFAULT_READ_TIMEOUT;
 use super::scanner::DEFAULT_MAX_FILE_SIZE;
 use crate::config::section::{Context, Text, TextList};
 use crate::parse::{IssuedAt, TokenRule};
@@ -29,6 +30,12 @@ struct FilesSection {
     exclude: TextList,
     /// The largest file read, e.g. `16MiB`; larger files are an error entry.
     max_file_size: Text,
+    /// How long one file's read may take, e.g. `5s` (at least 1s); a read
+    /// past it is an error entry.
+    read_timeout: Text,
+    /// The most inotify watches `serve` adds; past it, directories are
+    /// polled. Unset: only the kernel's `fs.inotify.max_user_watches`.
+    max_watches: Text,
 }
 
 /// The `files:` section, checked.
@@ -41,6 +48,9 @@ pub struct FilesConfig {
     pub exclude: Vec<String>,
     /// Bytes; [`DEFAULT_MAX_FILE_SIZE`] unless set.
     pub max_file_size: u64,
+    /// Seconds; [`DEFAULT_READ_TIMEOUT`] unless set.
+    pub read_timeout: u64,
+    pub max_watches: Option<usize>,
 }
 
 impl Default for FilesConfig {
@@ -50,6 +60,8 @@ impl Default for FilesConfig {
             include: Vec::new(),
             exclude: Vec::new(),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            read_timeout: DEFAULT_READ_TIMEOUT.as_secs(),
+            max_watches: None,
         }
     }
 }
@@ -73,6 +85,20 @@ pub fn read_files(v: &Value, cx: &mut Context) -> Option<FilesConfig> {
         match parse_size(text) {
             Ok(n) => c.max_file_size = n,
             Err(e) => cx.problem("files.max_file_size", e),
+        }
+    }
+    match cx.duration("files.read_timeout", &s.read_timeout) {
+        Some(t) if t < 1 => cx.problem("files.read_timeout", "must be at least 1s"),
+        Some(t) => c.read_timeout = t as u64,
+        None => {}
+    }
+    if let Some(text) = s.max_watches.get() {
+        match text.parse::<usize>() {
+            Ok(n) => c.max_watches = Some(n),
+            Err(_) => cx.problem(
+                "files.max_watches",
+                format!("{text:?} is not a whole number"),
+            ),
         }
     }
     Some(c)
@@ -241,7 +267,7 @@ mod tests {
         assert!(tokens.is_empty());
         let expected = [
             "files.exclude: expected a list of strings",
-            "files.pahts: unknown field (expected one of: paths, include, exclude, max_file_size)",
+            "files.pahts: unknown field (expected one of: paths, include, exclude, max_file_size, read_timeout, max_watches)",
             "files.include[0]: invalid glob: ",
             "files.max_file_size: invalid size \"lots\"",
             "tokens[0].validity: invalid duration \"9x\"",

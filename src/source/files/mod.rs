@@ -10,11 +10,15 @@
 //!
 //! - [`config`]: the `files:` section and `tokens:` rules of lapse.yaml.
 //! - [`scanner`]: what a scan reads and remembers, once or incrementally.
-//! - [`walk`]: discovery, filters, signatures and capped reads.
+//! - [`walk`]: discovery, filters and signatures.
+//! - [`read`]: one file opened safely and read under a cap and a deadline.
+//! - [`watch`]: what is watched, re-watched, and polled when it cannot be.
 
 pub mod config;
+pub mod read;
 pub mod scanner;
 pub mod walk;
+pub mod watch;
 
 pub use scanner::{DEFAULT_MAX_FILE_SIZE, ScanDelta, ScanOptions, Scanner, read_once};
 pub use walk::Filter;
@@ -22,12 +26,10 @@ pub use walk::Filter;
 use crate::inventory::{Inventory, SourceReport};
 use crate::telemetry::SelfMetrics;
 use crate::timefmt::now;
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 pub const SOURCE: &str = "files";
 
@@ -49,7 +51,7 @@ impl FileSource {
         self,
         inventory: Arc<Inventory>,
         metrics: Arc<SelfMetrics>,
-        mut shutdown: watch::Receiver<bool>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         // Changed paths; `None` asks for a full rescan.
         let (tx, mut events) = mpsc::unbounded_channel::<Option<Vec<PathBuf>>>();
@@ -83,20 +85,23 @@ impl FileSource {
             };
             let _ = tx.send(message);
         });
-        let mut watcher = match watcher {
-            Ok(w) => Some(w),
+        metrics.watching(SOURCE);
+        let mut watches = match watcher {
+            Ok(w) => Some(watch::Watches::new(SOURCE, w, self.options.max_watches)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch files; relying on periodic rescans");
                 None
             }
         };
-        let mut watched = HashSet::new();
         // The roots are watched before the first scan, so a change while it
         // runs (seconds, on a large tree) is seen; referenced files are
         // known, and watched, once it is done.
-        if let Some(w) = watcher.as_mut() {
-            watch_more(w, &mut watched, &self.roots, &[]);
+        if let Some(w) = watches.as_mut() {
+            w.update(&self.roots, &[], &[], &metrics);
         }
+        let mut poll = tokio::time::interval(watch::POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await; // immediate; polling starts one POLL after this
         let mut scanner = Some(Scanner::new(self.options.clone()));
         let mut interval = tokio::time::interval(self.rescan_interval);
         interval.tick().await; // the first tick is immediate; the first scan is below
@@ -109,6 +114,7 @@ impl FileSource {
             let roots = self.roots.clone();
             let started = Instant::now();
             let changed = pending.take();
+            let touched = changed.clone().unwrap_or_default();
             let (s, delta) = match tokio::task::spawn_blocking(move || {
                 let mut s = s;
                 let delta = match changed {
@@ -134,9 +140,11 @@ impl FileSource {
             // Watch before publishing: once /readyz says ready, a change
             // must not fall between this scan and the watch on its
             // directory, where only the periodic rescan would find it.
-            if let Some(w) = watcher.as_mut() {
-                watch_more(w, &mut watched, &self.roots, &s.dependencies());
-            }
+            // A path watched afresh may have changed before its watch:
+            // one more full scan right after this one.
+            let renewed = watches
+                .as_mut()
+                .is_some_and(|w| w.update(&self.roots, &s.dependencies(), &touched, &metrics));
             let publishing = Instant::now();
             inventory.publish(
                 SOURCE,
@@ -155,11 +163,17 @@ impl FileSource {
                 "scan done"
             );
             scanner = Some(s);
+            if renewed {
+                continue;
+            }
 
-            // Wait for a change, the safety-net timer, or shutdown.
+            // Wait for a change, the safety-net timer, a poll of paths
+            // that could not be watched, or shutdown.
+            let polling = watches.as_ref().is_some_and(|w| w.polling());
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = interval.tick() => {}
+                _ = poll.tick(), if polling => {}
                 got = events.recv() => {
                     let Some(first) = got else { return };
                     pending = debounce(first, &mut events).await;
@@ -194,71 +208,5 @@ async fn debounce(
             }
             _ => return paths,
         }
-    }
-}
-
-/// Adds watches for anything not watched yet: directories recursively;
-/// files, missing paths and referenced files through their parent
-/// directory (so creation, rename and replacement are seen); a symlinked
-/// root's target directory too.
-fn watch_more(
-    w: &mut RecommendedWatcher,
-    watched: &mut HashSet<PathBuf>,
-    roots: &[PathBuf],
-    deps: &[PathBuf],
-) {
-    // Events are named after the path a directory was first watched under,
-    // and must match the paths the scanner tracks: a directory already
-    // watched through a root is never added again under another name.
-    let real_roots: Vec<PathBuf> = roots
-        .iter()
-        .filter(|r| r.is_dir())
-        .filter_map(|r| std::fs::canonicalize(r).ok())
-        .collect();
-    let mut wanted: Vec<(PathBuf, RecursiveMode)> = Vec::new();
-    for root in roots {
-        if root.is_dir() {
-            wanted.push((root.clone(), RecursiveMode::Recursive));
-        } else {
-            parent_of(root, &mut wanted);
-        }
-    }
-    for dep in deps {
-        if dep.is_dir() {
-            wanted.push((dep.clone(), RecursiveMode::NonRecursive));
-        }
-        parent_of(dep, &mut wanted);
-    }
-    wanted.retain(|(path, _)| {
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        roots.iter().any(|r| r == path) || !real_roots.iter().any(|r| real.starts_with(r))
-    });
-    for (path, mode) in wanted {
-        if watched.contains(&path) {
-            continue;
-        }
-        match w.watch(&path, mode) {
-            Ok(()) => {
-                watched.insert(path);
-            }
-            Err(e) => tracing::debug!(path = %path.display(), error = %e, "not watched"),
-        }
-    }
-}
-
-fn parent_of(path: &Path, wanted: &mut Vec<(PathBuf, RecursiveMode)>) {
-    let parent = match path.parent() {
-        Some(p) if p.as_os_str().is_empty() => PathBuf::from("."),
-        Some(p) => p.to_path_buf(),
-        None => return,
-    };
-    if parent.is_dir() {
-        wanted.push((parent, RecursiveMode::NonRecursive));
-    }
-    // A symlinked file (kubelet-client-current.pem) changes where it points.
-    if let Ok(real) = std::fs::canonicalize(path)
-        && let Some(dir) = real.parent()
-    {
-        wanted.push((dir.to_path_buf(), RecursiveMode::NonRecursive));
     }
 }

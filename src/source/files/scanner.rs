@@ -8,6 +8,7 @@
 //! is simply one scan. A bad file never stops a scan, and nothing here
 //! looks inside bytes: that is [`crate::parse`]'s.
 
+use super::read::{self, Accept};
 use super::walk::{self, Filter, Found, Signature};
 use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{FileId, Origin, Part, SourceReport, Via};
@@ -30,6 +31,11 @@ pub struct ScanOptions {
     pub token_rules: Vec<TokenRule>,
     /// PKCS#12 passwords from configuration.
     pub passwords: Vec<String>,
+    /// How long one file's read may take (`files.read_timeout`).
+    pub read_timeout: std::time::Duration,
+    /// The most inotify watches `serve` adds (`files.max_watches`); `None`:
+    /// only the kernel's limit.
+    pub max_watches: Option<usize>,
 }
 
 impl Default for ScanOptions {
@@ -40,7 +46,22 @@ impl Default for ScanOptions {
             home: std::env::var_os("HOME").map(PathBuf::from),
             token_rules: Vec::new(),
             passwords: Vec::new(),
+            read_timeout: read::DEFAULT_READ_TIMEOUT,
+            max_watches: None,
         }
+    }
+}
+
+impl ScanOptions {
+    /// Reads `path` under the cap and the deadline; `named`: a root,
+    /// which may be a pipe (see [`read`]).
+    fn read(&self, path: &Path, named: bool) -> Result<(Vec<u8>, Signature), ErrorEntry> {
+        let accept = if named {
+            Accept::Named
+        } else {
+            Accept::Regular
+        };
+        read::read(path, self.max_file_size, accept, self.read_timeout)
     }
 }
 
@@ -87,6 +108,8 @@ pub struct Scanner {
     /// By [`PathKey`]: a directory's files are one range of the map.
     files: BTreeMap<PathKey, FileState>,
     walk_errors: Vec<ErrorEntry>,
+    /// The roots last scanned: named on purpose, so they may be pipes.
+    roots: Vec<PathBuf>,
 }
 
 impl Scanner {
@@ -95,12 +118,14 @@ impl Scanner {
             opts,
             files: BTreeMap::new(),
             walk_errors: Vec::new(),
+            roots: Vec::new(),
         }
     }
 
     /// Walks `roots`; re-reads files that are new or whose signature, or a
     /// referenced file's, changed; forgets files that are gone.
     pub fn scan(&mut self, roots: &[PathBuf]) -> ScanDelta {
+        self.roots = roots.to_vec();
         self.scan_scopes(roots, true)
     }
 
@@ -109,6 +134,7 @@ impl Scanner {
     /// that refer to a changed file. Falls back to a full scan when an
     /// event cannot be placed. Events on paths lapse does not read are ignored.
     pub fn rescan_events(&mut self, roots: &[PathBuf], events: &[PathBuf]) -> ScanDelta {
+        self.roots = roots.to_vec();
         let mut scopes: Vec<PathBuf> = Vec::new();
         for event in events {
             match self.scope_for(roots, event) {
@@ -254,8 +280,11 @@ impl Scanner {
                 Some(state) => state.sig != f.sig || deps_changed(&state.deps),
             })
             .collect();
-        let opts = &self.opts;
-        let scanned = crate::par::map(&stale, |f| (f.path.clone(), f.sig, scan_file(f, opts)));
+        let (opts, roots) = (&self.opts, &self.roots);
+        let scanned = crate::par::map(&stale, |f| {
+            let named = roots.contains(&f.path);
+            (f.path.clone(), f.sig, scan_file(f, named, opts))
+        });
         delta.parsed = scanned.len();
         let states = scanned.into_iter().map(|(path, sig, (part, deps))| {
             delta.new_errors.extend(part.errors.iter().cloned());
@@ -335,7 +364,8 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
         |path: PathBuf| {
             let path = &path;
             tracing::trace!(path = %path.display(), "reading");
-            let (found, scanned) = match walk::read_file(path, opts.max_file_size) {
+            let named = roots.contains(path);
+            let (found, scanned) = match opts.read(path, named) {
                 Ok((bytes, sig)) => (
                     Found {
                         path: path.clone(),
@@ -394,10 +424,10 @@ type Deps = Vec<(PathBuf, Option<Signature>)>;
 /// A file as found, and what reading it gave.
 type ReadFile = (Found, (Part, Deps));
 
-fn scan_file(found: &Found, opts: &ScanOptions) -> (Part, Deps) {
+fn scan_file(found: &Found, named: bool, opts: &ScanOptions) -> (Part, Deps) {
     tracing::trace!(path = %found.path.display(), "reading");
-    match walk::read_capped(&found.path, opts.max_file_size) {
-        Ok(bytes) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
+    match opts.read(&found.path, named) {
+        Ok((bytes, _)) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
         Err(e) => (
             Part {
                 path: found.path.clone(),
@@ -453,13 +483,15 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
         if !done.insert((r.path.clone(), r.entry.clone())) {
             continue;
         }
-        deps.push((r.path.clone(), Signature::stat(&r.path)));
-        if r.kind == RefKind::Any && r.path.is_dir() {
+        let meta = std::fs::metadata(&r.path);
+        deps.push((r.path.clone(), meta.as_ref().ok().map(Signature::of)));
+        let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
+        if r.kind == RefKind::Any && is_dir {
             let (found, errors) = walk::discover(std::slice::from_ref(&r.path), &Filter::default());
             part.errors.extend(errors);
             for f in found {
                 deps.push((f.path.clone(), Some(f.sig)));
-                let (cache, _) = scan_file(&f, opts);
+                let (cache, _) = scan_file(&f, false, opts);
                 let via = Origin {
                     file: Some(f.sig.id()),
                     via: Via::Cache,
@@ -471,8 +503,23 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
             }
             continue;
         }
-        match walk::read_capped(&r.path, opts.max_file_size) {
-            Ok(bytes) => {
+        // Refused before opening: a device is never opened at all (the
+        // open handle is checked again, against a swap).
+        let refused = meta
+            .as_ref()
+            .ok()
+            .and_then(|m| read::refusal(m, Accept::Regular));
+        let read = match refused {
+            Some(why) => Err(ErrorEntry {
+                path: r.path.display().to_string(),
+                entry: None,
+                reason: ErrorReason::Read,
+                message: why.to_string(),
+            }),
+            None => opts.read(&r.path, false),
+        };
+        match read {
+            Ok((bytes, _)) => {
                 let parsed = parse::parse_reference(&r, &bytes);
                 let via = Origin {
                     file: deps.last().and_then(|(_, s)| s.map(|s| s.id())),

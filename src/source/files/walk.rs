@@ -5,13 +5,12 @@
 //! Every problem becomes an [`ErrorEntry`] naming the path; nothing here
 //! aborts a scan.
 
+use super::read::{self, Accept};
+pub use super::read::{Signature, io_error};
 use crate::credential::{ErrorEntry, ErrorReason};
-use crate::units::human_bytes;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Include/exclude globs. A pattern without `/` matches file names; one
@@ -126,7 +125,20 @@ pub fn walk_each(
                 Ok(e) if e.file_type().is_file() && filter.wanted_file(e.path()) => {
                     found(e.into_path());
                 }
-                Ok(_) => {} // directories, sockets, FIFOs: never opened
+                Ok(e) if e.file_type().is_dir() || !filter.wanted_file(e.path()) => {}
+                // FIFOs, sockets, devices (symlinks followed): never opened,
+                // and said so.
+                Ok(e) => {
+                    let refused = e.metadata().ok();
+                    if let Some(why) = refused.and_then(|m| read::refusal(&m, Accept::Regular)) {
+                        errors.push(ErrorEntry {
+                            path: e.path().display().to_string(),
+                            entry: None,
+                            reason: ErrorReason::Read,
+                            message: why.to_string(),
+                        });
+                    }
+                }
                 Err(err) => errors.push(walk_error(&err)),
             }
         }
@@ -173,40 +185,6 @@ pub fn dedupe<T>(items: Vec<(Found, T)>) -> Vec<(Found, T)> {
 pub struct Found {
     pub path: PathBuf,
     pub sig: Signature,
-}
-
-/// What a file looks like from outside: identity, size and change times
-/// (symlinks followed). A rotation by rename, an atomic-writer swap or an
-/// in-place write each change it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Signature {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-}
-
-impl Signature {
-    pub fn of(meta: &std::fs::Metadata) -> Self {
-        Signature {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
-        }
-    }
-
-    /// The file's identity: (device, inode).
-    pub fn id(&self) -> (u64, u64) {
-        (self.dev, self.ino)
-    }
-
-    /// The current signature of `path`, symlinks followed; `None` if it cannot be stat'ed.
-    pub fn stat(path: &Path) -> Option<Signature> {
-        std::fs::metadata(path).ok().map(|m| Signature::of(&m))
-    }
 }
 
 /// Lower is plainer.
@@ -279,91 +257,10 @@ fn walk_error(err: &walkdir::Error) -> ErrorEntry {
     }
 }
 
-/// Describes an I/O failure; a dangling symlink says where it points.
-pub fn io_error(path: &Path, e: &std::io::Error) -> ErrorEntry {
-    let (reason, message) = match e.kind() {
-        std::io::ErrorKind::NotFound => match std::fs::read_link(path) {
-            Ok(target) => (
-                ErrorReason::NotFound,
-                format!("dangling symlink to {}", target.display()),
-            ),
-            Err(_) => (
-                ErrorReason::NotFound,
-                "no such file or directory".to_string(),
-            ),
-        },
-        std::io::ErrorKind::PermissionDenied => {
-            (ErrorReason::Read, "permission denied".to_string())
-        }
-        _ if e.raw_os_error() == Some(40) => (ErrorReason::Loop, "symlink loop".to_string()),
-        _ => (ErrorReason::Read, e.to_string()),
-    };
-    ErrorEntry {
-        path: path.display().to_string(),
-        entry: None,
-        reason,
-        message,
-    }
-}
-
-/// Reads at most `cap` bytes; a larger file is an error, never truncated.
+/// Reads at most `cap` bytes of a path named on purpose (pipes and
+/// devices too), within the default deadline; see [`super::read`].
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ErrorEntry> {
-    read_file(path, cap).map(|(bytes, _)| bytes)
-}
-
-/// [`read_capped`], with the file's signature taken from the open file:
-/// what was read is what the signature describes.
-pub fn read_file(path: &Path, cap: u64) -> Result<(Vec<u8>, Signature), ErrorEntry> {
-    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
-    let too_large = || ErrorEntry {
-        path: path.display().to_string(),
-        entry: None,
-        reason: ErrorReason::TooLarge,
-        message: format!("larger than the {} size cap; not read", human_bytes(cap)),
-    };
-    let meta = file.metadata().map_err(|e| io_error(path, &e))?;
-    // Pipes and devices are read too, under the same cap; the walk never
-    // hands them over, so only paths named on purpose get here.
-    if meta.is_dir() {
-        return Err(ErrorEntry {
-            path: path.display().to_string(),
-            entry: None,
-            reason: ErrorReason::Read,
-            message: "is a directory".to_string(),
-        });
-    }
-    if meta.len() > cap {
-        return Err(too_large());
-    }
-    let size = meta.len();
-    let mut bytes = Vec::new();
-    if meta.is_file() && size > 0 {
-        // One read of one byte more than the file holds: a regular file
-        // reads short only at its end, so getting exactly `size` bytes
-        // means the end was reached, with no second read to confirm it.
-        bytes.resize(size as usize + 1, 0);
-        let n = loop {
-            match file.read(&mut bytes) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => break other.map_err(|e| io_error(path, &e))?,
-            }
-        };
-        bytes.truncate(n);
-        if n as u64 == size {
-            return Ok((bytes, Signature::of(&meta)));
-        }
-    }
-    // Pipes, devices, and files that changed size since the open: read on
-    // to the end, under the cap.
-    let got = bytes.len() as u64;
-    (&mut file)
-        .take((cap + 1).saturating_sub(got))
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(path, &e))?;
-    if bytes.len() as u64 > cap {
-        return Err(too_large());
-    }
-    Ok((bytes, Signature::of(&meta)))
+    read::read(path, cap, Accept::Named, read::DEFAULT_READ_TIMEOUT).map(|(bytes, _)| bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,409 @@
+//! Opening and reading one file, safely: only what may be opened is
+//! opened, and every read has a deadline.
+//!
+//! A path is opened with `O_NONBLOCK | O_NOCTTY` (a FIFO cannot block the
+//! open, a terminal never becomes ours) and the open handle is `fstat`ed,
+//! so a swap between a stat and the open cannot fool the check. Walked
+//! files and references must be regular files; a path named on purpose
+//! (a root: `lapse check <(kubectl …)`) may be a pipe or a device, and is
+//! then reopened to block like any reader.
+//!
+//! A read stuck in the kernel (a hung network mount, a pipe whose writer
+//! never writes, `/proc/kmsg`) cannot be cancelled. So reads run on a
+//! small pool of reader threads and the caller waits at most the deadline:
+//! past it the read is an error entry and its thread is left to finish.
+//! At most [`MAX_STUCK`] threads may be stuck at once; past that, and for
+//! a path whose earlier read is still stuck, reads are refused at once.
+//! This module never parses what it reads.
+
+use crate::credential::{ErrorEntry, ErrorReason};
+use crate::units::human_bytes;
+use std::collections::VecDeque;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+/// How long one read may take unless configured (`files.read_timeout`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader threads that may be stuck in the kernel at once.
+pub const MAX_STUCK: usize = 16;
+/// An idle reader thread ends after this long.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// What a path may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// Found by a walk or referenced by another file: a regular file only.
+    Regular,
+    /// Named on purpose: anything but a directory.
+    Named,
+}
+
+/// Bytes read, and the signature of what was read.
+pub type Bytes = (Vec<u8>, Signature);
+
+/// Reads at most `cap` bytes of `path` within `timeout`; a larger file is
+/// an error, never truncated. The signature is taken from the open file.
+pub fn read(path: &Path, cap: u64, accept: Accept, timeout: Duration) -> Result<Bytes, ErrorEntry> {
+    pool().run(path, cap, accept, timeout)
+}
+
+/// Why `meta` may not be read under `accept`, if it may not.
+pub fn refusal(meta: &Metadata, accept: Accept) -> Option<&'static str> {
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        return Some("is a directory");
+    } else if t.is_file() {
+        return None;
+    } else if t.is_fifo() {
+        "fifo"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else {
+        "unknown type"
+    };
+    match (accept, kind) {
+        (Accept::Named, _) => None,
+        (Accept::Regular, "fifo") => Some("not a regular file: fifo"),
+        (Accept::Regular, "socket") => Some("not a regular file: socket"),
+        (Accept::Regular, "character device") => Some("not a regular file: character device"),
+        (Accept::Regular, "block device") => Some("not a regular file: block device"),
+        (Accept::Regular, _) => Some("not a regular file"),
+    }
+}
+
+fn entry(path: &Path, reason: ErrorReason, message: impl Into<String>) -> ErrorEntry {
+    ErrorEntry {
+        path: path.display().to_string(),
+        entry: None,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// The read itself, on a reader thread.
+fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> {
+    // O_NONBLOCK | O_NOCTTY; for regular files O_NONBLOCK changes nothing.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| io_error(path, &e))?;
+    let meta = file.metadata().map_err(|e| io_error(path, &e))?;
+    if let Some(why) = refusal(&meta, accept) {
+        return Err(entry(path, ErrorReason::Read, why));
+    }
+    if !meta.is_file() {
+        // Named pipes and devices: read as any reader would, blocking (the
+        // deadline bounds it). A FIFO's open waits for a writer.
+        file = File::open(path).map_err(|e| io_error(path, &e))?;
+    }
+    let too_large = || {
+        entry(
+            path,
+            ErrorReason::TooLarge,
+            format!("larger than the {} size cap; not read", human_bytes(cap)),
+        )
+    };
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    let size = meta.len();
+    let mut bytes = Vec::new();
+    if meta.is_file() && size > 0 {
+        // One read of one byte more than the file holds: a regular file
+        // reads short only at its end, so getting exactly `size` bytes
+        // means the end was reached, with no second read to confirm it.
+        bytes.resize(size as usize + 1, 0);
+        let n = loop {
+            match file.read(&mut bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other.map_err(|e| io_error(path, &e))?,
+            }
+        };
+        bytes.truncate(n);
+        if n as u64 == size {
+            return Ok((bytes, Signature::of(&meta)));
+        }
+    }
+    // Pipes, devices, files of no stated size (/proc) and files that
+    // changed size since the open: read on to the end, under the cap.
+    let got = bytes.len() as u64;
+    (&mut file)
+        .take((cap + 1).saturating_sub(got))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, &e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large());
+    }
+    Ok((bytes, Signature::of(&meta)))
+}
+
+/// What a file looks like from outside: identity, size and change times
+/// (symlinks followed). A rotation by rename, an atomic-writer swap or an
+/// in-place write each change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signature {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Signature {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Signature {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        }
+    }
+
+    /// The file's identity: (device, inode).
+    pub fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// The current signature of `path`, symlinks followed; `None` if it cannot be stat'ed.
+    pub fn stat(path: &Path) -> Option<Signature> {
+        std::fs::metadata(path).ok().map(|m| Signature::of(&m))
+    }
+}
+
+/// Describes an I/O failure; a dangling symlink says where it points.
+pub fn io_error(path: &Path, e: &std::io::Error) -> ErrorEntry {
+    let (reason, message) = match e.kind() {
+        std::io::ErrorKind::NotFound => match std::fs::read_link(path) {
+            Ok(target) => (
+                ErrorReason::NotFound,
+                format!("dangling symlink to {}", target.display()),
+            ),
+            Err(_) => (
+                ErrorReason::NotFound,
+                "no such file or directory".to_string(),
+            ),
+        },
+        std::io::ErrorKind::PermissionDenied => {
+            (ErrorReason::Read, "permission denied".to_string())
+        }
+        _ if e.raw_os_error() == Some(40) => (ErrorReason::Loop, "symlink loop".to_string()),
+        _ => (ErrorReason::Read, e.to_string()),
+    };
+    ErrorEntry {
+        path: path.display().to_string(),
+        entry: None,
+        reason,
+        message,
+    }
+}
+
+struct Job {
+    id: u64,
+    path: PathBuf,
+    cap: u64,
+    accept: Accept,
+    reply: SyncSender<Result<Bytes, ErrorEntry>>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    /// Threads waiting for a job.
+    idle: usize,
+    /// Jobs a thread is on: id and path.
+    running: Vec<(u64, PathBuf)>,
+    /// Of those, the ones past their deadline.
+    stuck: Vec<u64>,
+    next_id: u64,
+}
+
+struct Pool {
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(State::default()),
+        work: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(
+        &'static self,
+        path: &Path,
+        cap: u64,
+        accept: Accept,
+        timeout: Duration,
+    ) -> Result<Bytes, ErrorEntry> {
+        let (reply, answer) = sync_channel(1);
+        let id = {
+            let mut s = self.lock();
+            let stuck_here = s
+                .running
+                .iter()
+                .any(|(id, p)| p == path && s.stuck.contains(id));
+            if stuck_here {
+                return Err(entry(
+                    path,
+                    ErrorReason::Read,
+                    "not read: an earlier read of it has not returned",
+                ));
+            }
+            if s.stuck.len() >= MAX_STUCK {
+                return Err(entry(
+                    path,
+                    ErrorReason::Read,
+                    format!("not read: {MAX_STUCK} earlier reads have not returned"),
+                ));
+            }
+            s.next_id += 1;
+            let id = s.next_id;
+            s.queue.push_back(Job {
+                id,
+                path: path.to_path_buf(),
+                cap,
+                accept,
+                reply,
+            });
+            if s.idle >= s.queue.len() {
+                self.work.notify_one();
+            } else {
+                let spawned = std::thread::Builder::new()
+                    .name("lapse-read".into())
+                    .stack_size(256 << 10)
+                    .spawn(move || self.serve());
+                if let Err(e) = spawned {
+                    s.queue.retain(|j| j.id != id);
+                    return Err(entry(path, ErrorReason::Read, format!("not read: {e}")));
+                }
+            }
+            id
+        };
+        match answer.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Disconnected) => Err(entry(
+                path,
+                ErrorReason::Read,
+                "not read: the reader failed",
+            )),
+            Err(RecvTimeoutError::Timeout) => {
+                let mut s = self.lock();
+                if s.running.iter().any(|(r, _)| *r == id) {
+                    s.stuck.push(id);
+                    tracing::warn!(path = %path.display(), "read timed out; its thread is left to finish");
+                } else if s.queue.iter().any(|j| j.id == id) {
+                    s.queue.retain(|j| j.id != id);
+                } else {
+                    // Done just now: the answer is on its way.
+                    drop(s);
+                    if let Ok(result) = answer.recv() {
+                        return result;
+                    }
+                }
+                Err(entry(
+                    path,
+                    ErrorReason::Read,
+                    format!(
+                        "read timed out after {}",
+                        crate::units::human_span(timeout.as_secs() as i64)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// A reader thread: jobs until idle for [`IDLE`].
+    fn serve(&self) {
+        let mut s = self.lock();
+        loop {
+            if let Some(job) = s.queue.pop_front() {
+                s.running.push((job.id, job.path.clone()));
+                drop(s);
+                let result = read_now(&job.path, job.cap, job.accept);
+                s = self.lock();
+                s.running.retain(|(id, _)| *id != job.id);
+                s.stuck.retain(|id| *id != job.id);
+                // The caller may have gone (timed out): nobody to tell.
+                let _ = job.reply.try_send(result);
+                continue;
+            }
+            s.idle += 1;
+            let (guard, waited) = self
+                .work
+                .wait_timeout(s, IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            s = guard;
+            s.idle -= 1;
+            if waited.timed_out() && s.queue.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_nobody_writes_times_out_and_is_then_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("p");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let _writer = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let second = Duration::from_secs(1);
+        let err = read(&fifo, 100, Accept::Named, second).unwrap_err();
+        assert_eq!(err.message, "read timed out after 1s");
+        let err = read(&fifo, 100, Accept::Named, second).unwrap_err();
+        assert_eq!(
+            err.message,
+            "not read: an earlier read of it has not returned"
+        );
+        let err = read(&fifo, 100, Accept::Regular, second).unwrap_err();
+        assert_eq!(
+            err.message,
+            "not read: an earlier read of it has not returned"
+        );
+        // Other files are read as usual meanwhile.
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, b"hello").unwrap();
+        assert_eq!(read(&ok, 100, Accept::Regular, second).unwrap().0, b"hello");
+    }
+
+    #[test]
+    fn only_regular_files_unless_named() {
+        let second = Duration::from_secs(1);
+        let err = read(Path::new("/dev/zero"), 10, Accept::Regular, second).unwrap_err();
+        assert_eq!(err.message, "not a regular file: character device");
+        let err = read(Path::new("/dev/zero"), 10, Accept::Named, second).unwrap_err();
+        assert_eq!(err.reason, ErrorReason::TooLarge);
+        let err = read(Path::new("/"), 10, Accept::Named, second).unwrap_err();
+        assert_eq!(err.message, "is a directory");
+    }
+}
