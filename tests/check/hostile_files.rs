@@ -120,6 +120,41 @@ fn devices_and_fifos_in_a_walked_directory_are_error_entries() {
     report.credential("tree/ok.crt", None, Some(0));
 }
 
+/// procfs and sysfs files look like empty regular files; `/proc/kmsg`
+/// among them blocks until the kernel logs. Walked into, they are refused
+/// unread (`/proc/uptime` and a sysfs file stand in: anyone may open them).
+#[test]
+fn kernel_files_in_a_walked_directory_are_refused_unread() {
+    let s = Scratch::new();
+    s.write("tree/ok.crt", cert("ok").pem);
+    s.symlink("/proc/uptime", "tree/kmsg.crt");
+    s.symlink("/sys/kernel/uevent_seqnum", "tree/seqnum.pem");
+
+    let report = s.check().arg("tree").json_within(GUARD);
+
+    report
+        .assert_credential_count(1)
+        .assert_error_count(2)
+        .assert_code(3);
+    assert_eq!(
+        report.reason("tree/kmsg.crt", None),
+        "a procfs file, not read"
+    );
+    assert_eq!(
+        report.reason("tree/seqnum.pem", None),
+        "a sysfs file, not read"
+    );
+
+    // Named on purpose, a kernel file is read like any other (and holds no
+    // credential).
+    let named = s.check().arg("/proc/uptime").run_within(GUARD);
+    named.assert_code(3);
+    assert_eq!(
+        named.stderr,
+        "lapse: nothing found to check in /proc/uptime\n"
+    );
+}
+
 #[test]
 fn a_device_as_a_kubeconfig_client_certificate_is_an_error_entry() {
     let s = Scratch::new();

@@ -80,6 +80,39 @@ pub fn refusal(meta: &Metadata, accept: Accept) -> Option<&'static str> {
     }
 }
 
+/// procfs and sysfs files look regular (and empty) but are kernel
+/// interfaces: `/proc/kmsg` blocks until the kernel logs, and reading it
+/// takes those lines from whoever else reads them. Found by a walk or a
+/// reference, they are refused; a path named on purpose is read.
+#[cfg(target_os = "linux")]
+fn kernel_filesystem(file: &File) -> Option<&'static str> {
+    use std::os::fd::AsRawFd;
+    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+    const SYSFS_MAGIC: u64 = 0x6265_6572;
+    const DEBUGFS_MAGIC: u64 = 0x6462_6720;
+    const TRACEFS_MAGIC: u64 = 0x7472_6163;
+    const SECURITYFS_MAGIC: u64 = 0x7365_6373;
+    // SAFETY: fstatfs writes one statfs into the zeroed buffer it is given,
+    // for a descriptor that `file` keeps open.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 {
+        return None;
+    }
+    match fs.f_type as u64 {
+        PROC_SUPER_MAGIC => Some("procfs"),
+        SYSFS_MAGIC => Some("sysfs"),
+        DEBUGFS_MAGIC => Some("debugfs"),
+        TRACEFS_MAGIC => Some("tracefs"),
+        SECURITYFS_MAGIC => Some("securityfs"),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_filesystem(_: &File) -> Option<&'static str> {
+    None
+}
+
 fn entry(path: &Path, reason: ErrorReason, message: impl Into<String>) -> ErrorEntry {
     ErrorEntry {
         path: path.display().to_string(),
@@ -100,6 +133,15 @@ fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> 
     let meta = file.metadata().map_err(|e| io_error(path, &e))?;
     if let Some(why) = refusal(&meta, accept) {
         return Err(entry(path, ErrorReason::Read, why));
+    }
+    if accept == Accept::Regular
+        && let Some(fs) = kernel_filesystem(&file)
+    {
+        return Err(entry(
+            path,
+            ErrorReason::Read,
+            format!("a {fs} file, not read"),
+        ));
     }
     if !meta.is_file() {
         // Named pipes and devices: read as any reader would, blocking (the
