@@ -9,6 +9,7 @@
 use crate::cli::{CheckArgs, ServeArgs};
 use crate::config::Config;
 use crate::credential::{ErrorEntry, ErrorReason, Thresholds};
+use crate::http::limits::HttpLimits;
 use crate::http::web_config::WebConfig;
 use crate::notify::NotifyConfig;
 use crate::parse::token_rules::TokenRule;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub listen: String,
     /// TLS, basic auth and headers for `serve` (none for `check`).
     pub web: WebConfig,
+    /// Timeouts and the connection bound for `serve`.
+    pub http: HttpLimits,
     pub rescan_interval: i64,
     /// Problems met while choosing the roots (no kubeconfig found), to
     /// report beside the scan's own.
@@ -158,6 +161,7 @@ impl Settings {
             notify: config.notify,
             listen: config.listen,
             web: WebConfig::none(),
+            http: config.http,
             rescan_interval: config.rescan_interval,
             errors: Vec::new(),
         }

@@ -25,6 +25,7 @@ mod check {
     mod output;
     mod secrecy;
     mod serve_config;
+    mod serve_hostile;
     mod serve_http;
     mod serve_metrics;
     mod serve_prometheus;

@@ -38,6 +38,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         kubernetes: cluster_config,
         notify: notify_config,
         web: web_config,
+        http: limits,
         rescan_interval,
         ..
     } = settings;
@@ -105,6 +106,8 @@ pub fn run(args: &ServeArgs) -> i32 {
             labels: Default::default(),
             web: web_config,
             thresholds,
+            limits,
+            pages: Default::default(),
         });
         let server = tokio::spawn(web::serve(listener, app, stopped));
 

@@ -6,7 +6,11 @@
 //! to the readers in [`crate::output`]. Nothing here may log, keep or echo
 //! a password, a key or an Authorization header.
 
+pub mod admission;
 pub mod basic_auth;
+pub mod conn;
+pub mod limits;
+pub mod pages;
 pub mod server;
 #[cfg(test)]
 mod testing;
