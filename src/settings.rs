@@ -11,6 +11,7 @@
 use crate::cli::{CheckArgs, ServeArgs};
 use crate::config::Config;
 use crate::credential::{ErrorEntry, ErrorReason, Thresholds};
+use crate::http::limits::HttpLimits;
 use crate::http::web_config::WebConfig;
 use crate::logging::plain::plain;
 use crate::notify::NotifyConfig;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub listen: String,
     /// TLS, basic auth and headers for `serve` (none for `check`).
     pub web: WebConfig,
+    /// Timeouts and the connection bound for `serve`.
+    pub http: HttpLimits,
     pub rescan_interval: i64,
     /// Problems met while choosing the roots (no kubeconfig found), to
     /// report beside the scan's own.
@@ -168,6 +171,7 @@ impl Settings {
             notify: config.notify,
             listen: config.listen,
             web: WebConfig::none(),
+            http: config.http,
             rescan_interval: config.rescan_interval,
             errors: Vec::new(),
         }

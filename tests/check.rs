@@ -29,6 +29,7 @@ mod check {
     mod secrecy;
     mod serve_auth;
     mod serve_config;
+    mod serve_hostile;
     mod serve_http;
     mod serve_metrics;
     mod serve_prometheus;

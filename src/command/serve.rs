@@ -77,6 +77,7 @@ pub fn run(args: &ServeArgs) -> i32 {
     };
     let listen = listen_address(&settings.listen);
     let roots = settings.roots.len();
+    let limits = settings.http.clone();
     let (plan, web_config, thresholds) = split(settings);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +126,8 @@ pub fn run(args: &ServeArgs) -> i32 {
             labels: Default::default(),
             web: Live::new(web_config),
             thresholds: Live::new(thresholds),
+            limits,
+            pages: Default::default(),
         });
         let (stop, stopped) = signal::channel(false);
         let server = tokio::spawn(web::serve(listener, app.clone(), stopped));
@@ -162,6 +165,11 @@ async fn apply_reload(
         tracing::warn!(
             "listen address {} not applied: it changes only on restart; still listening on {listen}",
             settings.listen
+        );
+    }
+    if settings.http != app.limits {
+        tracing::warn!(
+            "http: timeouts and max_connections not applied: they change only on restart"
         );
     }
     let roots = settings.roots.len();

@@ -11,6 +11,7 @@
 pub mod section;
 
 use crate::credential::Thresholds;
+use crate::http::limits::{self as http_limits, HttpLimits};
 use crate::notify::NotifyConfig;
 pub use crate::parse::token_rules::{IssuedAt, TokenRule};
 use crate::source::files::config::{self as files_config, FilesConfig};
@@ -49,6 +50,8 @@ struct Root {
     notify: Option<Value>,
     /// Files holding one PKCS#12 password each.
     keystore_passwords: TextList,
+    /// The HTTP server's timeouts and connection bound.
+    http: Option<Value>,
 }
 
 /// `thresholds:`.
@@ -85,6 +88,8 @@ pub struct Config {
     /// written in lapse.yaml itself).
     pub keystore_passwords: Vec<String>,
     pub notify: Option<NotifyConfig>,
+    /// `http:`: the server's timeouts and connection bound.
+    pub http: HttpLimits,
 }
 
 impl Default for Config {
@@ -107,6 +112,7 @@ impl Default for Config {
             keystore_password_files: Vec::new(),
             keystore_passwords: Vec::new(),
             notify: None,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -264,6 +270,9 @@ fn read_root(doc: &Value, cx: &mut Context) -> Config {
     }
     if let Some(n) = &root.notify {
         c.notify = crate::notify::config::read(n, cx);
+    }
+    if let Some(h) = &root.http {
+        c.http = http_limits::read(h, cx);
     }
     c
 }

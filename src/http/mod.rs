@@ -6,8 +6,12 @@
 //! to the readers in [`crate::output`]. Nothing here may log, keep or echo
 //! a password, a key or an Authorization header.
 
+pub mod admission;
 pub mod basic_auth;
+pub mod conn;
+pub mod limits;
 pub mod live;
+pub mod pages;
 pub mod server;
 pub mod server_cert;
 #[cfg(test)]

@@ -3,27 +3,44 @@
 //! [`super::web_config`]), and a clean drain on shutdown. Handlers read
 //! snapshots only: they never parse or read files, and never log a
 //! request's credentials.
+//!
+//! Every connection is bounded (see [`super::limits`]): its request
+//! header must arrive within the header timeout (the idle timeout between
+//! requests), its response be written within the write timeout, and no
+//! more than `max_connections` be open ([`super::admission`]). Pages are
+//! rendered once and shared by every client ([`super::pages`]), so slow
+//! clients cost a connection each, not a page each.
 
+use super::admission::{self, Admission, Admit, Ticket};
 use super::basic_auth::Verdict;
+use super::conn::{Guarded, PhaseTimer};
+use super::limits::HttpLimits;
 use super::live::Live;
+use super::pages::Pages;
 use super::web_config::WebConfig;
 use crate::credential::Thresholds;
 use crate::inventory::Inventory;
 use crate::output::metrics::{self, LabelCache};
-use crate::output::page::page;
 use crate::telemetry::SelfMetrics;
 use crate::timefmt::now;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// The kernel's send buffer per connection (it doubles this for its own
+/// bookkeeping). Left to autotuning, a client that never reads is given
+/// about 1 MiB of kernel memory each, and a thousand of them put every
+/// socket under memory pressure; this much still sends a page at over
+/// 100 MB/s to a client 1 ms away.
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// How long open connections get to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -37,6 +54,10 @@ pub struct App {
     /// TLS, basic auth and headers; a reload replaces them for new connections.
     pub web: Live<WebConfig>,
     pub thresholds: Live<Thresholds>,
+    /// Timeouts and the connection bound.
+    pub limits: HttpLimits,
+    /// Pages rendered once and shared, kept between requests.
+    pub pages: Pages,
 }
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
@@ -88,34 +109,22 @@ impl App {
                         .get(header::ACCEPT)
                         .and_then(|v| v.to_str().ok()),
                 );
-                let self_metrics = self.metrics.clone();
-                let labels = self.labels.clone();
-                // Rendered on the blocking pool and streamed as it is written:
-                // a page of 100,000 credentials is never held whole.
-                let (mut tx, body) = http_body_util::channel::Channel::<Bytes>::new(4);
-                let runtime = tokio::runtime::Handle::current();
-                tokio::task::spawn_blocking(move || {
-                    let mut open = true;
-                    metrics::render_chunks(
-                        &snapshot,
-                        &labels,
-                        &self_metrics,
-                        now(),
-                        openmetrics,
-                        &mut |chunk| {
-                            if open {
-                                // A client that went away stops the sending, not the process.
-                                open = runtime.block_on(tx.send_data(Bytes::from(chunk))).is_ok();
-                            }
-                        },
-                    );
-                });
+                let page = self
+                    .pages
+                    .metrics(&snapshot, &self.labels, &self.metrics, now(), openmetrics)
+                    .await;
+                let len = page.len;
+                let frames = page.pieces.into_iter().map(|b| Ok(Frame::data(b)));
+                let body = StreamBody::new(futures::stream::iter(frames));
                 let content_type = if openmetrics {
                     metrics::OPENMETRICS_CONTENT_TYPE
                 } else {
                     metrics::TEXT_CONTENT_TYPE
                 };
-                with_body(StatusCode::OK, content_type, body.boxed())
+                let mut r = with_body(StatusCode::OK, content_type, body.boxed());
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                r
             }
             "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" if snapshot.ready => {
@@ -129,7 +138,9 @@ impl App {
             "/" => respond(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                page(&snapshot, &self.thresholds.current(), now()),
+                self.pages
+                    .html(&snapshot, &self.thresholds.current(), now())
+                    .await,
             ),
             _ => respond(
                 StatusCode::NOT_FOUND,
@@ -173,66 +184,71 @@ impl App {
 
 /// Accepts connections until `shutdown` fires, then lets open ones finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let limits = app.limits.clone();
+    let bound = admission::connection_bound(limits.max_connections);
+    if bound < limits.max_connections {
+        tracing::warn!(
+            max_connections = bound,
+            configured = limits.max_connections,
+            "max_connections lowered to stay below the file-descriptor limit"
+        );
+    }
+    let admission = Admission::new(bound);
     let graceful = GracefulShutdown::new();
-    let builder = hyper::server::conn::http1::Builder::new();
+    let accept_log = admission::RateLimited::new(admission::LOG_EVERY);
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    if let Some(left_out) = accept_log.hit(tokio::time::Instant::now()) {
+                        tracing::warn!(error = %e, left_out, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        // Read per connection: a reload replaces the TLS settings for new ones.
         let tls = app
             .web
             .current()
             .tls
             .clone()
             .map(tokio_rustls::TlsAcceptor::from);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
-        });
-        match &tls {
-            None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+        let ticket = match admission.admit() {
+            Admit::In(t) => t,
+            Admit::InForStalled(t) => {
+                if let Some(left_out) = admission.evicted_log.hit(tokio::time::Instant::now()) {
+                    tracing::info!(
+                        max_connections = admission.max(),
+                        left_out,
+                        "closed a stalled connection to make room for a new one"
+                    );
+                }
+                t
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+            Admit::Full => {
+                if let Some(left_out) = admission.refused_log.hit(tokio::time::Instant::now()) {
+                    tracing::warn!(
+                        max_connections = admission.max(),
+                        left_out,
+                        "connection refused: max_connections open and none stalled"
+                    );
+                }
+                admission.refuse(stream, tls.is_none());
+                continue;
             }
-        }
+        };
+        let watcher = graceful.watcher();
+        let connection = Connection {
+            app: app.clone(),
+            limits: limits.clone(),
+            tls: tls.clone(),
+            peer,
+        };
+        tokio::spawn(connection.run(stream, ticket, watcher));
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -240,5 +256,82 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         .is_err()
     {
         tracing::warn!("connections still open after {DRAIN:?}; closing");
+    }
+}
+
+/// One accepted connection, served until it ends, times out or is asked
+/// to close for a newcomer.
+struct Connection {
+    app: Arc<App>,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    peer: std::net::SocketAddr,
+}
+
+impl Connection {
+    async fn run(
+        self,
+        stream: TcpStream,
+        ticket: Ticket,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let conn = ticket.conn.clone();
+        if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER) {
+            tracing::debug!(peer = %self.peer, error = %e, "cannot set the send buffer");
+        }
+        let io = Guarded::new(stream, conn.clone());
+        tokio::select! {
+            _ = self.serve(io, watcher) => {}
+            _ = conn.closed() => {}
+        }
+        drop(ticket);
+    }
+
+    async fn serve(&self, io: Guarded<TcpStream>, watcher: hyper_util::server::graceful::Watcher) {
+        let peer = self.peer;
+        let conn = {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(PhaseTimer::new(
+                    io.conn(),
+                    self.limits.header_timeout,
+                    self.limits.idle_timeout,
+                ))
+                .header_read_timeout(self.limits.header_timeout);
+            builder
+        };
+        let app = self.app.clone();
+        let state = io.conn();
+        let write_timeout = self.limits.write_timeout;
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            state.begin_response(write_timeout);
+            async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
+        });
+        let result = match &self.tls {
+            None => {
+                watcher
+                    .watch(conn.serve_connection(TokioIo::new(io), service))
+                    .await
+            }
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(self.limits.header_timeout, acceptor.accept(io)).await;
+                let stream = match handshake {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                watcher
+                    .watch(conn.serve_connection(TokioIo::new(stream), service))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
     }
 }

@@ -8,6 +8,11 @@
 //! 100,000 credentials only formats numbers. Both are OpenMetrics text; the
 //! classic Prometheus text format is derived from it for clients that ask.
 //!
+//! The page is made of parts a reader may keep and share while what each
+//! depends on stays the same: every credential family (the snapshot, and
+//! for two of them the second, see [`family_uses_now`]), the sources'
+//! families (the snapshot) and lapse's own metrics (any counter).
+//!
 //! Never a failed page: two credentials whose labels would collide get a
 //! distinguishing `index` instead.
 
@@ -187,6 +192,8 @@ struct CredentialFamily {
     name: &'static str,
     help: &'static str,
     value: fn(&Credential, Timestamp) -> Option<f64>,
+    /// Whether `value` reads its `now`.
+    uses_now: bool,
 }
 
 const CREDENTIAL_FAMILIES: &[CredentialFamily] = &[
@@ -194,36 +201,43 @@ const CREDENTIAL_FAMILIES: &[CredentialFamily] = &[
         name: "lapse_credential_expires_in_seconds",
         help: "Seconds until the credential lapses (negative once it has); computed at scrape time",
         value: |c, now| c.expires_in(now).map(|s| s as f64),
+        uses_now: true,
     },
     CredentialFamily {
         name: "lapse_credential_not_after_timestamp_seconds",
         help: "When the credential lapses, as a Unix timestamp",
         value: |c, _| c.not_after.map(|t| t as f64),
+        uses_now: false,
     },
     CredentialFamily {
         name: "lapse_credential_not_before_timestamp_seconds",
         help: "When the credential became valid (or was issued), as a Unix timestamp",
         value: |c, _| c.not_before.map(|t| t as f64),
+        uses_now: false,
     },
     CredentialFamily {
         name: "lapse_credential_validity_seconds",
         help: "The whole validity window, not_after minus not_before",
         value: |c, _| c.validity_window().map(|s| s as f64),
+        uses_now: false,
     },
     CredentialFamily {
         name: "lapse_credential_expired",
         help: "1 if the credential has lapsed, else 0",
         value: |c, now| c.expires_in(now).map(|s| if s <= 0 { 1.0 } else { 0.0 }),
+        uses_now: true,
     },
     CredentialFamily {
         name: "lapse_credential_no_expiry",
         help: "1 for a credential that never lapses (or whose expiry nothing states)",
         value: |c, _| c.not_after.is_none().then_some(1.0),
+        uses_now: false,
     },
     CredentialFamily {
         name: "lapse_credential_warn_after_timestamp_seconds",
         help: "Bound service-account tokens: when the kubelet should have rotated it",
         value: |c, _| c.warn_after.map(|t| t as f64),
+        uses_now: false,
     },
 ];
 
@@ -250,38 +264,39 @@ pub fn render(
     openmetrics: bool,
 ) -> String {
     let mut page = String::new();
-    render_chunks(
-        snapshot,
-        labels,
-        self_metrics,
-        now,
-        openmetrics,
-        &mut |chunk| page.push_str(&chunk),
-    );
+    render_families(snapshot, labels, now, &all_families(), &mut |_, text| {
+        page.push_str(&text)
+    });
+    page.push_str(&render_sources(snapshot));
+    page.push_str(&render_self(self_metrics, openmetrics));
     page
 }
 
-/// Pieces of the page handed out as they fill, so a large page is sent
-/// while it is written and never held whole.
-pub const CHUNK_BYTES: usize = 256 * 1024;
+/// How many per-credential families the page has, in page order: the
+/// page is each of them, then [`render_sources`], then [`render_self`].
+pub const FAMILIES: usize = CREDENTIAL_FAMILIES.len();
 
-/// Renders the page in chunks of about [`CHUNK_BYTES`], in order.
-pub fn render_chunks(
+/// Every family's index, in page order.
+pub fn all_families() -> Vec<usize> {
+    (0..FAMILIES).collect()
+}
+
+/// True for the families whose values change with the clock; the others
+/// change only with the snapshot, so a reader may keep their text while
+/// the snapshot stays the same.
+pub fn family_uses_now(family: usize) -> bool {
+    CREDENTIAL_FAMILIES[family].uses_now
+}
+
+/// Renders the credential families `which` (indices below [`FAMILIES`]),
+/// handing each one's whole text to `emit` with its index.
+pub fn render_families(
     snapshot: &Arc<Snapshot>,
     labels: &LabelCache,
-    self_metrics: &SelfMetrics,
     now: Timestamp,
-    openmetrics: bool,
-    emit: &mut dyn FnMut(String),
+    which: &[usize],
+    emit: &mut dyn FnMut(usize, String),
 ) {
-    let flush = |out: &mut String, emit: &mut dyn FnMut(String)| {
-        if out.len() >= CHUNK_BYTES {
-            emit(std::mem::replace(
-                out,
-                String::with_capacity(CHUNK_BYTES + 4096),
-            ));
-        }
-    };
     let cached = labels.rows(snapshot);
     let parts = &snapshot.assembled.parts;
     let rows: Vec<(&Credential, &str)> = cached
@@ -297,17 +312,23 @@ pub fn render_chunks(
             )
         })
         .collect();
-    let mut out = String::with_capacity(CHUNK_BYTES + 4096);
-    for family in CREDENTIAL_FAMILIES {
+    for &i in which {
+        let family = &CREDENTIAL_FAMILIES[i];
+        let mut out = String::with_capacity(64 + rows.len() * 256);
         family_header(&mut out, family.name, family.help, "gauge");
         for (c, labels) in &rows {
             if let Some(v) = (family.value)(c, now) {
                 sample(&mut out, family.name, labels, v);
-                flush(&mut out, emit);
             }
         }
+        emit(i, out);
     }
+}
 
+/// The sources' families and `lapse_file_errors`: what follows the
+/// credential families, and changes only with the snapshot.
+pub fn render_sources(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
     family_header(
         &mut out,
         "lapse_source_up",
@@ -363,13 +384,18 @@ pub fn render_chunks(
     );
     let _ = writeln!(out, "lapse_file_errors {}", error_paths.len());
 
+    out
+}
+
+/// lapse's own metrics, in the format asked for; they change whenever a
+/// counter does, so they are encoded for every scrape (a few KiB).
+pub fn render_self(self_metrics: &SelfMetrics, openmetrics: bool) -> String {
     let registry = self_metrics.encode();
     if openmetrics {
-        out.push_str(&registry);
+        registry
     } else {
-        out.push_str(&classic(&registry));
+        classic(&registry)
     }
-    emit(out);
 }
 
 /// OpenMetrics text → classic Prometheus text: no `# EOF` or `# UNIT`,

@@ -1,0 +1,276 @@
+//! Who may be connected: at most `max_connections` at once, a bound kept
+//! below the process's file-descriptor limit with room left for the scans
+//! (the soft limit is first raised to the hard one, as Go does). At the
+//! bound a new connection takes the place of the one stalled longest (no
+//! byte either way for [`STALL`]), so clients that never read or never
+//! send cannot lock a scraper out; when none is stalled, the newcomer is
+//! answered 503 at once and closed, never queued.
+//!
+//! Never logs more than once per [`LOG_EVERY`] for one kind of trouble:
+//! the lines say how many were left out.
+
+use super::conn::Conn;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// A connection with no progress for this long may be closed for a newcomer.
+pub const STALL: Duration = Duration::from_secs(1);
+/// File descriptors kept for everything but connections, at most.
+const RESERVE_FDS: u64 = 128;
+/// Refusals being written at once; more are closed without an answer.
+const MAX_REFUSING: usize = 32;
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+const REFUSAL_BODY: &str = "too many open connections; try again\n";
+
+/// The open connections.
+pub struct Admission {
+    max: usize,
+    epoch: Instant,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    refusing: AtomicUsize,
+    pub evicted_log: RateLimited,
+    pub refused_log: RateLimited,
+}
+
+/// A connection's place; given back on drop.
+pub struct Ticket {
+    id: u64,
+    pub conn: Arc<Conn>,
+    admission: Arc<Admission>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut open = self
+            .admission
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if open
+            .get(&self.id)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.conn))
+        {
+            open.remove(&self.id);
+        }
+    }
+}
+
+/// What [`Admission::admit`] decided.
+pub enum Admit {
+    In(Ticket),
+    /// In, in the place of a stalled connection, now asked to close.
+    InForStalled(Ticket),
+    Full,
+}
+
+impl Admission {
+    pub fn new(max: usize) -> Arc<Admission> {
+        Arc::new(Admission {
+            max: max.max(1),
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            refusing: AtomicUsize::new(0),
+            evicted_log: RateLimited::new(LOG_EVERY),
+            refused_log: RateLimited::new(LOG_EVERY),
+        })
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    pub fn admit(self: &Arc<Self>) -> Admit {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = false;
+        if open.len() >= self.max {
+            let now = Instant::now();
+            let stalled = open
+                .iter()
+                .map(|(id, c)| (*id, c.stalled_for(now)))
+                .filter(|(_, s)| *s >= STALL)
+                .max_by_key(|(_, s)| *s);
+            let Some((id, _)) = stalled else {
+                return Admit::Full;
+            };
+            if let Some(c) = open.remove(&id) {
+                c.close();
+            }
+            evicted = true;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(self.epoch));
+        open.insert(id, conn.clone());
+        let ticket = Ticket {
+            id,
+            conn,
+            admission: self.clone(),
+        };
+        if evicted {
+            Admit::InForStalled(ticket)
+        } else {
+            Admit::In(ticket)
+        }
+    }
+
+    /// Answers 503 and closes, without waiting for the request; a plain
+    /// close when `answer` is false (TLS) or too many refusals are being
+    /// written already.
+    pub fn refuse(self: &Arc<Self>, mut stream: TcpStream, answer: bool) {
+        if !answer || self.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+            if answer {
+                self.refusing.fetch_sub(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let response = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                 content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{REFUSAL_BODY}",
+                REFUSAL_BODY.len()
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                stream.write_all(response.as_bytes()).await?;
+                stream.shutdown().await?;
+                // Read what the client sent, so closing does not reset the
+                // connection before it has read the answer.
+                let mut sink = [0u8; 4096];
+                let mut left = 64 * 1024usize;
+                while left > 0 {
+                    let n = stream.read(&mut sink).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    left = left.saturating_sub(n);
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+            this.refusing.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// The connection bound for `configured`: below the file-descriptor limit
+/// (raised to its hard maximum first) by a reserve for everything else.
+pub fn connection_bound(configured: usize) -> usize {
+    match raise_fd_limit() {
+        Some(limit) => bound_below(configured, limit),
+        None => configured,
+    }
+}
+
+fn bound_below(configured: usize, fd_limit: u64) -> usize {
+    let reserve = RESERVE_FDS.min(fd_limit / 2);
+    let room = fd_limit.saturating_sub(reserve).max(1);
+    configured.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard one; the soft limit now.
+fn raise_fd_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// One log line per period for a kind of trouble; the rest are counted.
+pub struct RateLimited {
+    every: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimited {
+    pub fn new(every: Duration) -> Self {
+        RateLimited {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(left out since the last line)` when a line may be written now.
+    pub fn hit(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, suppressed) = &mut *state;
+        if last.is_some_and(|at| now.saturating_duration_since(at) < self.every) {
+            *suppressed += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_per_period_saying_how_many_were_left_out() {
+        let limit = RateLimited::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // Twenty a second, for twelve seconds.
+        let written: Vec<(u64, u64)> = (0..240)
+            .filter_map(|i| limit.hit(at(i * 50)).map(|left_out| (i * 50, left_out)))
+            .collect();
+        assert_eq!(written, [(0, 0), (10_000, 199)]);
+    }
+
+    #[test]
+    fn the_bound_leaves_room_below_the_fd_limit() {
+        assert_eq!(bound_below(1024, 1_048_576), 1024);
+        assert_eq!(bound_below(1024, 1024), 896);
+        assert_eq!(bound_below(1024, 256), 128);
+        assert_eq!(bound_below(1024, 64), 32);
+        assert_eq!(bound_below(1024, 1), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_bound_the_longest_stalled_makes_room_else_full() {
+        let admission = Admission::new(2);
+        let Admit::In(first) = admission.admit() else {
+            panic!("room for the first")
+        };
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let Admit::In(second) = admission.admit() else {
+            panic!("room for the second")
+        };
+        assert!(matches!(admission.admit(), Admit::Full), "none stalled yet");
+        tokio::time::advance(Duration::from_millis(700)).await;
+        // The first has stalled 1.2 s, the second 0.7 s.
+        let Admit::InForStalled(third) = admission.admit() else {
+            panic!("the first makes room")
+        };
+        tokio::time::timeout(Duration::from_secs(1), first.conn.closed())
+            .await
+            .expect("the first is asked to close");
+        assert!(matches!(admission.admit(), Admit::Full));
+        drop(second);
+        assert!(matches!(admission.admit(), Admit::In(_)));
+        drop((first, third));
+    }
+}

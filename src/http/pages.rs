@@ -1,0 +1,210 @@
+//! The pages the server sends, rendered once per change of what they show
+//! and shared by every client that asks meanwhile: a `/metrics` page is a
+//! list of [`Bytes`] pieces (each credential family, the sources, lapse's
+//! own metrics) that every response points into, so a thousand slow
+//! clients hold one page, not a thousand.
+//!
+//! What each piece depends on decides how long it is kept: a family
+//! without the clock lives as long as the snapshot, the two that read the
+//! clock for one second, lapse's own metrics as long as no counter moves
+//! (they are encoded for every scrape and the previous text kept when it
+//! is the same). No piece is ever older than the snapshot and the second
+//! it is served in.
+//!
+//! Rendering runs on a thread of its own, never on the blocking pool the
+//! scans use, so no number of requests delays a scan; requests wait for
+//! it in turn, and only the first of a second renders.
+
+use crate::credential::{Thresholds, Timestamp};
+use crate::inventory::Snapshot;
+use crate::output::metrics::{self, LabelCache};
+use crate::output::page::page;
+use crate::telemetry::SelfMetrics;
+use hyper::body::Bytes;
+use std::sync::{Arc, Weak};
+use tokio::sync::Mutex;
+
+/// Pieces are cut to this size, so a client's write takes one at a time.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// A page to send: its pieces in order, and its length.
+pub struct Page {
+    pub pieces: Vec<Bytes>,
+    pub len: usize,
+}
+
+/// One rendered part of a page, cut into pieces.
+type Part = Arc<[Bytes]>;
+
+#[derive(Default)]
+struct Kept {
+    /// The snapshot every part below was rendered from.
+    snapshot: Weak<Snapshot>,
+    /// The second the clock's families were rendered at.
+    now: Timestamp,
+    families: Vec<Option<Part>>,
+    sources: Option<Part>,
+    /// Lapse's own metrics, classic text and OpenMetrics.
+    own: [Option<Bytes>; 2],
+    /// The HTML page, for `snapshot` at `html_now`.
+    html: Option<(Timestamp, Bytes)>,
+}
+
+impl Kept {
+    /// Forgets what `snapshot` and `now` make stale.
+    fn refresh(&mut self, snapshot: &Arc<Snapshot>, now: Timestamp) {
+        if !Weak::ptr_eq(&self.snapshot, &Arc::downgrade(snapshot)) {
+            self.snapshot = Arc::downgrade(snapshot);
+            self.families = vec![None; metrics::FAMILIES];
+            self.sources = None;
+            self.html = None;
+        }
+        if self.now != now {
+            self.now = now;
+            for (i, f) in self.families.iter_mut().enumerate() {
+                if metrics::family_uses_now(i) {
+                    *f = None;
+                }
+            }
+        }
+    }
+}
+
+/// The server's pages, kept between requests.
+#[derive(Default)]
+pub struct Pages {
+    kept: Mutex<Kept>,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pages")
+    }
+}
+
+fn cut(text: String) -> Part {
+    let bytes = Bytes::from(text);
+    (0..bytes.len())
+        .step_by(PIECE_BYTES)
+        .map(|at| bytes.slice(at..bytes.len().min(at + PIECE_BYTES)))
+        .collect()
+}
+
+/// Runs `work` on a thread of its own and waits for it without blocking
+/// the runtime; on the calling thread if no thread can be started.
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let slot = Arc::new(std::sync::Mutex::new(Some(work)));
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name("lapse-render".into())
+        .spawn(move || {
+            let work = theirs.lock().ok().and_then(|mut w| w.take());
+            if let Some(work) = work {
+                let _ = tx.send(work());
+            }
+        });
+    if spawned.is_ok()
+        && let Ok(done) = rx.await
+    {
+        return done;
+    }
+    let work = slot.lock().ok().and_then(|mut w| w.take());
+    match work {
+        Some(work) => work(),
+        // The thread took the work and panicked: nothing to retry with.
+        None => panic!("rendering a page failed"),
+    }
+}
+
+impl Pages {
+    /// The `/metrics` page for `snapshot` at `now`.
+    pub async fn metrics(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        labels: &Arc<LabelCache>,
+        own: &SelfMetrics,
+        now: Timestamp,
+        openmetrics: bool,
+    ) -> Page {
+        let mut kept = self.kept.lock().await;
+        kept.refresh(snapshot, now);
+        let missing: Vec<usize> = (0..metrics::FAMILIES)
+            .filter(|i| kept.families[*i].is_none())
+            .collect();
+        if !missing.is_empty() || kept.sources.is_none() {
+            let want_sources = kept.sources.is_none();
+            let (snapshot, labels) = (snapshot.clone(), labels.clone());
+            let (families, sources) = off_runtime(move || {
+                let mut families = Vec::new();
+                metrics::render_families(&snapshot, &labels, now, &missing, &mut |i, text| {
+                    families.push((i, cut(text)))
+                });
+                let sources = want_sources.then(|| cut(metrics::render_sources(&snapshot)));
+                (families, sources)
+            })
+            .await;
+            for (i, part) in families {
+                kept.families[i] = Some(part);
+            }
+            if sources.is_some() {
+                kept.sources = sources;
+            }
+        }
+        let text = metrics::render_self(own, openmetrics);
+        let slot = &mut kept.own[usize::from(openmetrics)];
+        let own = match slot {
+            Some(b) if b.as_ref() == text.as_bytes() => b.clone(),
+            _ => slot.insert(Bytes::from(text)).clone(),
+        };
+        let mut pieces: Vec<Bytes> = kept
+            .families
+            .iter()
+            .chain(std::iter::once(&kept.sources))
+            .flatten()
+            .flat_map(|part| part.iter().cloned())
+            .collect();
+        pieces.push(own);
+        let len = pieces.iter().map(Bytes::len).sum();
+        Page { pieces, len }
+    }
+
+    /// The HTML page for `snapshot` at `now`.
+    pub async fn html(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        thresholds: &Thresholds,
+        now: Timestamp,
+    ) -> Bytes {
+        let mut kept = self.kept.lock().await;
+        kept.refresh(snapshot, now);
+        if let Some((at, html)) = &kept.html
+            && *at == now
+        {
+            return html.clone();
+        }
+        let (snapshot, thresholds) = (snapshot.clone(), *thresholds);
+        let html = Bytes::from(off_runtime(move || page(&snapshot, &thresholds, now)).await);
+        kept.html = Some((now, html.clone()));
+        html
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_is_cut_into_pieces_that_make_it_whole() {
+        let text: String = (0..PIECE_BYTES * 2 + 10)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let part = cut(text.clone());
+        assert_eq!(
+            part.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [PIECE_BYTES, PIECE_BYTES, 10]
+        );
+        assert_eq!(part.concat(), text.as_bytes());
+        assert!(cut(String::new()).is_empty());
+    }
+}
