@@ -6,6 +6,7 @@
 
 use super::plan::{Event, EventKind, urgency};
 use crate::credential::{Credential, Kind, Source, Timestamp};
+use crate::logging::plain::plain;
 use crate::output::html::html_escape;
 use crate::timefmt::{rfc3339, time_left};
 use crate::units::human_span;
@@ -63,15 +64,19 @@ fn place(c: &Credential) -> String {
     if let Some(entry) = &c.entry {
         let _ = write!(out, " [{entry}]");
     }
-    out
+    plain(&out).into_owned()
 }
 
+/// Plain text: a CN's CR or escape sequence must not rewrite a mail
+/// reader's subject line or a terminal that shows the mail.
 fn name(c: &Credential) -> String {
-    c.identity
+    let name = c
+        .identity
         .subject_cn
         .clone()
         .or_else(|| c.identity.subject.clone())
-        .unwrap_or_else(|| format!("{} {}", c.kind.as_str(), c.fingerprint.short(12)))
+        .unwrap_or_else(|| format!("{} {}", c.kind.as_str(), c.fingerprint.short(12)));
+    plain(&name).into_owned()
 }
 
 fn what(e: &Event, now: Timestamp) -> String {
@@ -135,7 +140,8 @@ pub fn render(events: &[Event], now: Timestamp) -> (String, String, String) {
         );
         let _ = writeln!(text, "  where:    {}", place(c));
         if let Some(o) = &c.object {
-            let _ = writeln!(text, "  object:   {}/{} key {}", o.namespace, o.name, o.key);
+            let object = format!("{}/{} key {}", o.namespace, o.name, o.key);
+            let _ = writeln!(text, "  object:   {}", plain(&object));
         }
         let _ = writeln!(
             text,
@@ -308,5 +314,36 @@ mod tests {
         c.source = Source::Kubeconfig;
         c.kind = Kind::Jwt;
         assert!(action(&c).contains("log in again"));
+    }
+
+    #[test]
+    fn control_characters_in_names_and_paths_are_plain_text_in_every_part() {
+        let now = 1_800_000_000;
+        let events = [event(
+            EventKind::Threshold(14 * 86_400),
+            "/pki/api\nserver.crt",
+            "kube-apiserver\rok\x1b[2K",
+            now + 10 * 86_400,
+        )];
+        let (subject, text, html) = render(&events, now);
+        assert_eq!(
+            subject,
+            "[lapse] kube-apiserver\\rok\\x1b[2K expires in 10d"
+        );
+        assert!(
+            text.contains("* kube-apiserver\\rok\\x1b[2K — expires in 10d\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  where:    /pki/api\\nserver.crt\n"),
+            "{text}"
+        );
+        assert!(
+            html.contains("<td style=\"border-top:1px solid #ccc\">/pki/api\\nserver.crt</td>"),
+            "{html}"
+        );
+        for part in [&subject, &text, &html] {
+            assert!(!part.contains('\r') && !part.contains('\x1b'), "{part:?}");
+        }
     }
 }

@@ -19,6 +19,7 @@
 use crate::credential::{Credential, Timestamp};
 use crate::inventory::Part;
 use crate::inventory::Snapshot;
+use crate::logging::plain::plain;
 use crate::telemetry::SelfMetrics;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -37,9 +38,11 @@ fn number(out: &mut String, value: f64) {
     }
 }
 
-/// Escapes a label value (`\`, `"`, newline).
+/// Escapes a label value (`\`, `"`, newline), after control characters
+/// are made plain text (`\r`, `\x1b`), so a CN cannot carry a terminal
+/// sequence into dashboards, alert annotations and their mails.
 fn escape(out: &mut String, value: &str) {
-    for ch in value.chars() {
+    for ch in plain(value).chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
@@ -471,8 +474,14 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let mut out = String::new();
-        escape(&mut out, "a\"b\\c\nd");
-        assert_eq!(out, "a\\\"b\\\\c\\nd");
+        escape(&mut out, "a\"b\\c");
+        assert_eq!(out, "a\\\"b\\\\c");
+        // Control characters become plain text first (`\n`, `\r`,
+        // `\x1b`), whose backslash the exposition then escapes: the label's
+        // value reads `kube\rok\n\x1b[2J`, never a carriage return.
+        let mut out = String::new();
+        escape(&mut out, "kube\rok\n\x1b[2J");
+        assert_eq!(out, "kube\\\\rok\\\\n\\\\x1b[2J");
     }
 
     #[test]
