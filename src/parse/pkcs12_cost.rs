@@ -27,6 +27,9 @@ const MAX_DEPTH: u8 = 16;
 /// `1.3.6.1.4.1.11591.4.11`, scrypt: its cost parameters multiply.
 const SCRYPT_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b];
 
+/// `1.2.840.113549.1.7.1`, PKCS#7 data: its content is DER to read on.
+const DATA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+
 /// Iterations a store asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Cost {
@@ -107,15 +110,17 @@ impl Walk {
         }
         match tag {
             0x30 => self.sequence(content, alg, depth),
-            // SET, and context-specific constructed ([0] EXPLICIT content).
+            // SET, and context-specific constructed ([0] EXPLICIT content,
+            // which keeps the OID beside it).
             0x31 | 0xa0..=0xbf => {
                 for (t, inner) in children(content) {
-                    self.node(t, inner, None, depth + 1);
+                    self.node(t, inner, alg, depth + 1);
                 }
             }
-            // The authenticated safe and each safe's bags are DER wrapped in
-            // OCTET STRINGs; ciphertext is not (or only by rare chance).
-            0x04 => {
+            // The authenticated safe and each safe's bags are DER in an
+            // OCTET STRING of PKCS#7 data; certificates (and ciphertext)
+            // are not read into.
+            0x04 if alg == Some(DATA_OID) => {
                 if let Some((0x30, inner, rest)) = tlv(content)
                     && rest.is_empty()
                 {
