@@ -364,7 +364,9 @@ pub enum ErrorReason {
     NotFound,
     /// A symlink cycle.
     Loop,
-    /// Larger than the size cap.
+    /// Larger than a cap: the file size, or a per-file cap on error
+    /// entries, credentials, PEM blocks, documents, references or PKCS#12
+    /// key-derivation work (`src/parse/record.rs`, `pkcs12_cost.rs`).
     TooLarge,
     /// Looked like a credential but did not decode.
     Parse,

@@ -9,6 +9,7 @@ mod support;
 mod check {
     mod alerts;
     mod apiserver;
+    mod caps;
     mod certificates;
     mod dashboard;
     mod deploy;

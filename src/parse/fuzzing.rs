@@ -23,14 +23,14 @@ fn context<'a>(path: &'a str, passwords: &'a [String]) -> Context<'a> {
 pub fn certificates(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
     x509::certificates(&context(path, passwords), Source::File, "", bytes, &mut out);
-    out
+    out.finish(path)
 }
 
 /// One token's text (JWT, EKS, Fernet, bootstrap or opaque).
 pub fn token(path: &str, text: &str) -> Parsed {
     let mut out = Parsed::default();
     super::jwt::add_token(&Context::file(path), Source::File, "", text, &mut out);
-    out
+    out.finish(path)
 }
 
 /// YAML (or JSON) text as the parsers read it: every document, or the
@@ -43,21 +43,21 @@ pub fn documents(text: &str) -> Result<Vec<Value>, String> {
 pub fn kubeconfig(path: &str, doc: &Value) -> Parsed {
     let mut out = Parsed::default();
     kubeconfig::parse(&Context::file(path), doc, &mut out);
-    out
+    out.finish(path)
 }
 
 /// A document read as a Secret, whatever its `kind` or `type`.
 pub fn secret(path: &str, doc: &Value, passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
     k8s_object::secret(&context(path, passwords), doc, sniff::value, &mut out);
-    out
+    out.finish(path)
 }
 
 /// A document read as a ConfigMap, whatever its `kind`.
 pub fn config_map(path: &str, doc: &Value) -> Parsed {
     let mut out = Parsed::default();
     k8s_object::config_map(&Context::file(path), doc, sniff::value, &mut out);
-    out
+    out.finish(path)
 }
 
 /// A document offered to the token-cache recognisers (MOC login files,
@@ -66,5 +66,5 @@ pub fn config_map(path: &str, doc: &Value) -> Parsed {
 pub fn token_cache(path: &str, doc: &Value) -> Parsed {
     let mut out = Parsed::default();
     token_files::parse(&Context::file(path), doc, &mut out);
-    out
+    out.finish(path)
 }

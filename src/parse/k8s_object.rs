@@ -106,12 +106,53 @@ fn labels(doc: &Value) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// A name as entries and labels show it. Names the API server would
+/// refuse never come from it: in a file they are damaged text (a quote
+/// gone, so `name:` ran on into a token below it), and only their
+/// fingerprint is shown.
+fn shown(text: &str, valid: fn(&str) -> bool) -> String {
+    if text.is_empty() || valid(text) {
+        text.to_string()
+    } else {
+        format!(
+            "<invalid name {}>",
+            Fingerprint::of(text.as_bytes()).short(8)
+        )
+    }
+}
+
+/// RFC 1123 label (a namespace): at most 63 of `a-z0-9-`, alphanumeric at
+/// both ends.
+fn is_label(s: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    s.len() <= 63
+        && s.bytes().all(|b| alnum(b) || b == b'-')
+        && s.bytes().next().is_some_and(alnum)
+        && s.bytes().last().is_some_and(alnum)
+}
+
+/// RFC 1123 subdomain (an object's name): labels joined by dots, at most
+/// 253 characters.
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_label)
+}
+
+/// A Secret or ConfigMap key: at most 253 of `-._a-zA-Z0-9`.
+fn is_key(s: &str) -> bool {
+    s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 fn object_context<'a>(
     ctx: &Context<'a>,
     kind: K8sKind,
     (namespace, name): (&str, &str),
     key: &str,
 ) -> Context<'a> {
+    let namespace = &shown(namespace, is_label);
+    let name = &shown(name, is_subdomain);
+    let key = &shown(key, is_key);
     let id = if namespace.is_empty() {
         name.to_string()
     } else {
@@ -411,5 +452,46 @@ mod tests {
                 .message
                 .starts_with("binaryData: invalid base64")
         );
+    }
+
+    /// A damaged dump: the name's closing quote is gone, so the quoted
+    /// scalar runs on into a token pasted below it. The entry must not
+    /// echo it (a real object name never holds such text).
+    #[test]
+    fn a_name_that_swallowed_a_token_is_not_shown() {
+        let token = jwt(r#"{"sub":"a"}"#);
+        let text = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: \"web\n    {token}\"\n  namespace: prod\ndata:\n  tls.crt: bm90IGJhc2U2NA!!\n"
+        );
+        let parsed = crate::parse::parse_file("dump.yaml", text.as_bytes());
+        let name = format!("web {token}");
+        let hidden = format!(
+            "<invalid name {}>",
+            Fingerprint::of(name.as_bytes()).short(8)
+        );
+        assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+        assert_eq!(
+            parsed.errors[0].entry.as_deref(),
+            Some(format!("secret prod/{hidden} tls.crt").as_str())
+        );
+        assert!(!format!("{parsed:?}").contains("c2lnbmF0dXJl"));
+    }
+
+    #[test]
+    fn names_as_the_api_server_accepts_them_are_shown() {
+        assert_eq!(shown("kube-root-ca.crt", is_subdomain), "kube-root-ca.crt");
+        assert_eq!(shown("", is_label), "");
+        assert_eq!(shown("kube-system", is_label), "kube-system");
+        assert_eq!(shown("tls.crt", is_key), "tls.crt");
+        assert_eq!(shown("ca_bundle-2.pem", is_key), "ca_bundle-2.pem");
+        for (bad, valid) in [
+            ("Web", is_subdomain as fn(&str) -> bool),
+            ("a..b", is_subdomain),
+            ("-a", is_label),
+            ("a.b", is_label),
+            ("a b", is_key),
+        ] {
+            assert!(shown(bad, valid).starts_with("<invalid name "), "{bad}");
+        }
     }
 }

@@ -93,7 +93,7 @@ impl Kubeconfig<'_, '_> {
 
     fn reference(&mut self, path: &str, entry: String, kind: RefKind, optional: bool) {
         let Some(base) = &self.base else { return };
-        self.out.refs.push(FileRef {
+        let r = FileRef {
             // `~/` is expanded by the reader, keeping this parser free of the environment.
             path: if path.starts_with("~/") {
                 PathBuf::from(path)
@@ -105,7 +105,8 @@ impl Kubeconfig<'_, '_> {
             kind,
             source: self.source,
             optional,
-        });
+        };
+        self.out.add_ref(self.ctx, r);
     }
 
     fn token(&mut self, entry: &str, text: &str, expiry: Option<i64>) {

@@ -8,11 +8,14 @@
 //! leave this module: credentials carry fingerprints, and error messages
 //! name what is wrong without quoting the input.
 
+#[cfg(test)]
+mod caps_tests;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jwt;
 mod k8s_object;
 mod kubeconfig;
+mod pkcs12_cost;
 #[cfg(test)]
 mod properties;
 mod record;
@@ -90,7 +93,7 @@ fn file(
             "named like a certificate or token, but holds no format lapse recognises",
         );
     }
-    out
+    out.finish(path)
 }
 
 /// Parses one document already read as a tree, as a file holding it would
@@ -102,7 +105,7 @@ pub fn parse_document(path: &str, doc: &Value, passwords: &[String]) -> Parsed {
         ..Context::file(path)
     };
     sniff::document(&ctx, doc, &mut out);
-    out
+    out.finish(path)
 }
 
 /// Parses one Secret or ConfigMap whose values are already decoded (an
@@ -116,7 +119,7 @@ pub fn parse_object(path: &str, obj: &K8sObject, passwords: &[String]) -> Parsed
         ..Context::file(path)
     };
     k8s_object::object(&ctx, obj, sniff::value, &mut out);
-    out
+    out.finish(path)
 }
 
 /// Parses a file that a kubeconfig (or cache rule) pointed at.
@@ -141,10 +144,8 @@ pub fn parse_reference(r: &FileRef, bytes: &[u8]) -> Parsed {
             Err(_) => out.error(&ctx, "", ErrorReason::Parse, "token file is not text"),
         },
         RefKind::Any => {
-            let mut inner = Parsed::default();
-            sniff::parse_bytes(&Context::file(&path), bytes, None, &mut inner);
-            out.absorb(inner);
+            sniff::parse_bytes(&Context::file(&path), bytes, None, &mut out);
         }
     }
-    out
+    out.finish(&path)
 }

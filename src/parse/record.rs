@@ -11,12 +11,68 @@ use std::path::PathBuf;
 /// followed this deep and no deeper.
 pub(crate) const MAX_DEPTH: u8 = 4;
 
+/// Error entries kept per parse (one file, one Kubernetes object); past
+/// it they are counted, and [`Parsed::finish`] adds one entry saying how
+/// many were dropped. 13,000 entries from one Secret of empty PEM blocks
+/// would otherwise each be kept, logged, counted and rendered.
+pub const MAX_ERRORS: usize = 100;
+/// Credentials kept per parse. A CA bundle holds some 150; a dump of a
+/// whole cluster's Secrets a few thousand.
+pub const MAX_CREDENTIALS: usize = 10_000;
+/// Files one parse may point at (a kubeconfig's `client-certificate`,
+/// `tokenFile`, exec caches): each is a read and a parse of its own.
+pub const MAX_REFS: usize = 1_000;
+/// PEM blocks scanned per parse, certificates and keys alike: a bundle of
+/// `MAX_CREDENTIALS` certificates with their keys fits.
+pub const MAX_PEM_BLOCKS: usize = 2 * MAX_CREDENTIALS;
+/// YAML/JSON documents read per parse: a stream's documents, a List's
+/// items, and documents nested in Secret or ConfigMap values.
+pub const MAX_DOCUMENTS: usize = 10_000;
+
+/// Which per-parse cap was reached; each is reported once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cap {
+    Credentials,
+    Refs,
+    PemBlocks,
+    Documents,
+}
+
+impl Cap {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    fn message(self) -> String {
+        match self {
+            Cap::Credentials => {
+                format!("more than {MAX_CREDENTIALS} credentials; the rest were not read")
+            }
+            Cap::Refs => format!("refers to more than {MAX_REFS} files; the rest were not read"),
+            Cap::PemBlocks => {
+                format!("more than {MAX_PEM_BLOCKS} PEM blocks; the rest were not read")
+            }
+            Cap::Documents => {
+                format!("more than {MAX_DOCUMENTS} YAML/JSON documents; the rest were not read")
+            }
+        }
+    }
+}
+
 /// Everything one parse produced.
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub credentials: Vec<Credential>,
     pub errors: Vec<ErrorEntry>,
     pub refs: Vec<FileRef>,
+    /// Error entries past [`MAX_ERRORS`], counted, not kept.
+    dropped_errors: usize,
+    /// Caps already reported, one bit each.
+    capped: u8,
+    pem_blocks: usize,
+    documents: usize,
+    /// PKCS#12 key-derivation iterations spent so far.
+    pub(crate) p12_work: u64,
 }
 
 /// What a referenced file is expected to hold.
@@ -114,7 +170,60 @@ impl Parsed {
         cred.entry = ctx.entry_for(field);
         cred.index = index;
         cred.object = ctx.object.clone();
+        if self.credentials.len() >= MAX_CREDENTIALS {
+            self.cap_reached(ctx, Cap::Credentials);
+            return;
+        }
         self.credentials.push(cred);
+    }
+
+    /// Records a file this parse points at, up to [`MAX_REFS`].
+    pub(crate) fn add_ref(&mut self, ctx: &Context, r: FileRef) {
+        if self.refs.len() >= MAX_REFS {
+            self.cap_reached(ctx, Cap::Refs);
+            return;
+        }
+        self.refs.push(r);
+    }
+
+    /// Counts one PEM block; false once [`MAX_PEM_BLOCKS`] were scanned.
+    pub(crate) fn take_pem_block(&mut self, ctx: &Context) -> bool {
+        self.take(ctx, Cap::PemBlocks)
+    }
+
+    /// Counts one YAML/JSON document; false once [`MAX_DOCUMENTS`] were read.
+    pub(crate) fn take_document(&mut self, ctx: &Context) -> bool {
+        self.take(ctx, Cap::Documents)
+    }
+
+    fn take(&mut self, ctx: &Context, cap: Cap) -> bool {
+        let (count, max) = match cap {
+            Cap::PemBlocks => (&mut self.pem_blocks, MAX_PEM_BLOCKS),
+            Cap::Documents => (&mut self.documents, MAX_DOCUMENTS),
+            // Counted by the length of their vectors.
+            Cap::Credentials | Cap::Refs => return true,
+        };
+        if *count >= max {
+            self.cap_reached(ctx, cap);
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// One entry per cap, kept whatever the error count: it says why the
+    /// rest of the input was not read.
+    fn cap_reached(&mut self, ctx: &Context, cap: Cap) {
+        if self.capped & cap.bit() != 0 {
+            return;
+        }
+        self.capped |= cap.bit();
+        self.errors.push(ErrorEntry {
+            path: ctx.path.to_string(),
+            entry: None,
+            reason: ErrorReason::TooLarge,
+            message: cap.message(),
+        });
     }
 
     pub(crate) fn error(
@@ -124,6 +233,10 @@ impl Parsed {
         reason: ErrorReason,
         message: impl Into<String>,
     ) {
+        if self.errors.len() - self.capped.count_ones() as usize >= MAX_ERRORS {
+            self.dropped_errors += 1;
+            return;
+        }
         self.errors.push(ErrorEntry {
             path: ctx.path.to_string(),
             entry: ctx.entry_for(field),
@@ -132,10 +245,20 @@ impl Parsed {
         });
     }
 
-    pub(crate) fn absorb(&mut self, other: Parsed) {
-        self.credentials.extend(other.credentials);
-        self.errors.extend(other.errors);
-        self.refs.extend(other.refs);
+    /// Closes one parse of `path`: the entry for errors past [`MAX_ERRORS`].
+    pub(crate) fn finish(mut self, path: &str) -> Parsed {
+        if self.dropped_errors > 0 {
+            self.errors.push(ErrorEntry {
+                path: path.to_string(),
+                entry: None,
+                reason: ErrorReason::TooLarge,
+                message: format!(
+                    "{} more errors were dropped (at most {MAX_ERRORS} are kept per file or object)",
+                    self.dropped_errors
+                ),
+            });
+        }
+        self
     }
 }
 

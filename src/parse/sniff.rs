@@ -194,6 +194,11 @@ pub(crate) fn document(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
     if ctx.depth > MAX_DEPTH {
         return false;
     }
+    // Past the cap, a document counts as recognised: its error entry says
+    // why it was not read.
+    if !out.take_document(ctx) {
+        return true;
+    }
     let kind = super::record::get_str(doc, "kind").unwrap_or_default();
     if kubeconfig::is_kubeconfig(doc) {
         kubeconfig::parse(ctx, doc, out);

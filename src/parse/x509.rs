@@ -5,6 +5,7 @@
 //! bundle becomes one error entry while the blocks around it still count,
 //! and so that key blocks are skipped without ever being decoded.
 
+use super::pkcs12_cost;
 use super::record::{Context, Parsed};
 use crate::credential::{Credential, ErrorReason, Fingerprint, Identity, Kind, Source, Timestamp};
 use base64::Engine;
@@ -37,14 +38,18 @@ fn is_certificate_label(label: &str) -> bool {
 /// text before and between blocks, CRLF line ends, indentation and RFC 1421
 /// headers. A block without its END line is returned with an error.
 pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
-    let mut blocks = Vec::new();
+    pem_blocks(bytes).collect()
+}
+
+/// [`parse_pem_blocks`], one block at a time, so a caller can stop early.
+fn pem_blocks(bytes: &[u8]) -> impl Iterator<Item = PemBlock> + '_ {
     let mut lines = lines(bytes).map(trim_ascii);
     // One buffer for every block's base64, sized once.
     let mut body = Vec::with_capacity(bytes.len().min(1 << 16));
-    while let Some(line) = lines.next() {
-        let Some(label) = armour(line, b"-----BEGIN ") else {
-            continue;
-        };
+    std::iter::from_fn(move || {
+        let label = lines
+            .by_ref()
+            .find_map(|line| armour(line, b"-----BEGIN "))?;
         let wanted = is_certificate_label(&label);
         body.clear();
         let mut closed = false;
@@ -70,9 +75,8 @@ pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
             } else {
                 None
             };
-        blocks.push(PemBlock { label, der });
-    }
-    blocks
+        Some(PemBlock { label, der })
+    })
 }
 
 /// Decodes standard base64, ignoring whitespace (wrapped lines). The error
@@ -315,9 +319,13 @@ pub(crate) fn add_certificates(
     out: &mut Parsed,
 ) -> bool {
     if has_pem_armour(bytes) {
-        let blocks = parse_pem_blocks(bytes);
+        let mut any = false;
         let mut index = 0u32;
-        for block in &blocks {
+        for block in pem_blocks(bytes) {
+            any = true;
+            if !out.take_pem_block(ctx) {
+                break;
+            }
             match &block.der {
                 None => {} // a key or request: recognised, skipped
                 Some(Ok(der)) => {
@@ -343,7 +351,7 @@ pub(crate) fn add_certificates(
                 }
             }
         }
-        return !blocks.is_empty();
+        return any;
     }
     match der_shape(bytes) {
         DerShape::Signed => {
@@ -386,22 +394,55 @@ fn add_pkcs12(
     passwords: &[&str],
     out: &mut Parsed,
 ) {
+    let cost = pkcs12_cost::of(bytes);
+    if cost.largest > pkcs12_cost::MAX_ITERATIONS {
+        out.error(
+            ctx,
+            field,
+            ErrorReason::TooLarge,
+            format!(
+                "PKCS#12 store asks for {} key-derivation iterations, more than lapse's cap of {}; not opened",
+                cost.largest,
+                pkcs12_cost::MAX_ITERATIONS
+            ),
+        );
+        return;
+    }
     let mut wrong_password = false;
     let configured = ctx.passwords.iter().map(String::as_str);
     let all: Vec<&str> = std::iter::once("")
         .chain(passwords.iter().copied())
         .chain(configured)
         .collect();
-    for password in all {
+    for (tried, password) in all.iter().enumerate() {
+        // The try that opens the store pays for all of it.
+        if out.p12_work.saturating_add(cost.open) > pkcs12_cost::MAX_WORK {
+            out.error(
+                ctx,
+                field,
+                ErrorReason::TooLarge,
+                format!(
+                    "PKCS#12 store: {tried} of {} passwords tried, none opens it; trying more would pass the cap of {} key-derivation iterations per file",
+                    all.len(),
+                    pkcs12_cost::MAX_WORK
+                ),
+            );
+            return;
+        }
         match pkcs12_certificates(bytes, password) {
             Ok(certs) => {
+                out.p12_work = out.p12_work.saturating_add(cost.open);
                 for (i, c) in certs.into_iter().enumerate() {
                     out.add(ctx, source, field, Some(i as u32), c);
                 }
                 return;
             }
-            Err(P12Error::Password) => wrong_password = true,
+            Err(P12Error::Password) => {
+                out.p12_work = out.p12_work.saturating_add(cost.wrong);
+                wrong_password = true;
+            }
             Err(P12Error::Invalid(e)) => {
+                out.p12_work = out.p12_work.saturating_add(cost.open);
                 out.error(ctx, field, ErrorReason::Parse, format!("PKCS#12: {e}"));
                 return;
             }

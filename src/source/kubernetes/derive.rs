@@ -591,6 +591,38 @@ mod tests {
         );
     }
 
+    /// One Secret of 1 MiB of empty certificate blocks: 100 error entries
+    /// and one for the 19,318 others, not 19,418.
+    #[test]
+    fn a_secret_of_empty_pem_blocks_keeps_a_hundred_errors() {
+        let block = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+        let junk = block.repeat((1 << 20) / block.len());
+        let s = secret("web", "junk", "Opaque", &[("ca.crt", junk.as_bytes())]);
+        let part = same(&[], &s, &KubernetesConfig::default()).unwrap();
+        assert_eq!(part.errors.len(), 101);
+        assert_eq!(
+            part.errors[99].entry.as_deref(),
+            Some("secret web/junk ca.crt")
+        );
+        assert_eq!(
+            part.errors[99].message,
+            "certificate #99: not a valid X.509 certificate (truncated)"
+        );
+        let last = &part.errors[100];
+        assert_eq!(
+            (last.path.as_str(), last.entry.as_deref(), last.reason),
+            (
+                "/api/v1/namespaces/web/secrets/junk",
+                None,
+                ErrorReason::TooLarge
+            )
+        );
+        assert_eq!(
+            last.message,
+            "19318 more errors were dropped (at most 100 are kept per file or object)"
+        );
+    }
+
     #[test]
     fn configuration_filters_objects_out() {
         let s = secret("kube-public", "x", "kubernetes.io/tls", &[]);

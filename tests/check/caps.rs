@@ -1,0 +1,217 @@
+//! Caps on what one input can cost: error entries per file and per object,
+//! and PKCS#12 key-derivation work. Each cap, when reached, is one error
+//! entry naming the file; nothing past it is kept or computed.
+
+use crate::support::*;
+use serde_json::json;
+use std::process::Command;
+
+const EMPTY_BLOCK: &str = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+
+/// 1 MiB of empty certificate blocks.
+fn empty_blocks() -> (String, usize) {
+    let n = (1 << 20) / EMPTY_BLOCK.len();
+    (EMPTY_BLOCK.repeat(n), n)
+}
+
+type Place = (String, Option<String>, String);
+
+/// `(path, entry, reason)` of every error entry, sorted.
+fn places(errors: &[serde_json::Value]) -> Vec<Place> {
+    let mut all: Vec<Place> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["entry"].as_str().map(str::to_string),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The first 100 blocks' errors at `entry`, and the one for the rest.
+fn expected(path: &str, entry: Option<&str>, rest: &str) -> Vec<Place> {
+    let mut all: Vec<Place> = (0..100)
+        .map(|i| {
+            let message = format!("certificate #{i}: not a valid X.509 certificate (truncated)");
+            (path.to_string(), entry.map(str::to_string), message)
+        })
+        .collect();
+    all.push((path.to_string(), None, rest.to_string()));
+    all.sort();
+    all
+}
+
+#[test]
+fn a_file_of_empty_pem_blocks_gives_a_hundred_errors_and_a_count_of_the_rest() {
+    let s = Scratch::new();
+    let (blocks, n) = empty_blocks();
+    assert_eq!(n, 19_418);
+    s.write("blocks.pem", blocks);
+
+    let report = s.check().arg("blocks.pem").json();
+
+    report
+        .assert_credential_count(0)
+        .assert_error_count(101)
+        .assert_code(3);
+    assert_eq!(
+        places(report.errors()),
+        expected(
+            "blocks.pem",
+            None,
+            "19318 more errors were dropped (at most 100 are kept per file or object)"
+        ),
+    );
+}
+
+#[test]
+fn a_secret_of_empty_pem_blocks_in_a_file_gives_a_hundred_errors() {
+    let s = Scratch::new();
+    let (blocks, _) = empty_blocks();
+    let doc = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"namespace": "web", "name": "junk"},
+        "data": {"ca.crt": b64(&blocks)},
+    });
+    s.write("secret.json", doc.to_string());
+
+    let report = s.check().arg("secret.json").json();
+
+    report.assert_error_count(101).assert_code(3);
+    assert_eq!(
+        places(report.errors()),
+        expected(
+            "secret.json",
+            Some("secret web/junk ca.crt"),
+            "19318 more errors were dropped (at most 100 are kept per file or object)"
+        ),
+    );
+}
+
+/// A PKCS#12 store made by `openssl pkcs12 -export -iter ITER`, locked
+/// with `password`.
+fn openssl_p12(s: &Scratch, name: &str, iter: u32, password: &str) {
+    let key = s.path("key.pem");
+    let cert = s.path("cert.pem");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert_success("openssl", &out);
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=p12",
+        "-days",
+        "30",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let iter = iter.to_string();
+    let out = s.path(name);
+    let pass = format!("pass:{password}");
+    run(&[
+        "pkcs12",
+        "-export",
+        "-iter",
+        &iter,
+        "-in",
+        cert.to_str().unwrap(),
+        "-inkey",
+        key.to_str().unwrap(),
+        "-passout",
+        &pass,
+        "-out",
+        out.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn a_pkcs12_store_above_the_iteration_cap_is_not_opened() {
+    let s = Scratch::new();
+    openssl_p12(&s, "slow.p12", 100_001, "");
+
+    let report = s.check().arg("slow.p12").json();
+
+    report
+        .assert_credential_count(0)
+        .assert_error_count(1)
+        .assert_code(3);
+    assert_fields(
+        &report.errors()[0],
+        json!({"path": "slow.p12", "entry": null, "reason": "PKCS#12 store asks for 100001 key-derivation iterations, more than lapse's cap of 100000; not opened"}),
+    );
+}
+
+#[test]
+fn a_pkcs12_store_at_the_iteration_cap_opens() {
+    let s = Scratch::new();
+    openssl_p12(&s, "ok.p12", 100_000, "");
+
+    let report = s.check().arg("ok.p12").json();
+
+    report.assert_credential_count(1).assert_no_errors();
+}
+
+/// Eleven passwords to try ("" and ten configured), 100,000 iterations a
+/// try: the work cap stops after eight.
+#[test]
+fn trying_passwords_stops_at_the_work_cap() {
+    let s = Scratch::new();
+    s.mkdir("stores");
+    openssl_p12(&s, "stores/locked.p12", 100_000, "not-configured");
+    let mut files = Vec::new();
+    for i in 0..10 {
+        s.write(&format!("p{i}.pass"), format!("wrong-{i}\n"));
+        files.push(format!("p{i}.pass"));
+    }
+    s.write(
+        "lapse.yaml",
+        format!(
+            "files:\n  paths: [stores]\nkeystore_passwords: [{}]\n",
+            files.join(", ")
+        ),
+    );
+
+    let report = s.check().args(["--config", "lapse.yaml"]).json();
+
+    report.assert_credential_count(0).assert_error_count(1);
+    assert_fields(
+        &report.errors()[0],
+        json!({"reason": "PKCS#12 store: 8 of 11 passwords tried, none opens it; trying more would pass the cap of 1000000 key-derivation iterations per file"}),
+    );
+}
+
+#[test]
+fn trying_every_password_within_the_work_cap_says_none_opens_it() {
+    let s = Scratch::new();
+    s.mkdir("stores");
+    openssl_p12(&s, "stores/locked.p12", 2048, "not-configured");
+    s.write("p.pass", "wrong\n");
+    s.write(
+        "lapse.yaml",
+        "files:\n  paths: [stores]\nkeystore_passwords: [p.pass]\n",
+    );
+
+    let report = s.check().args(["--config", "lapse.yaml"]).json();
+
+    report.assert_error_count(1);
+    assert_fields(
+        &report.errors()[0],
+        json!({"reason": "PKCS#12 store: none of the configured passwords opens it"}),
+    );
+}
