@@ -215,3 +215,33 @@ fn trying_every_password_within_the_work_cap_says_none_opens_it() {
         json!({"reason": "PKCS#12 store: none of the configured passwords opens it"}),
     );
 }
+
+/// A kubeconfig naming 150 token files that do not exist: each reference
+/// is its own error, and together they are capped like one file's.
+#[test]
+fn a_kubeconfig_naming_many_missing_files_gives_a_hundred_errors_and_a_count() {
+    let s = Scratch::new();
+    let users: String = (0..150)
+        .map(|i| format!("- name: u{i:03}\n  user:\n    tokenFile: gone/{i:03}.token\n"))
+        .collect();
+    s.write(
+        "kube/config",
+        format!("apiVersion: v1\nkind: Config\nusers:\n{users}"),
+    );
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_error_count(101).assert_code(3);
+    assert_eq!(
+        report.reason("kube/config", Some("users[u000].tokenFile")),
+        "kube/gone/000.token: no such file or directory"
+    );
+    assert_eq!(
+        report.reason("kube/config", Some("users[u099].tokenFile")),
+        "kube/gone/099.token: no such file or directory"
+    );
+    assert_eq!(
+        report.reason("kube/config", None),
+        "50 more errors in the files it refers to were dropped (at most 100 are kept)"
+    );
+}

@@ -12,7 +12,7 @@ use super::read::{self, Accept};
 use super::walk::{self, Filter, Found, Signature};
 use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{FileId, Origin, Part, SourceReport, Via};
-use crate::parse::{self, FileRef, RefKind, TokenRule};
+use crate::parse::{self, FileRef, MAX_ERRORS, RefKind, TokenRule};
 use crate::paths::PathKey;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -467,8 +467,30 @@ fn scan_bytes(
         credentials: parsed.credentials,
         errors: parsed.errors,
     };
+    let own_errors = part.errors.len();
     let deps = follow_refs(parsed.refs, opts, &mut part);
+    cap_reference_errors(&mut part, own_errors, &label);
     (part, deps)
+}
+
+/// Each referenced file's entries are capped by its own parse; together
+/// they are capped again, so a kubeconfig naming a thousand broken files
+/// still yields at most [`MAX_ERRORS`] of theirs and one count of the rest.
+fn cap_reference_errors(part: &mut Part, own_errors: usize, label: &str) {
+    let from_refs = part.errors.len() - own_errors;
+    if from_refs <= MAX_ERRORS {
+        return;
+    }
+    part.errors.truncate(own_errors + MAX_ERRORS);
+    part.errors.push(ErrorEntry {
+        path: label.to_string(),
+        entry: None,
+        reason: ErrorReason::TooLarge,
+        message: format!(
+            "{} more errors in the files it refers to were dropped (at most {MAX_ERRORS} are kept)",
+            from_refs - MAX_ERRORS
+        ),
+    });
 }
 
 /// Reads what a kubeconfig points at: certificate and token files, and the
