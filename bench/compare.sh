@@ -22,7 +22,8 @@
 #              RSS, /metrics render time, size, series, change to visible)
 # Trees are kept in $BENCH_WORK (default /tmp/lapse-bench) and reused when
 # complete. Every step is bounded by `timeout`. The sections "## Load under
-# churn" and "## Fuzzing" of an existing BENCHMARKS.md are kept verbatim.
+# churn", "## Fuzzing", the layout change's and the hostile-clients sections of an
+# existing BENCHMARKS.md are kept verbatim.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -218,6 +219,8 @@ elif [[ ${BENCH_FULL:-0} == 1 ]]; then
 fi
 LOAD=$(keep_section "Load under churn")
 FUZZ=$(keep_section "Fuzzing")
+LAYOUT=$(keep_section "The layout change (issue 11): check and serve at N = 10,000, before and after")
+HOSTILE=$(keep_section "Hostile clients and bad days (issue 12)")
 NEW=$(mktemp)
 {
   cat <<MD
@@ -301,6 +304,10 @@ $SERVE_TABLE
 $LOAD
 
 $FUZZ
+
+$LAYOUT
+
+$HOSTILE
 
 ## Kubernetes
 
