@@ -127,13 +127,20 @@ fn sighup_with_a_broken_config_keeps_the_old_set() {
         "configuration not reloaded: lapse.yaml: bogus: unknown field",
     );
 
-    // Fixed, it is applied.
-    s.write("lapse.yaml", "files:\n  paths: [certs-a, certs-b]\n");
+    // Fixed, it is applied; the server's own limits are not, and it says so.
+    s.write(
+        "lapse.yaml",
+        "files:\n  paths: [certs-a, certs-b]\nhttp:\n  write_timeout: 30s\n",
+    );
     server.signal("HUP");
     let (m, _) = server.wait_for("the fixed reload", |m| {
         m.paths() == ["certs-a/a.crt", "certs-b/b.crt"]
     });
     assert_eq!(m.value(SUCCESSFUL, &[]), 1.0);
+    wait_for_log(
+        &server,
+        "http: timeouts and max_connections not applied: they change only on restart",
+    );
 }
 
 #[test]
