@@ -24,6 +24,11 @@ pub const STALL: Duration = Duration::from_secs(1);
 const RESERVE_FDS: u64 = 128;
 /// Refusals being written at once; more are closed without an answer.
 const MAX_REFUSING: usize = 32;
+/// Evicted connections still closing at once. An evicted connection's
+/// descriptor is closed by its own task, a moment later: without this
+/// bound a burst of newcomers could each evict one and, together, pass
+/// the descriptor limit before the evicted ones have gone.
+const MAX_CLOSING: usize = 32;
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 const REFUSAL_BODY: &str = "too many open connections; try again\n";
@@ -35,6 +40,8 @@ pub struct Admission {
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     refusing: AtomicUsize,
+    /// Evicted, their descriptors not closed yet (changed under `open`'s lock).
+    closing: AtomicUsize,
     pub evicted_log: RateLimited,
     pub refused_log: RateLimited,
 }
@@ -58,6 +65,9 @@ impl Drop for Ticket {
             .is_some_and(|c| Arc::ptr_eq(c, &self.conn))
         {
             open.remove(&self.id);
+        } else {
+            // Not open any more: evicted, and now really closed.
+            self.admission.closing.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -78,6 +88,7 @@ impl Admission {
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             refusing: AtomicUsize::new(0),
+            closing: AtomicUsize::new(0),
             evicted_log: RateLimited::new(LOG_EVERY),
             refused_log: RateLimited::new(LOG_EVERY),
         })
@@ -100,7 +111,11 @@ impl Admission {
             let Some((id, _)) = stalled else {
                 return Admit::Full;
             };
+            if self.closing.load(Ordering::Relaxed) >= MAX_CLOSING {
+                return Admit::Full;
+            }
             if let Some(c) = open.remove(&id) {
+                self.closing.fetch_add(1, Ordering::Relaxed);
                 c.close();
             }
             evicted = true;
@@ -272,5 +287,33 @@ mod tests {
         drop(second);
         assert!(matches!(admission.admit(), Admit::In(_)));
         drop((first, third));
+    }
+
+    /// An evicted connection's place is given back only when its ticket is
+    /// dropped (its descriptor closed): at most MAX_CLOSING wait so.
+    #[tokio::test(start_paused = true)]
+    async fn evictions_still_closing_are_bounded() {
+        let admission = Admission::new(MAX_CLOSING + 1);
+        let mut open: Vec<Ticket> = (0..=MAX_CLOSING)
+            .map(|_| match admission.admit() {
+                Admit::In(t) => t,
+                _ => panic!("room"),
+            })
+            .collect();
+        tokio::time::advance(STALL).await;
+        // Each newcomer evicts one; the evicted keep their tickets (their
+        // tasks have not closed them yet).
+        for _ in 0..MAX_CLOSING {
+            match admission.admit() {
+                Admit::InForStalled(t) => open.push(t),
+                _ => panic!("a stalled one makes room"),
+            }
+        }
+        assert_eq!(admission.closing.load(Ordering::Relaxed), MAX_CLOSING);
+        assert!(matches!(admission.admit(), Admit::Full), "too many closing");
+        // The first evicted one really closes: room for one more eviction.
+        drop(open.remove(0));
+        assert_eq!(admission.closing.load(Ordering::Relaxed), MAX_CLOSING - 1);
+        assert!(matches!(admission.admit(), Admit::InForStalled(_)));
     }
 }
