@@ -164,6 +164,11 @@ impl SelfMetrics {
         self.notify.owed.set(owed as i64);
     }
 
+    /// How many credentials' warnings are owed, as last set.
+    pub fn notifications_owed(&self) -> usize {
+        usize::try_from(self.notify.owed.get()).unwrap_or(0)
+    }
+
     /// Makes `reasons` exist at 0 for `channel`, so the first refusal is seen by increase().
     pub fn start_refusals(&self, channel: &'static str, reasons: &[&'static str]) {
         for reason in reasons {

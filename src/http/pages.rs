@@ -18,7 +18,7 @@
 use crate::credential::{Thresholds, Timestamp};
 use crate::inventory::Snapshot;
 use crate::output::metrics::{self, LabelCache};
-use crate::output::page::page;
+use crate::output::page::page_noting;
 use crate::telemetry::SelfMetrics;
 use hyper::body::Bytes;
 use std::sync::{Arc, Weak};
@@ -47,7 +47,7 @@ struct Kept {
     /// Lapse's own metrics, classic text and OpenMetrics.
     own: [Option<Bytes>; 2],
     /// The HTML page, for `snapshot` at `html_now`.
-    html: Option<(Timestamp, Bytes)>,
+    html: Option<(Timestamp, usize, Bytes)>,
 }
 
 impl Kept {
@@ -175,17 +175,19 @@ impl Pages {
         snapshot: &Arc<Snapshot>,
         thresholds: &Thresholds,
         now: Timestamp,
+        owed: usize,
     ) -> Bytes {
         let mut kept = self.kept.lock().await;
         kept.refresh(snapshot, now);
-        if let Some((at, html)) = &kept.html
-            && *at == now
+        if let Some((at, was_owed, html)) = &kept.html
+            && (*at, *was_owed) == (now, owed)
         {
             return html.clone();
         }
         let (snapshot, thresholds) = (snapshot.clone(), *thresholds);
-        let html = Bytes::from(off_runtime(move || page(&snapshot, &thresholds, now)).await);
-        kept.html = Some((now, html.clone()));
+        let html =
+            Bytes::from(off_runtime(move || page_noting(&snapshot, &thresholds, now, owed)).await);
+        kept.html = Some((now, owed, html.clone()));
         html
     }
 }

@@ -139,7 +139,12 @@ impl App {
                 StatusCode::OK,
                 "text/html; charset=utf-8",
                 self.pages
-                    .html(&snapshot, &self.thresholds.current(), now())
+                    .html(
+                        &snapshot,
+                        &self.thresholds.current(),
+                        now(),
+                        self.metrics.notifications_owed(),
+                    )
                     .await,
             ),
             _ => respond(

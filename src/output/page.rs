@@ -18,7 +18,13 @@ pub const MAX_ROWS: usize = 1_000;
 /// The human view: credentials by soonest expiry, their status, where each
 /// lives and its validity window; then what could not be read.
 pub fn page(snapshot: &Snapshot, thresholds: &Thresholds, now: i64) -> String {
-    bounded_page(snapshot, thresholds, now, MAX_ROWS)
+    page_noting(snapshot, thresholds, now, 0)
+}
+
+/// [`page`], saying at the top how many credentials' warnings are owed: a
+/// recipient refused them for good, so somebody was not told.
+pub fn page_noting(snapshot: &Snapshot, thresholds: &Thresholds, now: i64, owed: usize) -> String {
+    bounded_page(snapshot, thresholds, now, MAX_ROWS, owed)
 }
 
 /// The most urgent `max` credentials: not yet valid ones first (the sort
@@ -41,7 +47,13 @@ fn most_urgent<'a>(
     (creds, total)
 }
 
-fn bounded_page(snapshot: &Snapshot, thresholds: &Thresholds, now: i64, max: usize) -> String {
+fn bounded_page(
+    snapshot: &Snapshot,
+    thresholds: &Thresholds,
+    now: i64,
+    max: usize,
+    owed: usize,
+) -> String {
     let (creds, total) = most_urgent(snapshot, thresholds, now, max);
     let listed = creds.len();
     let mut out = String::with_capacity(creds.len() * 400 + 2048);
@@ -60,6 +72,14 @@ fn bounded_page(snapshot: &Snapshot, thresholds: &Thresholds, now: i64, max: usi
         human_span(thresholds.warning),
         human_span(thresholds.critical)
     );
+    if owed > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"critical\">{owed} credential warning(s) not delivered: the mail server refused a recipient \
+             for good. lapse's log names the address; the warnings are offered again when lapse restarts or \
+             <code>notify:</code> is reloaded.</p>"
+        );
+    }
     out.push_str(
         "<table>\n<tr><th>status</th><th>expires (UTC)</th><th>left</th><th>kind</th><th>subject</th><th>where</th><th>validity window</th></tr>\n",
     );

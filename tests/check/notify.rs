@@ -957,6 +957,13 @@ fn a_warning_refused_for_good_stays_owed_and_the_next_run_delivers_it() {
     let m = server.metrics();
     assert_eq!(m.value(TOTAL, &FAILED), 1.0);
     assert_eq!(m.value(OWED, &[]), 1.0);
+    // The page says so, at the top.
+    assert_contains(
+        &server.get("/").body,
+        "<p class=\"critical\">1 credential warning(s) not delivered: the mail server refused a recipient \
+         for good. lapse's log names the address; the warnings are offered again when lapse restarts or \
+         <code>notify:</code> is reloaded.</p>",
+    );
     let stderr = server.stderr();
     assert_contains(
         &stderr,
@@ -985,6 +992,7 @@ fn a_warning_refused_for_good_stays_owed_and_the_next_run_delivers_it() {
     let m = server.metrics();
     assert_eq!(m.value(OWED, &[]), 0.0);
     assert_eq!(m.value(TOTAL, &SENT), 1.0);
+    assert!(!server.get("/").body.contains("not delivered"));
     drop(server);
     // Delivered: a third run owes nothing.
     let server = t.serve();
