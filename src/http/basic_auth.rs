@@ -12,13 +12,15 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::header::HeaderValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+
+use super::log_every::RateLimited;
 
 /// The highest bcrypt cost accepted in `basic_auth_users`. One verification
 /// at 14 takes about a second of a core; each step up doubles it, and at
@@ -285,26 +287,23 @@ impl Users {
 
 /// Logs turned-away logins at most once per [`BUSY_LOG_INTERVAL`], with
 /// how many there were since the last line: a flood must not flood the log.
-#[derive(Default)]
-struct BusyLog {
-    turned_away: AtomicU64,
-    last: Mutex<Option<Instant>>,
+struct BusyLog(RateLimited);
+
+impl Default for BusyLog {
+    fn default() -> Self {
+        BusyLog(RateLimited::new(BUSY_LOG_INTERVAL))
+    }
 }
 
 impl BusyLog {
     fn note(&self) {
-        let count = self.turned_away.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = lock(&self.last);
-        if last.is_some_and(|at| at.elapsed() < BUSY_LOG_INTERVAL) {
-            return;
+        if let Some(left_out) = self.0.hit(tokio::time::Instant::now()) {
+            tracing::warn!(
+                turned_away = left_out + 1,
+                "basic auth: {} logins checked or waiting; answering 503 to logins not verified before",
+                VERIFYING_AT_ONCE + WAITING
+            );
         }
-        *last = Some(Instant::now());
-        self.turned_away.fetch_sub(count, Ordering::Relaxed);
-        tracing::warn!(
-            turned_away = count,
-            "basic auth: {} logins checked or waiting; answering 503 to logins not verified before",
-            VERIFYING_AT_ONCE + WAITING
-        );
     }
 }
 

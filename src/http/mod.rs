@@ -11,6 +11,7 @@ pub mod basic_auth;
 pub mod conn;
 pub mod limits;
 pub mod live;
+pub mod log_every;
 pub mod pages;
 pub mod server;
 pub mod server_cert;

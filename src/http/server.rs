@@ -16,6 +16,7 @@ use super::basic_auth::Verdict;
 use super::conn::{Guarded, PhaseTimer};
 use super::limits::HttpLimits;
 use super::live::Live;
+use super::log_every::RateLimited;
 use super::pages::Pages;
 use super::web_config::WebConfig;
 use crate::credential::Thresholds;
@@ -200,7 +201,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     }
     let admission = Admission::new(bound);
     let graceful = GracefulShutdown::new();
-    let accept_log = admission::RateLimited::new(admission::LOG_EVERY);
+    let accept_log = RateLimited::new(admission::LOG_EVERY);
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.changed() => break,
