@@ -201,18 +201,7 @@ pub fn derive<K: Derive>(
         text,
     };
     let mut parsed = parse::parse_object(&path, &object, passwords);
-    let copied: Vec<(String, String)> = config
-        .copy_labels
-        .iter()
-        .filter_map(|l| Some((l.clone(), obj.labels()?.get(l)?.clone())))
-        .collect();
-    if !copied.is_empty() {
-        for c in &mut parsed.credentials {
-            if let Some(o) = c.object.as_mut() {
-                o.labels = copied.clone();
-            }
-        }
-    }
+    copy_labels(&mut parsed, &config.copy_labels, obj.labels());
     let origin = Origin {
         file: None,
         via: Via::Own,
@@ -229,6 +218,26 @@ pub fn derive<K: Derive>(
 }
 
 /// Typed objects and credentials for the tests of this source.
+/// The object's labels named in `copy_labels`, on every credential it gave.
+fn copy_labels(
+    parsed: &mut parse::Parsed,
+    copy: &[String],
+    labels: Option<&BTreeMap<String, String>>,
+) {
+    let copied: Vec<(String, String)> = copy
+        .iter()
+        .filter_map(|l| Some((l.clone(), labels?.get(l)?.clone())))
+        .collect();
+    if copied.is_empty() {
+        return;
+    }
+    for c in &mut parsed.credentials {
+        if let Some(o) = c.object.as_mut() {
+            o.labels = copied.clone();
+        }
+    }
+}
+
 #[cfg(test)]
 pub mod fixtures {
     use k8s_openapi::ByteString;
@@ -398,18 +407,7 @@ mod tests {
         }
         let path = key.path();
         let mut parsed = parse::parse_document(&path, &doc, passwords);
-        let copied: Vec<(String, String)> = config
-            .copy_labels
-            .iter()
-            .filter_map(|l| Some((l.clone(), obj.labels()?.get(l)?.clone())))
-            .collect();
-        if !copied.is_empty() {
-            for c in &mut parsed.credentials {
-                if let Some(o) = c.object.as_mut() {
-                    o.labels = copied.clone();
-                }
-            }
-        }
+        copy_labels(&mut parsed, &config.copy_labels, obj.labels());
         let origin = Origin {
             file: None,
             via: Via::Own,
