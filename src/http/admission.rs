@@ -273,8 +273,15 @@ mod tests {
         }
         assert_eq!(admission.closing.load(Ordering::Relaxed), MAX_CLOSING);
         assert!(matches!(admission.admit(), Admit::Full), "too many closing");
-        // The first evicted one really closes: room for one more eviction.
-        drop(open.remove(0));
+        // An evicted one really closes: room for one more eviction. (Which
+        // of the equally stalled ones were evicted is the map's order.)
+        let evicted = {
+            let still_open = admission.open.lock().unwrap();
+            open.iter()
+                .position(|t| !still_open.contains_key(&t.id))
+                .expect("an evicted ticket")
+        };
+        drop(open.remove(evicted));
         assert_eq!(admission.closing.load(Ordering::Relaxed), MAX_CLOSING - 1);
         assert!(matches!(admission.admit(), Admit::InForStalled(_)));
     }
