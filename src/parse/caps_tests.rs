@@ -107,7 +107,7 @@ fn a_hundred_errors_are_kept_and_the_rest_counted() {
 }
 
 /// A store the library writes with `iterations` everywhere.
-pub(super) fn store(password: &str, iterations: u32) -> Vec<u8> {
+fn store(password: &str, iterations: u32) -> Vec<u8> {
     use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["p12.example".into()])

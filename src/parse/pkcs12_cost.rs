@@ -8,8 +8,6 @@
 //! decryption. Counts inside a part that is itself encrypted cannot be seen
 //! before it is opened; see [`MAX_ITERATIONS`].
 
-use super::x509::der_header;
-
 /// The largest iteration count (PBKDF2, PKCS#12 KDF, PBES1, the MAC) lapse
 /// honours. OpenSSL writes 2,048 by default and Java's keytool 10,000;
 /// ten times keytool leaves room for hardened stores while one try stays
@@ -163,7 +161,20 @@ fn children(mut content: &[u8]) -> Vec<(u8, &[u8])> {
 /// One DER tag-length-value: (tag, content, what follows). Single-byte
 /// tags and definite lengths only, as DER has them.
 fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (tag, header, len) = der_header(b)?;
+    let tag = *b.first()?;
+    let first = *b.get(1)? as usize;
+    let (header, len) = if first < 0x80 {
+        (2, first)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 || b.len() < 2 + n {
+            return None;
+        }
+        let len = b[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, &x| (acc << 8) | x as usize);
+        (2 + n, len)
+    };
     let end = header.checked_add(len)?;
     if end > b.len() {
         return None;
@@ -179,7 +190,25 @@ mod tests {
     /// part, the key bag).
     #[test]
     fn counts_of_a_store_written_by_the_library() {
-        let store = super::super::caps_tests::store("pw", 16);
+        use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["p12.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let chain = [Certificate::from_der(cert.der()).unwrap()];
+        let key = PrivateKey::from_der(&key.serialize_der()).unwrap();
+        let mut keystore = KeyStore::new();
+        keystore.add_entry(
+            "leaf",
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new("key-1", key, chain)),
+        );
+        let store = keystore
+            .writer("pw")
+            .encryption_iterations(16)
+            .mac_iterations(16)
+            .write()
+            .unwrap();
         assert_eq!(
             of(&store),
             Cost {

@@ -156,7 +156,7 @@ pub(crate) enum DerShape {
 }
 
 /// Reads a DER tag-length header: (tag, header length, content length).
-pub(super) fn der_header(b: &[u8]) -> Option<(u8, usize, usize)> {
+fn der_header(b: &[u8]) -> Option<(u8, usize, usize)> {
     let tag = *b.first()?;
     let first = *b.get(1)? as usize;
     if first < 0x80 {
