@@ -10,11 +10,14 @@
 
 #[cfg(test)]
 mod caps_tests;
+mod cert;
+mod der;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jwt;
 mod k8s_object;
 mod kubeconfig;
+mod pkcs12;
 mod pkcs12_cost;
 #[cfg(test)]
 mod properties;

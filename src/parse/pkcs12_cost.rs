@@ -24,6 +24,8 @@ pub const MAX_WORK: u64 = 1_000_000;
 const MAX_NODES: usize = 10_000;
 const MAX_DEPTH: u8 = 16;
 
+use super::der::tlv;
+
 /// `1.3.6.1.4.1.11591.4.11`, scrypt: its cost parameters multiply.
 const SCRYPT_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b];
 
@@ -156,30 +158,6 @@ fn children(mut content: &[u8]) -> Vec<(u8, &[u8])> {
         content = rest;
     }
     out
-}
-
-/// One DER tag-length-value: (tag, content, what follows). Single-byte
-/// tags and definite lengths only, as DER has them.
-fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)? as usize;
-    let (header, len) = if first < 0x80 {
-        (2, first)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 || b.len() < 2 + n {
-            return None;
-        }
-        let len = b[2..2 + n]
-            .iter()
-            .fold(0usize, |acc, &x| (acc << 8) | x as usize);
-        (2 + n, len)
-    };
-    let end = header.checked_add(len)?;
-    if end > b.len() {
-        return None;
-    }
-    Some((tag, &b[header..end], &b[end..]))
 }
 
 #[cfg(test)]

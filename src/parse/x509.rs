@@ -1,17 +1,19 @@
-//! X.509 certificates in PEM (bundles, text around the armour, CRLF),
-//! DER and PKCS#12.
+//! Certificate material in PEM (bundles, text around the armour, CRLF)
+//! and DER: finds the blocks, tells DER shapes apart and hands PKCS#12
+//! stores to [`pkcs12`] and certificates to [`super::cert`].
 //!
 //! The PEM scanner is our own, not a crate's, so that one broken block in a
 //! bundle becomes one error entry while the blocks around it still count,
 //! and so that key blocks are skipped without ever being decoded.
 
-use super::pkcs12_cost;
+pub(crate) use super::cert::certificate_from_der;
 use super::record::{Context, Parsed};
-use crate::credential::{Credential, ErrorReason, Fingerprint, Identity, Kind, Source, Timestamp};
+use super::{der, pkcs12};
+use crate::credential::{ErrorReason, Source};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use x509_parser::prelude::{FromDer, X509Certificate, X509CertificationRequest};
-use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
+use x509_parser::prelude::{FromDer, X509CertificationRequest};
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// Standard base64 that tolerates missing padding.
 pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
@@ -155,23 +157,6 @@ pub(crate) enum DerShape {
     Unknown,
 }
 
-/// Reads a DER tag-length header: (tag, header length, content length).
-fn der_header(b: &[u8]) -> Option<(u8, usize, usize)> {
-    let tag = *b.first()?;
-    let first = *b.get(1)? as usize;
-    if first < 0x80 {
-        return Some((tag, 2, first));
-    }
-    let n = first & 0x7f;
-    if n == 0 || n > 4 || b.len() < 2 + n {
-        return None;
-    }
-    let len = b[2..2 + n]
-        .iter()
-        .fold(0usize, |acc, &x| (acc << 8) | x as usize);
-    Some((tag, 2 + n, len))
-}
-
 /// Sniffs binary DER. Only long-form outer lengths count: every real
 /// certificate, key or keystore is over 127 bytes, and this keeps text that
 /// happens to start with `0` from looking like DER.
@@ -179,14 +164,14 @@ pub(crate) fn der_shape(b: &[u8]) -> DerShape {
     if b.len() < 4 || b[0] != 0x30 || !(0x81..=0x84).contains(&b[1]) {
         return DerShape::Unknown;
     }
-    let Some((_, hdr, len)) = der_header(b) else {
+    let Some((_, hdr, len)) = der::header(b) else {
         return DerShape::Unknown;
     };
     if hdr + len > b.len() {
         return DerShape::Truncated;
     }
     let inner = &b[hdr..hdr + len];
-    match der_header(inner) {
+    match der::header(inner) {
         Some((0x30, _, _)) => DerShape::Signed,
         Some((0x02, h, 1)) => match inner.get(h) {
             Some(3) => DerShape::Pkcs12,
@@ -195,97 +180,6 @@ pub(crate) fn der_shape(b: &[u8]) -> DerShape {
         },
         _ => DerShape::Unknown,
     }
-}
-
-fn name_cn(name: &X509Name) -> Option<String> {
-    name.iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string)
-}
-
-fn dn(name: &X509Name) -> Option<String> {
-    let s = name.to_string();
-    (!s.is_empty()).then_some(s)
-}
-
-type NameText = (Option<String>, Option<String>);
-
-thread_local! {
-    /// Issuer names repeat (one CA signs a directory of certificates), and
-    /// formatting a name was a sixth of parsing a certificate: each
-    /// issuer's text is made once per thread, keyed by its DER. Bounded.
-    static ISSUER_TEXT: std::cell::RefCell<std::collections::HashMap<Vec<u8>, NameText>> =
-        std::cell::RefCell::default();
-}
-
-/// The issuer's DN and CN, formatted as [`dn`] and [`name_cn`] do.
-fn issuer_text(name: &X509Name) -> NameText {
-    ISSUER_TEXT.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(hit) = cache.get(name.as_raw()) {
-            return hit.clone();
-        }
-        let text = (dn(name), name_cn(name));
-        if cache.len() >= 256 {
-            cache.clear();
-        }
-        cache.insert(name.as_raw().to_vec(), text.clone());
-        text
-    })
-}
-
-/// One certificate from DER. Trailing bytes (the `TRUSTED CERTIFICATE`
-/// auxiliary data) are allowed.
-pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
-    let (rest, cert) = X509Certificate::from_der(der)
-        .map_err(|e| format!("not a valid X.509 certificate ({})", x509_problem(&e)))?;
-    let cert_der = &der[..der.len() - rest.len()];
-    let validity = cert.validity();
-    let not_before: Timestamp = validity.not_before.timestamp();
-    let not_after: Timestamp = validity.not_after.timestamp();
-    let mut c = Credential::new(Kind::X509, Fingerprint::of(cert_der)).expiring(Some(not_after));
-    c.not_before = Some(not_before);
-    let (issuer, issuer_cn) = issuer_text(cert.issuer());
-    c.identity = Identity {
-        subject: dn(cert.subject()),
-        issuer,
-        subject_cn: name_cn(cert.subject()),
-        issuer_cn,
-        serial: Some(crate::credential::hex_lower(cert.raw_serial())),
-    };
-    Ok(c)
-}
-
-fn x509_problem(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
-    match e {
-        x509_parser::nom::Err::Incomplete(_) => "truncated".into(),
-        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e.to_string(),
-    }
-}
-
-/// Certificates from a PKCS#12 store opened with `password`.
-pub(crate) fn pkcs12_certificates(der: &[u8], password: &str) -> Result<Vec<Credential>, P12Error> {
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password).map_err(|e| match e {
-        p12_keystore::error::Error::MacError(_) => P12Error::Password,
-        p12_keystore::error::Error::UnpadError | p12_keystore::error::Error::Pkcs5Error(_) => {
-            P12Error::Password
-        }
-        other => P12Error::Invalid(other.to_string()),
-    })?;
-    // Private key bags are decrypted by the library; they are dropped here
-    // and never looked at.
-    archive
-        .certs
-        .iter()
-        .map(|bag| certificate_from_der(bag.cert.as_der()).map_err(P12Error::Invalid))
-        .collect()
-}
-
-#[derive(Debug)]
-pub(crate) enum P12Error {
-    Password,
-    Invalid(String),
 }
 
 /// Certificates in a blob the caller expects to hold some: PEM (bundle),
@@ -369,7 +263,7 @@ pub(crate) fn add_certificates(
             true
         }
         DerShape::Pkcs12 => {
-            add_pkcs12(ctx, source, field, bytes, passwords, out);
+            pkcs12::add_certificates(ctx, source, field, bytes, passwords, out);
             true
         }
         DerShape::PrivateKey => true,
@@ -383,78 +277,6 @@ pub(crate) fn add_certificates(
             true
         }
         DerShape::Unknown => false,
-    }
-}
-
-fn add_pkcs12(
-    ctx: &Context,
-    source: Source,
-    field: &str,
-    bytes: &[u8],
-    passwords: &[&str],
-    out: &mut Parsed,
-) {
-    let cost = pkcs12_cost::of(bytes);
-    if cost.largest > pkcs12_cost::MAX_ITERATIONS {
-        out.error(
-            ctx,
-            field,
-            ErrorReason::TooLarge,
-            format!(
-                "PKCS#12 store asks for {} key-derivation iterations, more than lapse's cap of {}; not opened",
-                cost.largest,
-                pkcs12_cost::MAX_ITERATIONS
-            ),
-        );
-        return;
-    }
-    let mut wrong_password = false;
-    let configured = ctx.passwords.iter().map(String::as_str);
-    let all: Vec<&str> = std::iter::once("")
-        .chain(passwords.iter().copied())
-        .chain(configured)
-        .collect();
-    for (tried, password) in all.iter().enumerate() {
-        // The try that opens the store pays for all of it.
-        if out.p12_work.saturating_add(cost.open) > pkcs12_cost::MAX_WORK {
-            out.error(
-                ctx,
-                field,
-                ErrorReason::TooLarge,
-                format!(
-                    "PKCS#12 store: {tried} of {} passwords tried, none opens it; trying more would pass the cap of {} key-derivation iterations per file",
-                    all.len(),
-                    pkcs12_cost::MAX_WORK
-                ),
-            );
-            return;
-        }
-        match pkcs12_certificates(bytes, password) {
-            Ok(certs) => {
-                out.p12_work = out.p12_work.saturating_add(cost.open);
-                for (i, c) in certs.into_iter().enumerate() {
-                    out.add(ctx, source, field, Some(i as u32), c);
-                }
-                return;
-            }
-            Err(P12Error::Password) => {
-                out.p12_work = out.p12_work.saturating_add(cost.wrong);
-                wrong_password = true;
-            }
-            Err(P12Error::Invalid(e)) => {
-                out.p12_work = out.p12_work.saturating_add(cost.open);
-                out.error(ctx, field, ErrorReason::Parse, format!("PKCS#12: {e}"));
-                return;
-            }
-        }
-    }
-    if wrong_password {
-        let msg = if passwords.is_empty() && ctx.passwords.is_empty() {
-            "PKCS#12 store is password-protected and no password is configured"
-        } else {
-            "PKCS#12 store: none of the configured passwords opens it"
-        };
-        out.error(ctx, field, ErrorReason::Password, msg);
     }
 }
 
