@@ -12,7 +12,7 @@ use crate::inventory::{Inventory, SourceReport};
 use crate::logging::plain::plain;
 use crate::output::check_report::{Listing, Report};
 use crate::settings::Settings;
-use crate::source::files::{self, scanner};
+use crate::source::files::{self, pattern, scanner};
 use crate::source::kubernetes;
 use crate::timefmt::now;
 use crate::units::human_bytes;
@@ -35,7 +35,18 @@ pub fn run(args: &CheckArgs) -> i32 {
         sources.push(kubernetes::SOURCE);
     }
     let inventory = Inventory::new(&sources);
-    let mut report = scanner::read_once(&settings.roots, stdin_bytes.as_deref(), &settings.scan);
+    // A pattern that matches nothing is no error (nothing may be there
+    // yet), but a check that silently read nothing would mislead.
+    let expansion = pattern::expand(&settings.roots);
+    for p in &expansion.unmatched {
+        eprintln!(
+            "lapse: {}: no file matches this pattern",
+            plain(&p.display().to_string())
+        );
+    }
+    extra_errors.extend(expansion.errors);
+    let mut report = scanner::read_once(&expansion.roots, stdin_bytes.as_deref(), &settings.scan);
+    let silent = silent_files(args, &report);
     report.errors.extend(extra_errors);
     inventory.publish(files::SOURCE, report);
     if let Some(config) = &settings.kubernetes {
@@ -44,6 +55,9 @@ pub fn run(args: &CheckArgs) -> i32 {
     let snapshot = inventory.snapshot();
     let listing = Listing::of(&snapshot);
     let mut code = print(args, &settings, &listing);
+    for path in silent {
+        eprintln!("lapse: {}: no credential found in this file", plain(&path));
+    }
     if listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty {
         eprintln!("lapse: {}", nothing_found(stdin_bytes.is_some(), &settings));
         code = EXIT_UNKNOWN;
@@ -55,6 +69,22 @@ pub fn run(args: &CheckArgs) -> i32 {
     std::mem::forget(inventory);
     crate::logging::flush();
     code
+}
+
+/// The files named on the command line (not `-`, a directory or a
+/// pattern) that gave neither a credential nor an error: a format lapse
+/// does not read, or a file that holds none, is said, not passed over.
+fn silent_files(args: &CheckArgs, report: &SourceReport) -> Vec<String> {
+    args.paths
+        .iter()
+        .filter(|p| p.as_os_str() != "-" && !p.is_dir() && !pattern::is_pattern(p))
+        .filter(|p| {
+            report.parts.iter().any(|part| {
+                part.path == **p && part.credentials.is_empty() && part.errors.is_empty()
+            })
+        })
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 /// Why an empty report is not a clean one: what was looked at, so a
