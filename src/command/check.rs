@@ -75,6 +75,7 @@ pub fn run(args: &CheckArgs) -> i32 {
 /// pattern) that gave neither a credential nor an error: a format lapse
 /// does not read, or a file that holds none, is said, not passed over.
 fn silent_files(args: &CheckArgs, report: &SourceReport) -> Vec<String> {
+    let mut said = std::collections::HashSet::new();
     args.paths
         .iter()
         .filter(|p| p.as_os_str() != "-" && !p.is_dir() && !pattern::is_pattern(p))
@@ -83,6 +84,7 @@ fn silent_files(args: &CheckArgs, report: &SourceReport) -> Vec<String> {
                 part.path == **p && part.credentials.is_empty() && part.errors.is_empty()
             })
         })
+        .filter(|p| said.insert(*p))
         .map(|p| p.display().to_string())
         .collect()
 }

@@ -98,11 +98,16 @@ impl FileSource {
         // The roots are watched before the first scan, so a change while it
         // runs (seconds, on a large tree) is seen; referenced files are
         // known, and watched, once it is done.
-        let mut expansion = pattern::expand(&self.roots);
+        let first = pattern::expand(&self.roots);
         if let Some(w) = watches.as_mut() {
-            let (roots, dirs) = watched(&expansion);
+            let (roots, dirs) = watched(&first);
             w.update(&roots, &dirs, &[], &metrics);
         }
+        // The last scan's expansion; its errors are logged once each.
+        let mut expansion = pattern::Expansion {
+            roots: first.roots,
+            ..Default::default()
+        };
         let mut unmatched = Unmatched::default();
         let mut poll = tokio::time::interval(watch::POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,21 +121,22 @@ impl FileSource {
             let s = scanner
                 .take()
                 .expect("scanner is returned after every scan");
-            // Patterns are matched afresh every time: a file that starts or
-            // stops matching changes the roots, and that is a full scan.
-            let previous = std::mem::replace(&mut expansion, pattern::expand(&self.roots));
-            unmatched.log(&expansion);
-            let roots = expansion.roots.clone();
+            let patterns = self.roots.clone();
             let started = Instant::now();
-            let changed = pending.take().filter(|_| roots == previous.roots);
-            let touched = changed.clone().unwrap_or_default();
-            let (s, delta) = match tokio::task::spawn_blocking(move || {
+            let changed = pending.take();
+            let previous = expansion.roots.clone();
+            let (s, delta, expanded, touched) = match tokio::task::spawn_blocking(move || {
                 let mut s = s;
+                // Patterns are matched afresh every time: a file that starts
+                // or stops matching changes the roots, and that is a full scan.
+                let expanded = pattern::expand(&patterns);
+                let changed = changed.filter(|_| expanded.roots == previous);
+                let touched = changed.clone().unwrap_or_default();
                 let delta = match changed {
-                    Some(paths) => s.rescan_events(&roots, &paths),
-                    None => s.scan(&roots),
+                    Some(paths) => s.rescan_events(&expanded.roots, &paths),
+                    None => s.scan(&expanded.roots),
                 };
-                (s, delta)
+                (s, delta, expanded, touched)
             })
             .await
             {
@@ -140,6 +146,16 @@ impl FileSource {
                     return;
                 }
             };
+            unmatched.log(&expanded);
+            for e in expanded
+                .errors
+                .iter()
+                .filter(|e| !expansion.errors.contains(e))
+            {
+                metrics.count_error(SOURCE, e.reason);
+                tracing::warn!(path = %e.path, reason = e.reason.as_str(), "{}", e.message);
+            }
+            expansion = expanded;
             let took = started.elapsed();
             metrics.observe_scan(SOURCE, took.as_secs_f64());
             for e in &delta.new_errors {
