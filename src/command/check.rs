@@ -55,11 +55,20 @@ pub fn run(args: &CheckArgs) -> i32 {
     let snapshot = inventory.snapshot();
     let listing = Listing::of(&snapshot);
     let mut code = print(args, &settings, &listing);
+    let empty = listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty;
+    let summary = empty.then(|| nothing_found(stdin_bytes.is_some(), &settings));
     for path in silent {
-        eprintln!("lapse: {}: no credential found in this file", plain(&path));
+        let path = plain(&path).into_owned();
+        // The summary names a file it lists; one line about it is enough.
+        if !summary
+            .as_ref()
+            .is_some_and(|(_, named)| named.contains(&path))
+        {
+            eprintln!("lapse: {path}: no credential found in this file");
+        }
     }
-    if listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty {
-        eprintln!("lapse: {}", nothing_found(stdin_bytes.is_some(), &settings));
+    if let Some((text, _)) = summary {
+        eprintln!("lapse: {text}");
         code = EXIT_UNKNOWN;
     }
     // The process exits right after the report: freeing every record one
@@ -90,8 +99,9 @@ fn silent_files(args: &CheckArgs, report: &SourceReport) -> Vec<String> {
 }
 
 /// Why an empty report is not a clean one: what was looked at, so a
-/// failed `kubectl get … | lapse check -` reads as the failure it is.
-fn nothing_found(stdin: bool, settings: &Settings) -> String {
+/// failed `kubectl get … | lapse check -` reads as the failure it is;
+/// with the places the text names.
+fn nothing_found(stdin: bool, settings: &Settings) -> (String, Vec<String>) {
     const NAMED: usize = 3;
     let mut places: Vec<String> = Vec::new();
     if stdin {
@@ -107,7 +117,7 @@ fn nothing_found(stdin: bool, settings: &Settings) -> String {
         places.push("the Kubernetes API".into());
     }
     if places.is_empty() {
-        return "nothing found to check: no paths to read".into();
+        return ("nothing found to check: no paths to read".into(), places);
     }
     let more = places.len().saturating_sub(NAMED);
     places.truncate(NAMED);
@@ -115,7 +125,7 @@ fn nothing_found(stdin: bool, settings: &Settings) -> String {
     if more > 0 {
         text.push_str(&format!(" and {more} more"));
     }
-    text
+    (text, places)
 }
 
 /// One LIST per scope, then done; a runtime only for that.

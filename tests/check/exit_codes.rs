@@ -316,6 +316,7 @@ fn a_named_file_that_yields_nothing_says_so() {
     let s = Scratch::new();
     cert_expiring_in(&s, "far", 90 * DAY);
     s.write("notes.txt", "nothing to see here\n");
+    s.mkdir("empty");
     let key = std::process::Command::new("openssl")
         .args(["genpkey", "-algorithm", "ed25519", "-out"])
         .arg(s.path("tls.key"))
@@ -338,13 +339,23 @@ fn a_named_file_that_yields_nothing_says_so() {
         (0, "lapse: tls.key: no credential found in this file\n")
     );
 
+    // Alone, the "nothing found" line names it; one line is enough.
     let alone = s.check().arg("tls.key").run();
     assert_eq!(
         (alone.code, alone.stderr.as_str()),
+        (3, "lapse: nothing found to check in tls.key\n")
+    );
+    let many = s
+        .check()
+        .args(["notes.txt", "empty", "-", "tls.key", "--format", "json"])
+        .stdin("")
+        .run();
+    assert_eq!(
+        (many.code, many.stderr.as_str()),
         (
             3,
             "lapse: tls.key: no credential found in this file\n\
-             lapse: nothing found to check in tls.key\n"
+             lapse: nothing found to check in -, notes.txt, empty and 1 more\n"
         )
     );
 }
