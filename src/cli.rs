@@ -70,6 +70,7 @@ pub enum Color {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Files, directories, kubeconfigs or object dumps; `-` reads standard input.
+    /// A quoted glob ('/opt/wssd/k8s/*.yaml', 'pki/**/*.crt') is expanded by lapse.
     /// With none, the kubeconfig(s) in $KUBECONFIG or ~/.kube/config.
     pub paths: Vec<PathBuf>,
     /// lapse.yaml: paths, token lifetimes and thresholds (flags win over it).
@@ -106,7 +107,7 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Files and directories to watch, besides the configuration's and the
-    /// user's kubeconfig(s).
+    /// user's kubeconfig(s). A quoted glob is matched afresh at every scan.
     pub paths: Vec<PathBuf>,
     /// lapse.yaml.
     #[arg(long)]

@@ -5,7 +5,10 @@ use std::path::{Component, Path, PathBuf};
 
 /// Lexical clean-up of `a/b/../c` → `a/c` and `./x` → `x`, as Go's
 /// `filepath.Join` (which client-go uses for kubeconfig paths) does. No
-/// filesystem access: a `..` after a symlink is taken at its word.
+/// filesystem access: a `..` after a symlink is taken at its word. What
+/// cleans away to nothing (`.`, `./`, `a/..`; `.` joined to the empty
+/// parent of a bare `lapse.yaml`) is `.`, as in Go: the empty path names
+/// no file.
 pub fn clean(path: &Path) -> PathBuf {
     let mut out: Vec<Component> = Vec::new();
     for c in path.components() {
@@ -16,6 +19,9 @@ pub fn clean(path: &Path) -> PathBuf {
             }
             other => out.push(other),
         }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
     }
     out.iter().collect()
 }
@@ -146,5 +152,8 @@ mod tests {
         assert_eq!(clean(Path::new("/etc/../x")), Path::new("/x"));
         assert_eq!(clean(Path::new("../x")), Path::new("../x"));
         assert_eq!(clean(Path::new("etc/../tokens")), Path::new("tokens"));
+        assert_eq!(clean(&Path::new("").join(".")), Path::new("."));
+        assert_eq!(clean(Path::new("a/..")), Path::new("."));
+        assert_eq!(clean(Path::new("./")), Path::new("."));
     }
 }

@@ -15,6 +15,7 @@ mod check {
     mod deploy;
     mod directories;
     mod exit_codes;
+    mod globs;
     mod golden;
     mod hostile_files;
     mod k8s_objects;

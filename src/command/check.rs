@@ -12,7 +12,7 @@ use crate::inventory::{Inventory, SourceReport};
 use crate::logging::plain::plain;
 use crate::output::check_report::{Listing, Report};
 use crate::settings::Settings;
-use crate::source::files::{self, scanner};
+use crate::source::files::{self, pattern, scanner};
 use crate::source::kubernetes;
 use crate::timefmt::now;
 use crate::units::human_bytes;
@@ -35,7 +35,18 @@ pub fn run(args: &CheckArgs) -> i32 {
         sources.push(kubernetes::SOURCE);
     }
     let inventory = Inventory::new(&sources);
-    let mut report = scanner::read_once(&settings.roots, stdin_bytes.as_deref(), &settings.scan);
+    // A pattern that matches nothing is no error (nothing may be there
+    // yet), but a check that silently read nothing would mislead.
+    let expansion = pattern::expand(&settings.roots);
+    for p in &expansion.unmatched {
+        eprintln!(
+            "lapse: {}: no file matches this pattern",
+            plain(&p.display().to_string())
+        );
+    }
+    extra_errors.extend(expansion.errors);
+    let mut report = scanner::read_once(&expansion.roots, stdin_bytes.as_deref(), &settings.scan);
+    let silent = silent_files(args, &report);
     report.errors.extend(extra_errors);
     inventory.publish(files::SOURCE, report);
     if let Some(config) = &settings.kubernetes {
@@ -44,8 +55,20 @@ pub fn run(args: &CheckArgs) -> i32 {
     let snapshot = inventory.snapshot();
     let listing = Listing::of(&snapshot);
     let mut code = print(args, &settings, &listing);
-    if listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty {
-        eprintln!("lapse: {}", nothing_found(stdin_bytes.is_some(), &settings));
+    let empty = listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty;
+    let summary = empty.then(|| nothing_found(stdin_bytes.is_some(), &settings));
+    for path in silent {
+        let path = plain(&path).into_owned();
+        // The summary names a file it lists; one line about it is enough.
+        if !summary
+            .as_ref()
+            .is_some_and(|(_, named)| named.contains(&path))
+        {
+            eprintln!("lapse: {path}: no credential found in this file");
+        }
+    }
+    if let Some((text, _)) = summary {
+        eprintln!("lapse: {text}");
         code = EXIT_UNKNOWN;
     }
     // The process exits right after the report: freeing every record one
@@ -57,9 +80,28 @@ pub fn run(args: &CheckArgs) -> i32 {
     code
 }
 
+/// The files named on the command line (not `-`, a directory or a
+/// pattern) that gave neither a credential nor an error: a format lapse
+/// does not read, or a file that holds none, is said, not passed over.
+fn silent_files(args: &CheckArgs, report: &SourceReport) -> Vec<String> {
+    let mut said = std::collections::HashSet::new();
+    args.paths
+        .iter()
+        .filter(|p| p.as_os_str() != "-" && !p.is_dir() && !pattern::is_pattern(p))
+        .filter(|p| {
+            report.parts.iter().any(|part| {
+                part.path == **p && part.credentials.is_empty() && part.errors.is_empty()
+            })
+        })
+        .filter(|p| said.insert(*p))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 /// Why an empty report is not a clean one: what was looked at, so a
-/// failed `kubectl get … | lapse check -` reads as the failure it is.
-fn nothing_found(stdin: bool, settings: &Settings) -> String {
+/// failed `kubectl get … | lapse check -` reads as the failure it is;
+/// with the places the text names.
+fn nothing_found(stdin: bool, settings: &Settings) -> (String, Vec<String>) {
     const NAMED: usize = 3;
     let mut places: Vec<String> = Vec::new();
     if stdin {
@@ -75,7 +117,7 @@ fn nothing_found(stdin: bool, settings: &Settings) -> String {
         places.push("the Kubernetes API".into());
     }
     if places.is_empty() {
-        return "nothing found to check: no paths to read".into();
+        return ("nothing found to check: no paths to read".into(), places);
     }
     let more = places.len().saturating_sub(NAMED);
     places.truncate(NAMED);
@@ -83,7 +125,7 @@ fn nothing_found(stdin: bool, settings: &Settings) -> String {
     if more > 0 {
         text.push_str(&format!(" and {more} more"));
     }
-    text
+    (text, places)
 }
 
 /// One LIST per scope, then done; a runtime only for that.

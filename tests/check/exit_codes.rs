@@ -307,3 +307,55 @@ fn nothing_found_exits_3_unless_allow_empty() {
         assert_eq!((allowed.code, allowed.stderr.as_str()), (0, ""), "{args:?}");
     }
 }
+
+/// A file named on the command line that yields no credential and no
+/// error says so on stderr, beside what the others found; the exit status
+/// still follows the findings (and `--allow-empty`).
+#[test]
+fn a_named_file_that_yields_nothing_says_so() {
+    let s = Scratch::new();
+    cert_expiring_in(&s, "far", 90 * DAY);
+    s.write("notes.txt", "nothing to see here\n");
+    s.mkdir("empty");
+    let key = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(s.path("tls.key"))
+        .output()
+        .expect("run openssl");
+    assert!(key.status.success(), "{key:?}");
+
+    let both = s.check().args(["tls.key", "far.pem", "notes.txt"]).json();
+    both.assert_no_errors().assert_code(0);
+    assert_eq!(status_of(&both, "far"), "ok");
+    assert_eq!(
+        both.stderr,
+        "lapse: tls.key: no credential found in this file\n\
+         lapse: notes.txt: no credential found in this file\n"
+    );
+
+    let allowed = s.check().args(["tls.key", "--allow-empty"]).run();
+    assert_eq!(
+        (allowed.code, allowed.stderr.as_str()),
+        (0, "lapse: tls.key: no credential found in this file\n")
+    );
+
+    // Alone, the "nothing found" line names it; one line is enough.
+    let alone = s.check().arg("tls.key").run();
+    assert_eq!(
+        (alone.code, alone.stderr.as_str()),
+        (3, "lapse: nothing found to check in tls.key\n")
+    );
+    let many = s
+        .check()
+        .args(["notes.txt", "empty", "-", "tls.key", "--format", "json"])
+        .stdin("")
+        .run();
+    assert_eq!(
+        (many.code, many.stderr.as_str()),
+        (
+            3,
+            "lapse: tls.key: no credential found in this file\n\
+             lapse: nothing found to check in -, notes.txt, empty and 1 more\n"
+        )
+    );
+}

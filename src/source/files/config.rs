@@ -21,7 +21,8 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields, default)]
 struct FilesSection {
     /// Files and directories to scan: relative to lapse.yaml's directory,
-    /// `~/` from `$HOME`.
+    /// `~/` from `$HOME`; a glob (`/opt/wssd/k8s/*.yaml`, `pki/**/*.crt`)
+    /// is matched afresh at every scan (see [`super::pattern`]).
     paths: TextList,
     /// Globs a walked file must match (a pattern without `/` matches the
     /// file name, one with `/` the whole path); none: every file.
@@ -75,6 +76,11 @@ pub fn read_files(v: &Value, cx: &mut Context) -> Option<FilesConfig> {
         paths: s.paths.items().iter().map(|p| cx.path(p)).collect(),
         ..FilesConfig::default()
     };
+    for (i, p) in c.paths.iter().enumerate() {
+        if super::pattern::is_pattern(p) {
+            cx.glob(&format!("files.paths[{i}]"), &p.to_string_lossy());
+        }
+    }
     // Every pattern is checked here so that a bad one is reported with its
     // place; the filter is built from the strings when the source starts.
     cx.globs("files.include", s.include.items());
@@ -234,6 +240,21 @@ mod tests {
         assert!(!tokens[0].matches_path(Path::new("/opt/wssd/other/cloudlogin.yaml")));
         assert!(tokens[1].matches_path(Path::new("/anywhere/ci.token")));
         assert_eq!(tokens[1].issued_at, IssuedAt::Field("issued".into()));
+    }
+
+    #[test]
+    fn paths_beside_a_bare_config_name() {
+        // `--config lapse.yaml`: the file's directory is the empty path.
+        let (files, _, problems) = read(
+            "files:\n  paths: ['.', pki, './k8s/*.yaml', 'bad/a[']\n",
+            "",
+        );
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].starts_with("files.paths[3]: invalid glob: "));
+        assert_eq!(
+            files.unwrap().paths,
+            [".", "pki", "k8s/*.yaml", "bad/a["].map(PathBuf::from)
+        );
     }
 
     #[test]

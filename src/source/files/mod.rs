@@ -10,11 +10,13 @@
 //!
 //! - [`config`]: the `files:` section and `tokens:` rules of lapse.yaml.
 //! - [`scanner`]: what a scan reads and remembers, once or incrementally.
+//! - [`pattern`]: roots written as globs, expanded before every scan.
 //! - [`walk`]: discovery, filters and signatures.
 //! - [`read`]: one file opened safely and read under a cap and a deadline.
 //! - [`watch`]: what is watched, re-watched, and polled when it cannot be.
 
 pub mod config;
+pub mod pattern;
 pub mod read;
 pub mod scanner;
 pub mod walk;
@@ -96,9 +98,17 @@ impl FileSource {
         // The roots are watched before the first scan, so a change while it
         // runs (seconds, on a large tree) is seen; referenced files are
         // known, and watched, once it is done.
+        let first = pattern::expand(&self.roots);
         if let Some(w) = watches.as_mut() {
-            w.update(&self.roots, &[], &[], &metrics);
+            let (roots, dirs) = watched(&first);
+            w.update(&roots, &dirs, &[], &metrics);
         }
+        // The last scan's expansion; its errors are logged once each.
+        let mut expansion = pattern::Expansion {
+            roots: first.roots,
+            ..Default::default()
+        };
+        let mut unmatched = Unmatched::default();
         let mut poll = tokio::time::interval(watch::POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await; // immediate; polling starts one POLL after this
@@ -111,17 +121,22 @@ impl FileSource {
             let s = scanner
                 .take()
                 .expect("scanner is returned after every scan");
-            let roots = self.roots.clone();
+            let patterns = self.roots.clone();
             let started = Instant::now();
             let changed = pending.take();
-            let touched = changed.clone().unwrap_or_default();
-            let (s, delta) = match tokio::task::spawn_blocking(move || {
+            let previous = expansion.roots.clone();
+            let (s, delta, expanded, touched) = match tokio::task::spawn_blocking(move || {
                 let mut s = s;
+                // Patterns are matched afresh every time: a file that starts
+                // or stops matching changes the roots, and that is a full scan.
+                let expanded = pattern::expand(&patterns);
+                let changed = changed.filter(|_| expanded.roots == previous);
+                let touched = changed.clone().unwrap_or_default();
                 let delta = match changed {
-                    Some(paths) => s.rescan_events(&roots, &paths),
-                    None => s.scan(&roots),
+                    Some(paths) => s.rescan_events(&expanded.roots, &paths),
+                    None => s.scan(&expanded.roots),
                 };
-                (s, delta)
+                (s, delta, expanded, touched)
             })
             .await
             {
@@ -131,6 +146,16 @@ impl FileSource {
                     return;
                 }
             };
+            unmatched.log(&expanded);
+            for e in expanded
+                .errors
+                .iter()
+                .filter(|e| !expansion.errors.contains(e))
+            {
+                metrics.count_error(SOURCE, e.reason);
+                tracing::warn!(path = %e.path, reason = e.reason.as_str(), "{}", e.message);
+            }
+            expansion = expanded;
             let took = started.elapsed();
             metrics.observe_scan(SOURCE, took.as_secs_f64());
             for e in &delta.new_errors {
@@ -142,15 +167,17 @@ impl FileSource {
             // directory, where only the periodic rescan would find it.
             // A path watched afresh may have changed before its watch:
             // one more full scan right after this one.
-            let renewed = watches
-                .as_mut()
-                .is_some_and(|w| w.update(&self.roots, &s.dependencies(), &touched, &metrics));
+            let renewed = watches.as_mut().is_some_and(|w| {
+                let (roots, mut deps) = watched(&expansion);
+                deps.extend(s.dependencies());
+                w.update(&roots, &deps, &touched, &metrics)
+            });
             let publishing = Instant::now();
             inventory.publish(
                 SOURCE,
                 SourceReport {
                     parts: s.parts(),
-                    errors: s.walk_errors().to_vec(),
+                    errors: [s.walk_errors(), &expansion.errors].concat(),
                     up: true,
                     last_scan: Some(now()),
                 },
@@ -180,6 +207,39 @@ impl FileSource {
                 }
             }
         }
+    }
+}
+
+/// What to watch for `expansion`: the roots it matched and, as roots,
+/// each pattern's literal directory that matches can lie below
+/// (recursively); the other literal directories, as dependencies (the
+/// directory itself, and its parent, where it may be created).
+fn watched(expansion: &pattern::Expansion) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut roots = expansion.roots.clone();
+    let mut dirs = Vec::new();
+    for (dir, deep) in &expansion.watch {
+        if *deep && dir.is_dir() {
+            roots.push(dir.clone());
+        } else {
+            dirs.push(dir.clone());
+        }
+    }
+    (roots, dirs)
+}
+
+/// Patterns that match nothing, each said once at info level when it
+/// starts to match nothing (at start: nothing yet is normal for `serve`).
+#[derive(Default)]
+struct Unmatched(std::collections::BTreeSet<PathBuf>);
+
+impl Unmatched {
+    fn log(&mut self, expansion: &pattern::Expansion) {
+        let now: std::collections::BTreeSet<PathBuf> =
+            expansion.unmatched.iter().cloned().collect();
+        for p in now.difference(&self.0) {
+            tracing::info!(pattern = %p.display(), "no file matches this pattern yet; watching for one");
+        }
+        self.0 = now;
     }
 }
 
