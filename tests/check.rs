@@ -25,6 +25,7 @@ mod check {
     mod logs;
     mod malformed;
     mod notify;
+    mod openstack;
     mod output;
     mod readme;
     mod secrecy;
