@@ -39,5 +39,6 @@ mod check {
     mod serve_tls;
     mod serve_watch;
     mod token_files;
+    mod token_rules;
     mod tokens;
 }
