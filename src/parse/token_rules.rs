@@ -142,12 +142,20 @@ pub(super) fn apply(
 }
 
 /// A YAML/JSON document in which the parse found nothing: the token is at
-/// the first matching rule's `field` (`token` by default). Found, it
+/// a matching rule's `field` (`token` by default). Found, it
 /// stands in for the "holds no format lapse recognises" error the file's
 /// name drew; missing, it is an error naming the rule and the field.
 fn token_in_document(label: &str, doc: &Value, rules: &[&TokenRule], parsed: &mut Parsed) {
-    let Some(rule) = rules.first() else { return };
-    let name = rule.field.as_deref().unwrap_or("token");
+    let field_of = |r: &TokenRule| r.field.clone().unwrap_or_else(|| "token".to_string());
+    // The first rule whose field the document has; else the first rule.
+    let Some(rule) = rules
+        .iter()
+        .find(|r| at_path(doc, &field_of(r)).is_some())
+        .or(rules.first())
+    else {
+        return;
+    };
+    let name = &field_of(rule);
     let error = |message: String| ErrorEntry {
         path: label.to_string(),
         entry: Some(name.to_string()),
