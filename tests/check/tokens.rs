@@ -1,5 +1,9 @@
 //! Bare token files: JWTs (exp, nbf, iat, fractional exp, no exp), JWE,
-//! projected service-account tokens and EKS tokens.
+//! projected service-account tokens and EKS tokens; a JWE with `alg: dir`
+//! wherever it is stored; JWT date claims that can never hold (nbf not
+//! before exp, out of range, of the wrong type). Also the helpers the other
+//! token tests share: Python scripts on real JOSE/OpenStack libraries, and
+//! the check that no secret reaches the output.
 
 use crate::support::*;
 use serde_json::json;
