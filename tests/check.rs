@@ -26,6 +26,7 @@ mod check {
     mod logs;
     mod malformed;
     mod notify;
+    mod openstack;
     mod output;
     mod readme;
     mod secrecy;
@@ -39,5 +40,6 @@ mod check {
     mod serve_tls;
     mod serve_watch;
     mod token_files;
+    mod token_rules;
     mod tokens;
 }

@@ -8,7 +8,9 @@ use crate::credential::{Credential, ErrorReason, Fingerprint, Kind, Source, Time
 use crate::timefmt::parse_unix;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+use std::cell::Cell;
 
 /// AWS presigned URLs in EKS tokens are valid for 15 minutes.
 const EKS_TOKEN_LIFETIME: i64 = 15 * 60;
@@ -24,9 +26,23 @@ fn is_b64url(s: &str) -> bool {
 }
 
 /// The JOSE header of a compact JWT, when `text` is shaped like one.
+///
+/// A JWS's second segment is its payload and is never empty. A JWE's is
+/// its encrypted key, which is empty when the content key is the shared
+/// key itself (`alg: dir`, what session-cookie libraries write: RFC 7516
+/// section 4.1.1); its IV, ciphertext and tag are not.
 fn jose_header(text: &str) -> Option<(Value, usize)> {
     let parts: Vec<&str> = text.split('.').collect();
-    if !(parts.len() == 3 || parts.len() == 5) || !is_b64url(parts[0]) || !is_b64url(parts[1]) {
+    let shaped = match parts.len() {
+        3 => is_b64url(parts[0]) && is_b64url(parts[1]),
+        5 => {
+            is_b64url(parts[0])
+                && (parts[1].is_empty() || is_b64url(parts[1]))
+                && parts[2..].iter().all(|p| is_b64url(p))
+        }
+        _ => false,
+    };
+    if !shaped {
         return None;
     }
     let header: Value = serde_json::from_slice(&b64url(parts[0])?).ok()?;
@@ -66,24 +82,98 @@ pub fn token_credential(text: &str) -> Result<Credential, String> {
     Ok(Credential::new(Kind::OpaqueToken, fingerprint))
 }
 
+/// The claims lapse reads. Every other claim is skipped unparsed, so a
+/// number no `f64` holds (`1e400`) in a claim lapse does not read cannot
+/// hide the dates.
+const READ_CLAIMS: &[&str] = &["exp", "nbf", "iat", "sub", "iss", "kubernetes.io"];
+
+const OUT_OF_RANGE: &str = "is out of range: not a date in the years 1 to 9999";
+
+/// Reads the payload's [`READ_CLAIMS`] into a map. `reading` names the
+/// claim being read, so a number out of range can be blamed on it.
+struct ClaimsSeed<'a> {
+    reading: &'a Cell<Option<&'static str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Map<String, Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Map<String, Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut claims = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match READ_CLAIMS.iter().find(|c| **c == key) {
+                Some(name) => {
+                    self.reading.set(Some(name));
+                    let value: Value = map.next_value()?;
+                    self.reading.set(None);
+                    claims.insert(key, value);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(claims)
+    }
+}
+
+fn read_claims(payload: &str) -> Result<Map<String, Value>, String> {
+    const NOT_JSON: &str = "JWT payload is not base64url-encoded JSON";
+    let bytes = b64url(payload).ok_or(NOT_JSON)?;
+    let reading = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let claims = ClaimsSeed { reading: &reading }
+        .deserialize(&mut de)
+        .and_then(|claims| de.end().map(|()| claims));
+    claims.map_err(|e| match reading.get() {
+        // serde_json's only word for a number no f64 holds.
+        Some(name) if e.to_string().starts_with("number out of range") => {
+            format!("JWT claim {name} {OUT_OF_RANGE}")
+        }
+        _ => NOT_JSON.to_string(),
+    })
+}
+
 fn jwt_claims(text: &str, fingerprint: Fingerprint) -> Result<Credential, String> {
-    let payload = text.split('.').nth(1).unwrap_or_default();
-    let claims: Value = b64url(payload)
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .filter(Value::is_object)
-        .ok_or("JWT payload is not base64url-encoded JSON")?;
+    let claims = read_claims(text.split('.').nth(1).unwrap_or_default())?;
     let date = |name: &str| -> Result<Option<Timestamp>, String> {
         match claims.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(v @ Value::Number(_)) => parse_unix(v)
                 .map(Some)
-                .ok_or_else(|| format!("JWT claim {name} is out of range")),
+                .ok_or_else(|| format!("JWT claim {name} {OUT_OF_RANGE}")),
             Some(_) => Err(format!("JWT claim {name} is not a NumericDate")),
         }
     };
     let exp = date("exp")?;
     let nbf = date("nbf")?;
     let iat = date("iat")?;
+    // A verifier rejects a token at or after `exp` and before `nbf` (RFC
+    // 7519 sections 4.1.4 and 4.1.5); when `nbf` is not before `exp` no
+    // instant passes both, so the token is never usable. Reporting it
+    // `ok` until `exp` (or `not-yet-valid`, or `expired`) would each claim
+    // a window it does not have. It is an error, as a token whose dates
+    // cannot be read is: it fires the parse-error alert and exit code 3,
+    // and the remedy is the same, a new token. Both dates are named (they
+    // are not secret) so the operator can see which one the issuer got wrong.
+    if let (Some(exp), Some(nbf)) = (exp, nbf)
+        && nbf >= exp
+    {
+        return Err(format!(
+            "JWT claim nbf {} is not before exp {}: no verifier ever accepts this token",
+            crate::timefmt::rfc3339(nbf),
+            crate::timefmt::rfc3339(exp)
+        ));
+    }
     let mut c = Credential::new(Kind::Jwt, fingerprint).expiring(exp);
     c.not_before = nbf.or(iat);
     let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
@@ -236,6 +326,61 @@ mod tests {
         let c = token_credential(&format!("{header}.a.b.c.d")).unwrap();
         assert_eq!(c.kind, Kind::OpaqueToken);
         assert_eq!(c.not_after, None);
+    }
+
+    #[test]
+    fn jwe_with_alg_dir_has_an_empty_key_segment() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"dir","enc":"A256GCM"}"#);
+        let token = format!("{header}..aXYtMTItYnl0ZXM.Y2lwaGVy.dGFn");
+        assert!(looks_like_jwt(&token));
+        assert_eq!(token_credential(&token).unwrap().kind, Kind::OpaqueToken);
+        // Only the key may be empty; a JWS's payload may not.
+        assert!(!looks_like_jwt(&format!("{header}..aXY..dGFn")));
+        assert!(!looks_like_jwt(&format!("{header}..c2ln")));
+    }
+
+    fn raw_jwt(payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    #[test]
+    fn a_claim_out_of_range_is_named() {
+        let range = "is out of range: not a date in the years 1 to 9999";
+        for (payload, claim) in [
+            (r#"{"exp":1e400}"#, "exp"),
+            (r#"{"exp":-1e400}"#, "exp"),
+            (r#"{"exp":1e300}"#, "exp"),
+            (r#"{"exp":1,"iat":1e999}"#, "iat"),
+        ] {
+            let err = token_credential(&raw_jwt(payload)).unwrap_err();
+            assert_eq!(err, format!("JWT claim {claim} {range}"), "{payload}");
+        }
+        let c = token_credential(&raw_jwt(r#"{"x":1e400,"exp":1700000000}"#)).unwrap();
+        assert_eq!(c.not_after, Some(1_700_000_000));
+        let err = token_credential(&raw_jwt(r#"{"exp":true}"#)).unwrap_err();
+        assert_eq!(err, "JWT claim exp is not a NumericDate");
+        for broken in [r#"{"x":1e400"#, "[1]", r#"{"exp":1} x"#] {
+            let err = token_credential(&raw_jwt(broken)).unwrap_err();
+            assert_eq!(err, "JWT payload is not base64url-encoded JSON", "{broken}");
+        }
+    }
+
+    #[test]
+    fn nbf_not_before_exp_is_never_valid() {
+        let err = token_credential(&jwt(r#"{"nbf":1700003600,"exp":1700000000}"#)).unwrap_err();
+        assert_eq!(
+            err,
+            "JWT claim nbf 2023-11-14T23:13:20Z is not before exp 2023-11-14T22:13:20Z: \
+             no verifier ever accepts this token"
+        );
+        assert!(token_credential(&jwt(r#"{"nbf":1700000000,"exp":1700000000}"#)).is_err());
+        assert!(token_credential(&jwt(r#"{"nbf":1699999999,"exp":1700000000}"#)).is_ok());
+        // iat is no bound: a clock-skewed issuer may stamp it late.
+        assert!(token_credential(&jwt(r#"{"iat":1700003600,"exp":1700000000}"#)).is_ok());
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub fn parse_file_with(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed
 /// [`parse_file_with`], then the `tokens:` rules of lapse.yaml that name
 /// this file (see [`token_rules`]): tokens without a stated expiry get the
 /// declared lifetime. `mtime` is the file's modification time in Unix
-/// seconds, when there is a file. An `issued_at: field:` rule reads the
-/// document this parse already read.
+/// seconds, when there is a file. A rule reads the document this parse
+/// already read (its `issued_at: field:`, and its token).
 pub fn parse_file_with_rules(
     path: &str,
     bytes: &[u8],
@@ -67,11 +67,9 @@ pub fn parse_file_with_rules(
     if rules.is_empty() {
         return parse_file_with(path, bytes, passwords);
     }
+    // Kept for every rule: a document is also where a rule finds its token.
     let mut doc = None;
-    let wants_doc = rules
-        .iter()
-        .any(|r| matches!(r.issued_at, IssuedAt::Field(_)));
-    let mut out = file(path, bytes, passwords, wants_doc.then_some(&mut doc));
+    let mut out = file(path, bytes, passwords, Some(&mut doc));
     token_rules::apply(path, bytes, doc.as_ref(), mtime, rules, &mut out);
     out
 }

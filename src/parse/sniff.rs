@@ -81,7 +81,8 @@ pub(crate) fn parse_bytes(
     if let Some(decoded) = base64_certificate(trimmed) {
         return x509::add_certificates(ctx, ctx.source, "", &decoded, &[], out);
     }
-    if !is_single_token(trimmed) {
+    // A JSON object is a document, never a token, even on one line.
+    if !is_single_token(trimmed) || trimmed.starts_with('{') {
         return false;
     }
     if jwt::looks_like_jwt(trimmed) || looks_like_credential_name(ctx.path) {

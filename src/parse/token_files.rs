@@ -1,7 +1,12 @@
 //! Token files and caches that keep an expiry beside an opaque token:
 //! AKS-on-Azure-Stack-HCI (MOC) login files and `cloudconfig`, OpenStack
-//! Keystone output, the gke-gcloud-auth-plugin cache, kubelogin caches and
-//! saved `ExecCredential` output.
+//! Keystone output (v2 and v3 token bodies, `openstack token issue`,
+//! application credentials as the API and the CLI print them), the
+//! gke-gcloud-auth-plugin cache, kubelogin caches and saved
+//! `ExecCredential` output.
+//!
+//! An application credential's `secret` is never read: the credential is
+//! known by its id.
 
 use super::record::{Context, Parsed, field, get, get_str};
 use super::{jwt, x509};
@@ -28,10 +33,36 @@ pub(crate) fn parse(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
         p.openstack_token_issue(doc, expires, id);
     } else if let Some(token) = get(doc, "token").filter(|t| get(t, "expires_at").is_some()) {
         p.keystone_body(token);
+    } else if let Some(token) = get(doc, "access")
+        .and_then(|a| get(a, "token"))
+        .filter(|t| get(t, "expires").is_some())
+    {
+        p.keystone_v2_body(doc, token);
     } else if let Some(app) =
         get(doc, "application_credential").filter(|a| get(a, "expires_at").is_some())
     {
-        p.application_credential(app);
+        p.application_credential(
+            app,
+            &API,
+            "application_credential",
+            "application_credential",
+        );
+    } else if let Some(list) = get(doc, "application_credentials").and_then(Value::as_array) {
+        for (i, app) in list.iter().enumerate() {
+            let at = format!("application_credentials[{i}]");
+            p.application_credential(app, &API, &at, &at);
+        }
+    } else if let Some(keys) = [&API, &CLI].into_iter().find(|k| k.is_flat(doc)) {
+        p.application_credential(doc, keys, keys.id, "");
+    } else if let Some(list) = doc
+        .as_array()
+        .filter(|l| !l.is_empty() && l.iter().all(|a| CLI.is_flat(a)))
+    {
+        // `openstack application credential list -f json`.
+        for (i, app) in list.iter().enumerate() {
+            let at = format!("[{i}]");
+            p.application_credential(app, &CLI, &at, &at);
+        }
     } else if let (Some(token), Some(expiry)) =
         (field(doc, "access_token"), field(doc, "token_expiry"))
     {
@@ -53,6 +84,42 @@ pub(crate) fn parse(ctx: &Context, doc: &Value, out: &mut Parsed) -> bool {
         return false;
     }
     true
+}
+
+/// The keys of an application credential's fields: the API's, and the
+/// column headers newer `openstack application credential create|show|list
+/// -f json` print (older clients print the API's keys, flat).
+struct AppCredentialKeys {
+    id: &'static str,
+    name: &'static str,
+    expires_at: &'static str,
+    /// Keys only an application credential has, one of which a flat
+    /// document must hold to be taken for one.
+    markers: [&'static str; 4],
+}
+
+const API: AppCredentialKeys = AppCredentialKeys {
+    id: "id",
+    name: "name",
+    expires_at: "expires_at",
+    markers: ["unrestricted", "access_rules", "roles", "secret"],
+};
+
+const CLI: AppCredentialKeys = AppCredentialKeys {
+    id: "ID",
+    name: "Name",
+    expires_at: "Expires At",
+    markers: ["Unrestricted", "Access Rules", "Roles", "Secret"],
+};
+
+impl AppCredentialKeys {
+    /// A flat application credential: an id, an `expires_at` (`null`
+    /// counts) and one of the markers.
+    fn is_flat(&self, doc: &Value) -> bool {
+        field(doc, self.id).is_some()
+            && get(doc, self.expires_at).is_some()
+            && self.markers.iter().any(|k| get(doc, k).is_some())
+    }
 }
 
 struct Tokens<'c, 'a> {
@@ -162,33 +229,95 @@ impl Tokens<'_, '_> {
         self.out.add(self.ctx, self.source, "token", None, c);
     }
 
-    /// Keystone application credential: `expires_at` without a zone is UTC;
-    /// `null` means it never expires.
-    fn application_credential(&mut self, app: &Value) {
-        let id = field(app, "id").unwrap_or_default();
-        let not_after = match get(app, "expires_at") {
-            Some(Value::String(s)) => match parse_timestamp(s) {
+    /// A Keystone v2 `POST /v2.0/tokens` body: `access.token.{id, issued_at,
+    /// expires}`. The token itself is in the body; it is known by its
+    /// fingerprint, as `openstack token issue`'s `id` is.
+    fn keystone_v2_body(&mut self, doc: &Value, token: &Value) {
+        let Some(not_after) = field(token, "expires").and_then(parse_timestamp) else {
+            self.out.error(
+                self.ctx,
+                "access.token.expires",
+                ErrorReason::Parse,
+                "expires is not a date",
+            );
+            return;
+        };
+        let not_before = match get(token, "issued_at") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_str().and_then(parse_timestamp) {
                 Some(t) => Some(t),
                 None => {
                     self.out.error(
                         self.ctx,
-                        "application_credential.expires_at",
+                        "access.token.issued_at",
                         ErrorReason::Parse,
-                        "expires_at is not a date",
+                        "issued_at is not a date",
                     );
                     return;
                 }
             },
-            _ => None,
+        };
+        // Without its id, the audit id (or its dates, as for a v3 body)
+        // tells this token from others.
+        let identity = field(token, "id")
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .or_else(|| get(token, "audit_ids")?.as_array()?.first()?.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let issued = field(token, "issued_at").unwrap_or_default();
+                format!("{issued}|{}", field(token, "expires").unwrap_or_default())
+            });
+        let mut c = Credential::new(Kind::OpaqueToken, Fingerprint::of(identity.as_bytes()))
+            .expiring(Some(not_after));
+        c.not_before = not_before;
+        let user = get(doc, "access").and_then(|a| get(a, "user"));
+        c.identity.subject = user.and_then(|u| field(u, "name")).map(str::to_string);
+        self.out.add(self.ctx, self.source, "access.token", None, c);
+    }
+
+    /// Keystone application credential: `expires_at` without a zone is UTC;
+    /// `null` means it never expires. `entry` is where it is reported,
+    /// `at` the prefix of its fields in an error (empty: top level).
+    fn application_credential(
+        &mut self,
+        app: &Value,
+        keys: &AppCredentialKeys,
+        entry: &str,
+        at: &str,
+    ) {
+        let in_field = |key: &str| match at {
+            "" => key.to_string(),
+            _ => format!("{at}.{key}"),
+        };
+        let Some(id) = field(app, keys.id).filter(|id| !id.is_empty()) else {
+            let message = format!("application credential without {}", keys.id);
+            self.out
+                .error(self.ctx, &in_field(keys.id), ErrorReason::Parse, message);
+            return;
+        };
+        let not_after = match get(app, keys.expires_at) {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_str().and_then(parse_timestamp) {
+                Some(t) => Some(t),
+                None => {
+                    self.out.error(
+                        self.ctx,
+                        &in_field(keys.expires_at),
+                        ErrorReason::Parse,
+                        format!("{} is not a date", keys.expires_at),
+                    );
+                    return;
+                }
+            },
         };
         let mut c =
             Credential::new(Kind::OpaqueToken, Fingerprint::of(id.as_bytes())).expiring(not_after);
-        c.identity.subject = field(app, "name").map(str::to_string);
+        c.identity.subject = field(app, keys.name).map(str::to_string);
         if not_after.is_none() {
             c.note = Some("application credential without expires_at: it never expires".into());
         }
-        self.out
-            .add(self.ctx, self.source, "application_credential", None, c);
+        self.out.add(self.ctx, self.source, entry, None, c);
     }
 
     /// Saved `client.authentication.k8s.io` ExecCredential output.
