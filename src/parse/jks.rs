@@ -67,20 +67,21 @@ pub(crate) fn add_certificates(
             return;
         }
     };
-    let configured = ctx.passwords.iter().map(String::as_str);
-    let all: Vec<&str> = passwords.iter().copied().chain(configured).collect();
-    if all.is_empty() {
-        return;
-    }
+    // Every entry was there; a store cut short in its hash is still cut short.
     let Some(stored) = bytes.get(end..end + HASH_LEN) else {
         out.error(
             ctx,
             field,
             ErrorReason::Parse,
-            format!("{kind} keystore is truncated (its integrity hash is missing)"),
+            format!("{kind} keystore: truncated (its integrity hash runs past the end)"),
         );
         return;
     };
+    let configured = ctx.passwords.iter().map(String::as_str);
+    let all: Vec<&str> = passwords.iter().copied().chain(configured).collect();
+    if all.is_empty() {
+        return;
+    }
     if !all
         .iter()
         .any(|p| integrity_hash(p, &bytes[..end]) == stored)
@@ -289,5 +290,121 @@ impl Store<'_> {
             ),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::credential::ErrorReason;
+    use crate::parse::{Parsed, parse_file, parse_file_with};
+
+    // keytool-written stores; tests/fixtures/jks/make.sh rebuilds them.
+    const JKS: &[u8] = include_bytes!("../../tests/fixtures/jks/truststore.jks");
+    const JCEKS: &[u8] = include_bytes!("../../tests/fixtures/jks/truststore.jceks");
+    const PASSWORD: &str = "store-pass-41";
+
+    fn errors(p: &Parsed) -> Vec<(ErrorReason, &str)> {
+        p.errors
+            .iter()
+            .map(|e| (e.reason, e.message.as_str()))
+            .collect()
+    }
+
+    fn not_afters(p: &Parsed) -> Vec<i64> {
+        p.credentials.iter().map(|c| c.not_after.unwrap()).collect()
+    }
+
+    /// Store order: `two` (2026-06-20T12:00:00Z), then `one` (2027-03-04T05:06:07Z).
+    const TWO_THEN_ONE: [i64; 2] = [1_781_956_800, 1_804_136_767];
+
+    fn patched(store: &[u8], at: usize, value: &[u8]) -> Vec<u8> {
+        let mut b = store.to_vec();
+        b[at..at + value.len()].copy_from_slice(value);
+        b
+    }
+
+    #[test]
+    fn certificates_are_listed_with_or_without_the_password() {
+        for store in [JKS, JCEKS] {
+            for passwords in [vec![], vec![PASSWORD.to_string()]] {
+                let p = parse_file_with("s", store, &passwords);
+                assert_eq!(errors(&p), [], "{passwords:?}");
+                assert_eq!(not_afters(&p), TWO_THEN_ONE);
+                assert_eq!(p.credentials[1].index, Some(1));
+            }
+        }
+    }
+
+    #[test]
+    fn no_matching_password_is_a_password_error_that_keeps_the_certificates() {
+        let passwords = ["changeit".to_string(), format!("{PASSWORD}x")];
+        let p = parse_file_with("s", JCEKS, &passwords);
+        assert_eq!(not_afters(&p), TWO_THEN_ONE);
+        assert_eq!(
+            errors(&p),
+            [(
+                ErrorReason::Password,
+                "JCEKS keystore: integrity check failed with every configured password (2 tried)"
+            )]
+        );
+    }
+
+    #[test]
+    fn caps_are_too_large_entries_naming_the_cap() {
+        let cases: [(Vec<u8>, &str); 3] = [
+            (
+                patched(JKS, 8, &10_001u32.to_be_bytes()),
+                "JKS keystore: holds 10001 entries, more than lapse's cap of 10000; the rest was not read",
+            ),
+            (
+                patched(JKS, 16, &2_000u16.to_be_bytes()),
+                "JKS keystore: entry #0 has an alias of 2000 bytes, more than lapse's cap of 1024; the rest was not read",
+            ),
+            (
+                patched(JKS, 36, &(2u32 << 20).to_be_bytes()),
+                "JKS keystore: entry #0, certificate #0 is 2097152 bytes, more than lapse's cap of 1048576; the rest was not read",
+            ),
+        ];
+        for (store, message) in cases {
+            let p = parse_file("s.jks", &store);
+            assert_eq!(errors(&p), [(ErrorReason::TooLarge, message)]);
+        }
+    }
+
+    #[test]
+    fn a_secret_key_that_cannot_be_walked_past_is_named() {
+        // Entry #0 is the secret key; its serialized object starts at 32.
+        assert_eq!(&JCEKS[32..37], [0xac, 0xed, 0x00, 0x05, 0x73]);
+        let p = parse_file("s.jceks", &patched(JCEKS, 36, &[0x00]));
+        assert_eq!(p.credentials.len(), 0);
+        assert_eq!(
+            errors(&p),
+            [(
+                ErrorReason::Parse,
+                "JCEKS keystore: entry #0 (a secret key) cannot be read past (the serialized object holds an unknown type code); the entries after it were not read"
+            )]
+        );
+    }
+
+    /// A store cut anywhere is one error entry naming its format, with the
+    /// certificates before the cut.
+    #[test]
+    fn every_truncation_is_one_error_naming_the_format() {
+        for (store, kind) in [
+            (JKS, "JKS keystore: truncated ("),
+            (JCEKS, "JCEKS keystore: "),
+        ] {
+            for end in 4..store.len() {
+                let p = parse_file_with("s", &store[..end], &[PASSWORD.to_string()]);
+                assert_eq!(p.errors.len(), 1, "{end}");
+                assert!(
+                    p.errors[0].message.starts_with(kind),
+                    "{end}: {:?}",
+                    p.errors[0]
+                );
+                assert!(!p.errors[0].message.contains(PASSWORD));
+                assert!(p.credentials.len() <= 2);
+            }
+        }
     }
 }

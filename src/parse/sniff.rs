@@ -401,6 +401,42 @@ mod tests {
     }
 
     #[test]
+    fn utf16_text_needs_a_byte_order_mark_and_text() {
+        let le: Vec<u8> = [0xfeff_u16, 'a' as u16, '\r' as u16, '\n' as u16]
+            .iter()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let be: Vec<u8> = [0xfeff_u16, 0x00e9]
+            .iter()
+            .flat_map(|u| u.to_be_bytes())
+            .collect();
+        assert_eq!(utf16_text(&le).as_deref(), Some("a\r\n"));
+        assert_eq!(utf16_text(&be).as_deref(), Some("\u{e9}"));
+        // Binary after a mark: a control character, an unpaired surrogate, an odd length.
+        assert_eq!(utf16_text(&[0xff, 0xfe, 0x01, 0x00]), None);
+        assert_eq!(utf16_text(&[0xff, 0xfe, 0x00, 0xd8]), None);
+        assert_eq!(utf16_text(&[0xff, 0xfe, 0x41]), None);
+        assert_eq!(utf16_text(b"no mark"), None);
+    }
+
+    #[test]
+    fn keystore_names_are_credential_names() {
+        for name in [
+            "a/kafka.truststore.jks",
+            "x.JCEKS",
+            "es.keystore",
+            "t.truststore",
+            "k.ks",
+            "ca.p7b",
+            "ca.p7c",
+            "/etc/ssl/certs/java/cacerts",
+        ] {
+            assert!(looks_like_credential_name(name), "{name}");
+        }
+        assert!(!looks_like_credential_name("books"));
+    }
+
+    #[test]
     fn yaml_mapping_heuristic() {
         assert!(looks_like_yaml_mapping("apiVersion: v1\nkind: Config"));
         assert!(looks_like_yaml_mapping("# c\n\"token\": x"));
