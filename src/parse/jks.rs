@@ -298,10 +298,23 @@ mod tests {
     use crate::credential::ErrorReason;
     use crate::parse::{Parsed, parse_file, parse_file_with};
 
-    // keytool-written stores; tests/fixtures/jks/make.sh rebuilds them.
-    const JKS: &[u8] = include_bytes!("../../tests/fixtures/jks/truststore.jks");
-    const JCEKS: &[u8] = include_bytes!("../../tests/fixtures/jks/truststore.jceks");
     const PASSWORD: &str = "store-pass-41";
+
+    /// A keytool-written store; tests/fixtures/jks/make.sh rebuilds them.
+    /// Read at run time (`cargo test` runs in the package root): the
+    /// image's build copies no test fixtures.
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("tests/fixtures/jks/{name}");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    }
+
+    fn jks() -> Vec<u8> {
+        fixture("truststore.jks")
+    }
+
+    fn jceks() -> Vec<u8> {
+        fixture("truststore.jceks")
+    }
 
     fn errors(p: &Parsed) -> Vec<(ErrorReason, &str)> {
         p.errors
@@ -325,9 +338,9 @@ mod tests {
 
     #[test]
     fn certificates_are_listed_with_or_without_the_password() {
-        for store in [JKS, JCEKS] {
+        for store in [jks(), jceks()] {
             for passwords in [vec![], vec![PASSWORD.to_string()]] {
-                let p = parse_file_with("s", store, &passwords);
+                let p = parse_file_with("s", &store, &passwords);
                 assert_eq!(errors(&p), [], "{passwords:?}");
                 assert_eq!(not_afters(&p), TWO_THEN_ONE);
                 assert_eq!(p.credentials[1].index, Some(1));
@@ -338,7 +351,7 @@ mod tests {
     #[test]
     fn no_matching_password_is_a_password_error_that_keeps_the_certificates() {
         let passwords = ["changeit".to_string(), format!("{PASSWORD}x")];
-        let p = parse_file_with("s", JCEKS, &passwords);
+        let p = parse_file_with("s", &jceks(), &passwords);
         assert_eq!(not_afters(&p), TWO_THEN_ONE);
         assert_eq!(
             errors(&p),
@@ -353,15 +366,15 @@ mod tests {
     fn caps_are_too_large_entries_naming_the_cap() {
         let cases: [(Vec<u8>, &str); 3] = [
             (
-                patched(JKS, 8, &10_001u32.to_be_bytes()),
+                patched(&jks(), 8, &10_001u32.to_be_bytes()),
                 "JKS keystore: holds 10001 entries, more than lapse's cap of 10000; the rest was not read",
             ),
             (
-                patched(JKS, 16, &2_000u16.to_be_bytes()),
+                patched(&jks(), 16, &2_000u16.to_be_bytes()),
                 "JKS keystore: entry #0 has an alias of 2000 bytes, more than lapse's cap of 1024; the rest was not read",
             ),
             (
-                patched(JKS, 36, &(2u32 << 20).to_be_bytes()),
+                patched(&jks(), 36, &(2u32 << 20).to_be_bytes()),
                 "JKS keystore: entry #0, certificate #0 is 2097152 bytes, more than lapse's cap of 1048576; the rest was not read",
             ),
         ];
@@ -374,8 +387,9 @@ mod tests {
     #[test]
     fn a_secret_key_that_cannot_be_walked_past_is_named() {
         // Entry #0 is the secret key; its serialized object starts at 32.
-        assert_eq!(&JCEKS[32..37], [0xac, 0xed, 0x00, 0x05, 0x73]);
-        let p = parse_file("s.jceks", &patched(JCEKS, 36, &[0x00]));
+        let store = jceks();
+        assert_eq!(&store[32..37], [0xac, 0xed, 0x00, 0x05, 0x73]);
+        let p = parse_file("s.jceks", &patched(&store, 36, &[0x00]));
         assert_eq!(p.credentials.len(), 0);
         assert_eq!(
             errors(&p),
@@ -391,8 +405,8 @@ mod tests {
     #[test]
     fn every_truncation_is_one_error_naming_the_format() {
         for (store, kind) in [
-            (JKS, "JKS keystore: truncated ("),
-            (JCEKS, "JCEKS keystore: "),
+            (jks(), "JKS keystore: truncated ("),
+            (jceks(), "JCEKS keystore: "),
         ] {
             for end in 4..store.len() {
                 let p = parse_file_with("s", &store[..end], &[PASSWORD.to_string()]);

@@ -497,3 +497,69 @@ fn utf16_pem_files_with_a_byte_order_mark_are_read() {
     }
     assert_eq!(report.code, 0);
 }
+
+/// `(fingerprint, not_after)` of every certificate in the store, in file
+/// order, as pyjks and Python cryptography read them.
+fn oracle_not_afters(s: &Scratch, store: &str, password: &str) -> Vec<(String, String)> {
+    let script = r#"
+import hashlib, json, sys, jks
+from cryptography import x509
+ks = jks.KeyStore.load(sys.argv[1], sys.argv[2], try_decrypt_keys=False)
+ders = []
+for e in ks.entries.values():
+    if isinstance(e, jks.TrustedCertEntry):
+        ders.append(e.cert)
+    elif isinstance(e, jks.PrivateKeyEntry):
+        ders.extend(c[1] for c in e.cert_chain)
+print(json.dumps([["sha256:" + hashlib.sha256(d).hexdigest(),
+    x509.load_der_x509_certificate(d).not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")] for d in ders]))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &s.abs(store), password])
+        .output()
+        .expect("run python3");
+    serde_json::from_str(&assert_success("pyjks", &out)).expect("pyjks printed JSON")
+}
+
+/// Debian's JDK truststore (ca-certificates-java, installed with
+/// default-jre-headless; store password `changeit`): lapse lists what pyjks
+/// and cryptography read, certificate for certificate, and the integrity
+/// hash matches when `changeit` is configured.
+#[test]
+fn the_jdk_cacerts_agrees_with_pyjks() {
+    let s = Scratch::new();
+    let cacerts = std::fs::read("/etc/ssl/certs/java/cacerts")
+        .expect("read /etc/ssl/certs/java/cacerts (Debian's default-jre-headless installs it)");
+    assert_eq!(
+        cacerts[..4],
+        [0xfe, 0xed, 0xfe, 0xed],
+        "Debian's cacerts is JKS"
+    );
+    s.write("cacerts", &cacerts);
+    s.write("changeit.pass", "changeit\n");
+    s.write(
+        "lapse.yaml",
+        "files:\n  paths: [cacerts]\nkeystore_passwords: [changeit.pass]\n",
+    );
+    let oracle = oracle_not_afters(&s, "cacerts", "changeit");
+    assert!(oracle.len() > 100, "{} certificates", oracle.len());
+
+    for report in [
+        s.check().arg("cacerts").json(),
+        s.check().args(["--config", "lapse.yaml"]).json(),
+    ] {
+        report
+            .assert_no_errors()
+            .assert_credential_count(oracle.len());
+        let listed: Vec<(String, String)> = (0..oracle.len() as u64)
+            .map(|i| {
+                let c = report.credential("cacerts", None, Some(i));
+                (
+                    c["fingerprint"].as_str().unwrap_or_default().to_string(),
+                    c["not_after"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(listed, oracle);
+    }
+}
