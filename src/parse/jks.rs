@@ -384,6 +384,50 @@ mod tests {
         }
     }
 
+    /// `keytool -genkeypair -startdate "2026/01/01 00:00:00" -validity 90`:
+    /// the key entry's one certificate, not after 2026-04-01T00:00:00Z.
+    #[test]
+    fn a_key_entry_gives_its_chain_and_its_chain_length_is_capped() {
+        let store = fixture("keystore.jks");
+        let p = parse_file_with("k.jks", &store, &[PASSWORD.to_string()]);
+        assert_eq!(errors(&p), []);
+        assert_eq!(not_afters(&p), [1_775_001_600]);
+        // The chain's length follows the 127-byte encrypted key at 36.
+        assert_eq!(store[32..36], 127u32.to_be_bytes());
+        assert_eq!(store[163..167], 1u32.to_be_bytes());
+        let p = parse_file("k.jks", &patched(&store, 163, &101u32.to_be_bytes()));
+        assert_eq!(
+            errors(&p),
+            [(
+                ErrorReason::TooLarge,
+                "JKS keystore: entry #0 has a chain of 101 certificates, more than lapse's cap of 100; the rest was not read"
+            )]
+        );
+    }
+
+    /// Every byte of every store set to 0x00 and to 0xff: never a panic,
+    /// never silence (certificates or an error entry), never the password.
+    #[test]
+    fn one_changed_byte_is_never_a_panic_or_silence() {
+        for name in ["truststore.jks", "truststore.jceks", "keystore.jks"] {
+            let store = fixture(name);
+            for at in 0..store.len() {
+                for byte in [0x00, 0xff] {
+                    let p = parse_file_with(
+                        name,
+                        &patched(&store, at, &[byte]),
+                        &[PASSWORD.to_string()],
+                    );
+                    assert!(
+                        !p.credentials.is_empty() || !p.errors.is_empty(),
+                        "{name} {at}"
+                    );
+                    assert!(!format!("{p:?}").contains(PASSWORD), "{name} {at}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_secret_key_that_cannot_be_walked_past_is_named() {
         // Entry #0 is the secret key; its serialized object starts at 32.
