@@ -19,6 +19,7 @@ mod check {
     mod golden;
     mod hostile_files;
     mod k8s_objects;
+    mod keystores;
     mod kubeconfig;
     mod kubernetes;
     mod kubernetes_failures;

@@ -14,6 +14,8 @@ mod cert;
 mod der;
 #[doc(hidden)]
 pub mod fuzzing;
+mod java_serial;
+mod jks;
 mod jwt;
 mod k8s_object;
 mod kubeconfig;

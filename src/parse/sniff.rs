@@ -2,12 +2,14 @@
 //!
 //! Order matters: structured documents (kubeconfigs, Kubernetes objects,
 //! token caches) first, because they may embed PEM text that must be
-//! attributed to its field; then PEM, DER/PKCS#12 and bare tokens. Text
-//! that is none of these is skipped quietly; a structured document that
-//! mentions credentials but does not parse is an error.
+//! attributed to its field; then PEM, DER/PKCS#12 and bare tokens. Binary
+//! bytes are Java keystores (JKS, JCEKS), UTF-16 text with a byte-order
+//! mark (read as the text it is) or DER. Text that is none of these is
+//! skipped quietly; a structured document that mentions credentials but
+//! does not parse is an error.
 
 use super::record::{Context, MAX_DEPTH, Parsed};
-use super::{jwt, k8s_object, kubeconfig, token_files, x509};
+use super::{jks, jwt, k8s_object, kubeconfig, token_files, x509};
 use crate::credential::{ErrorReason, Source};
 use crate::yaml;
 use serde_json::Value;
@@ -22,6 +24,13 @@ const CREDENTIAL_EXTENSIONS: &[&str] = &[
     "der",
     "p12",
     "pfx",
+    "p7b",
+    "p7c",
+    "jks",
+    "jceks",
+    "keystore",
+    "truststore",
+    "ks",
     "jwt",
     "kubeconfig",
 ];
@@ -29,7 +38,9 @@ const CREDENTIAL_EXTENSIONS: &[&str] = &[
 /// True when the file name says "certificate or token" (`tls.crt`, `token`).
 pub fn looks_like_credential_name(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    if name == "token" || name.ends_with(".token") || name.ends_with("-token") {
+    // `cacerts`: the JDK's truststore, a JKS or PKCS#12 file without an ending.
+    if name == "token" || name == "cacerts" || name.ends_with(".token") || name.ends_with("-token")
+    {
         return true;
     }
     name.rsplit_once('.')
@@ -62,6 +73,14 @@ pub(crate) fn parse_bytes(
     out: &mut Parsed,
 ) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
+        if jks::is_keystore(bytes) {
+            jks::add_certificates(ctx, ctx.source, "", bytes, &[], out);
+            return true;
+        }
+        // Windows' `Out-File` and `certutil` write PEM as UTF-16.
+        if let Some(text) = utf16_text(bytes) {
+            return parse_bytes(ctx, text.as_bytes(), keep, out);
+        }
         // Binary: DER or PKCS#12, or nothing of ours.
         return x509::add_certificates(ctx, ctx.source, "", bytes, &[], out);
     };
@@ -91,6 +110,34 @@ pub(crate) fn parse_bytes(
     }
     // A whole file base64-encoded (MOC login files arrive this way).
     base64_document(trimmed).is_some_and(|inner| structured(&ctx.child(""), &inner, None, out))
+}
+
+/// The text of UTF-16 bytes that start with a byte-order mark (either
+/// order), as UTF-8 without the mark; `None` for anything else, invalid
+/// UTF-16 included. The text is at most 1.5 times the bytes' length.
+fn utf16_text(bytes: &[u8]) -> Option<String> {
+    let big_endian = match bytes {
+        [0xff, 0xfe, ..] => false,
+        [0xfe, 0xff, ..] => true,
+        _ => return None,
+    };
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    let units = bytes[2..].chunks_exact(2).map(|u| {
+        if big_endian {
+            u16::from_be_bytes([u[0], u[1]])
+        } else {
+            u16::from_le_bytes([u[0], u[1]])
+        }
+    });
+    let text: String = char::decode_utf16(units).collect::<Result<_, _>>().ok()?;
+    // Text, not binary that happens to start like a mark: no control
+    // characters besides line ends and tabs.
+    let textual = !text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    textual.then_some(text)
 }
 
 /// One line of token-ish characters, nothing else.
@@ -329,6 +376,14 @@ pub(crate) fn value(
         }
         return;
     }
+    if jks::is_keystore(bytes) {
+        jks::add_certificates(ctx, source, "", bytes, passwords, out);
+        return;
+    }
+    if let Some(text) = utf16_text(bytes) {
+        value(ctx, source, text.as_bytes(), passwords, out);
+        return;
+    }
     x509::add_certificates(ctx, source, "", bytes, passwords, out);
 }
 
@@ -344,6 +399,42 @@ mod tests {
         assert!(looks_like_credential_name("bootstrap-token"));
         assert!(!looks_like_credential_name("/x/tls.key"));
         assert!(!looks_like_credential_name("README.md"));
+    }
+
+    #[test]
+    fn utf16_text_needs_a_byte_order_mark_and_text() {
+        let le: Vec<u8> = [0xfeff_u16, 'a' as u16, '\r' as u16, '\n' as u16]
+            .iter()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let be: Vec<u8> = [0xfeff_u16, 0x00e9]
+            .iter()
+            .flat_map(|u| u.to_be_bytes())
+            .collect();
+        assert_eq!(utf16_text(&le).as_deref(), Some("a\r\n"));
+        assert_eq!(utf16_text(&be).as_deref(), Some("\u{e9}"));
+        // Binary after a mark: a control character, an unpaired surrogate, an odd length.
+        assert_eq!(utf16_text(&[0xff, 0xfe, 0x01, 0x00]), None);
+        assert_eq!(utf16_text(&[0xff, 0xfe, 0x00, 0xd8]), None);
+        assert_eq!(utf16_text(&[0xff, 0xfe, 0x41]), None);
+        assert_eq!(utf16_text(b"no mark"), None);
+    }
+
+    #[test]
+    fn keystore_names_are_credential_names() {
+        for name in [
+            "a/kafka.truststore.jks",
+            "x.JCEKS",
+            "es.keystore",
+            "t.truststore",
+            "k.ks",
+            "ca.p7b",
+            "ca.p7c",
+            "/etc/ssl/certs/java/cacerts",
+        ] {
+            assert!(looks_like_credential_name(name), "{name}");
+        }
+        assert!(!looks_like_credential_name("books"));
     }
 
     #[test]
