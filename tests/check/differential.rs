@@ -66,6 +66,11 @@ fn lapse_agrees_with_the_oracle_on_every_file_of_the_corpus() {
 
     assert_no_secret_shown(&report, &oracle, &passwords);
     let verdicts = verdicts(&oracle);
+    assert!(
+        verdicts.len() >= 1_000,
+        "the corpus shrank to {} files",
+        verdicts.len()
+    );
     let seen = seen(&report);
     let mut table = Vec::new();
     let mut per_class: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
