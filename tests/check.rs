@@ -13,6 +13,7 @@ mod check {
     mod certificates;
     mod dashboard;
     mod deploy;
+    mod differential;
     mod directories;
     mod exit_codes;
     mod globs;
