@@ -121,8 +121,12 @@ def token_expiry(text):
     exp = numeric_date(claims, "exp")
     nbf = numeric_date(claims, "nbf")
     numeric_date(claims, "iat")
-    # a token whose nbf is after its exp can never be valid: saying so is fine
-    return exp, {"may_error": nbf is not None and exp is not None and nbf > exp}
+    # RFC 7519: a verifier accepts a token at t only when nbf <= t < exp, so a
+    # token whose nbf is not before its exp is never valid: no expiry to
+    # report, the token itself is broken (ISO 8601 text compares as time).
+    if nbf is not None and exp is not None and nbf >= exp:
+        raise ValueError("its nbf is not before its exp: no instant is valid")
+    return exp, {}
 
 
 def oracle_token(data):
