@@ -541,3 +541,135 @@ fn plugin_caches_are_reported_once_when_their_directory_is_scanned_too() {
         ]
     );
 }
+
+/// Every error entry as `entry: reason`, in the report's order.
+fn error_lines(report: &Report) -> Vec<String> {
+    report
+        .errors()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e["path"].as_str().unwrap_or_default(),
+                e["entry"].as_str().unwrap_or_default(),
+                e["reason"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn wrong_typed_fields_are_error_entries_and_the_rest_is_read() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    let other_ca = Cert::ca(
+        "numbered-ca",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2030-01-01 0:00 UTC),
+    );
+    let admin = ca.issue(
+        "kubernetes-admin",
+        datetime!(2025-06-01 0:00 UTC),
+        datetime!(2027-06-01 0:00 UTC),
+    );
+    let clusters = format!(
+        "- name: prod\n  cluster:\n    server: https://prod:6443\n    certificate-authority-data: {}\n\
+         - name: bad-ca\n  cluster:\n    certificate-authority: {{path: /etc/kubernetes/pki/ca.crt}}\n\
+         - name: 7\n  cluster:\n    certificate-authority-data: {}\n",
+        b64(&ca.pem),
+        b64(&other_ca.pem)
+    );
+    let users = format!(
+        "- name: admin\n  user:\n    client-certificate-data: 12345\n    client-key-data: true\n\
+         - name: listed\n  user:\n    client-certificate-data: [a, b]\n    token: [canary-token-in-a-list]\n\
+         - name: stringly\n  user: canary-user-as-a-string\n\
+         - name: exec-bad\n  user:\n    exec: {{command: aws, args: [eks, 5, get-token]}}\n\
+         - name: ok\n  user:\n    client-certificate-data: {}\n",
+        b64(&admin.pem)
+    );
+    s.write("kube/config", kubeconfig(&clusters, &users));
+
+    let report = s.check().arg("kube/config").json();
+
+    assert_eq!(
+        error_lines(&report),
+        [
+            "kube/config clusters[2].name: expected a string, found a number",
+            "kube/config clusters[bad-ca].certificate-authority: expected a string, found a map",
+            "kube/config users[admin].client-certificate-data: expected a string, found a number",
+            "kube/config users[admin].client-key-data: expected a string, found a boolean",
+            "kube/config users[exec-bad].exec.args[1]: expected a string, found a number",
+            "kube/config users[listed].client-certificate-data: expected a string, found a list",
+            "kube/config users[listed].token: expected a string, found a list",
+            "kube/config users[stringly].user: expected a map, found a string",
+        ]
+        .map(String::from)
+    );
+    report.assert_credential_count(4).assert_code(3);
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("clusters[prod].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=kubernetes", "not_after": "2035-01-01T00:00:00Z", "status": "ok"}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("clusters[2].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=numbered-ca", "not_after": "2030-01-01T00:00:00Z"}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("users[ok].client-certificate-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=kubernetes-admin", "not_after": "2027-06-01T00:00:00Z"}),
+    );
+    assert_fields(
+        report.credential("kube/config", Some("users[exec-bad].exec"), None),
+        json!({"status": "no-expiry", "fingerprint": sha256("exec:aws eks get-token")}),
+    );
+    for secret in ["canary-token-in-a-list", "canary-user-as-a-string"] {
+        assert!(!report.stdout.contains(secret) && !report.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn a_map_where_a_list_belongs_is_an_error_entry() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    s.write(
+        "kube/config",
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: main\n\
+             clusters: {{prod: {{server: 'https://prod:6443'}}}}\n\
+             users:\n- just-a-string\n- name: ci\n  user:\n    client-certificate-data: {}\n",
+            b64(&ca.pem)
+        ),
+    );
+
+    let report = s.check().arg("kube/config").json();
+
+    assert_eq!(
+        error_lines(&report),
+        [
+            "kube/config clusters: expected a list, found a map",
+            "kube/config users[0]: expected a map, found a string",
+        ]
+        .map(String::from)
+    );
+    report.assert_credential_count(1).assert_code(3);
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("users[ci].client-certificate-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=kubernetes", "not_after": "2035-01-01T00:00:00Z"}),
+    );
+}
