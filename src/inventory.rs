@@ -20,8 +20,21 @@ pub enum Via {
     Own,
     /// In a file the document refers to (a kubeconfig's `client-certificate`).
     Reference,
-    /// In an exec plugin's token cache.
-    Cache,
+    /// In an exec plugin's token cache; `exec`: the position, in the same
+    /// part, of the exec user the cache belongs to (listed with an unknown
+    /// expiry until its cache is found).
+    Cache { exec: Option<u32> },
+}
+
+/// A kubeconfig entry that uses a credential kept in another file: a
+/// user's `client-certificate` or `tokenFile`, or an exec user whose
+/// plugin cache holds the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Use {
+    /// The kubeconfig.
+    pub path: String,
+    /// The field in it: `users[ci].client-certificate`, `users[gke].exec`.
+    pub entry: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,9 +209,19 @@ pub struct Assembled {
     pub parts: Vec<Arc<Part>>,
     /// (part, credential) indices not to report.
     pub hidden: HashSet<(usize, usize)>,
+    /// The kubeconfig entries that use each reported credential kept in a
+    /// file of its own, in part order; absent for the rest.
+    pub uses: HashMap<(usize, usize), Vec<Use>>,
 }
 
 impl Assembled {
+    /// The kubeconfig entries that use the credential at (part, credential).
+    pub fn used_by(&self, part: usize, credential: usize) -> &[Use] {
+        self.uses
+            .get(&(part, credential))
+            .map_or(&[], Vec::as_slice)
+    }
+
     pub fn credentials(&self) -> impl Iterator<Item = &Credential> {
         self.visible().map(|(_, _, c)| c)
     }
@@ -215,26 +238,41 @@ impl Assembled {
     }
 }
 
-/// Applies the rules that make each credential appear once:
+/// Applies the rules that make each credential appear once, with every
+/// kubeconfig entry that uses it:
 /// - a file a kubeconfig points at, also reached by the walk, is reported
 ///   with the kubeconfig's entry only;
+/// - a file several entries point at (two users, two kubeconfigs) is
+///   reported once, at the first of them, used by all;
 /// - a token cache the walk reached is reported as walked, and a cache
-///   two kubeconfigs share is reported once.
+///   two users or kubeconfigs share is reported once, used by all;
+/// - an exec user whose cache was found is reported by what the cache
+///   holds, not again with an unknown expiry.
 pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
     let mut hidden = HashSet::new();
-    // Both rules need a credential reached through a kubeconfig reference
+    let mut uses: HashMap<(usize, usize), Vec<Use>> = HashMap::new();
+    // Every rule needs a credential reached through a kubeconfig reference
     // or a token cache; a tree of plain files has none, and is done here.
     let followed = |o: &Origin| o.via != Via::Own && o.file.is_some();
     if !parts.iter().any(|p| p.origins.iter().any(followed)) {
-        return Assembled { parts, hidden };
+        return Assembled {
+            parts,
+            hidden,
+            uses,
+        };
     }
-    let mut walked: HashSet<FileId> = HashSet::new();
+    // The same credential in the same file: the first copy is reported.
+    type Key = (FileId, Fingerprint, Option<u32>);
+    let key = |id: FileId, c: &Credential| (id, c.fingerprint, c.index);
+    let mut walked_files: HashSet<FileId> = HashSet::new();
+    let mut walked: HashMap<Key, (usize, usize)> = HashMap::new();
     let mut referenced: HashSet<(FileId, Fingerprint)> = HashSet::new();
-    for p in &parts {
-        for (c, o) in p.credentials.iter().zip(&p.origins) {
+    for (pi, p) in parts.iter().enumerate() {
+        for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
             match (o.via, o.file) {
                 (Via::Own, Some(id)) => {
-                    walked.insert(id);
+                    walked_files.insert(id);
+                    walked.entry(key(id, c)).or_insert((pi, ci));
                 }
                 (Via::Reference, Some(id)) => {
                     referenced.insert((id, c.fingerprint));
@@ -243,23 +281,148 @@ pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
             }
         }
     }
-    let mut caches_seen: HashMap<FileId, usize> = HashMap::new();
+    let mut first: HashMap<Key, (usize, usize)> = HashMap::new();
     for (pi, p) in parts.iter().enumerate() {
+        let kubeconfig = p.path.to_string_lossy();
         for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
             let Some(id) = o.file else { continue };
-            let hide = match o.via {
+            let user = match o.via {
                 Via::Own => {
-                    c.source == Source::File
+                    if c.source == Source::File
                         && c.entry.is_none()
                         && referenced.contains(&(id, c.fingerprint))
+                    {
+                        hidden.insert((pi, ci));
+                    }
+                    continue;
                 }
-                Via::Cache => walked.contains(&id) || *caches_seen.entry(id).or_insert(pi) != pi,
-                Via::Reference => false,
+                Via::Reference => c.entry.clone(),
+                Via::Cache { exec } => {
+                    let exec = exec.map(|i| i as usize);
+                    if let Some(i) = exec.filter(|&i| i < p.credentials.len()) {
+                        hidden.insert((pi, i));
+                    }
+                    exec.and_then(|i| p.credentials.get(i)?.entry.clone())
+                }
             };
-            if hide {
+            let shown = match o.via {
+                Via::Cache { .. } if walked_files.contains(&id) => walked.get(&key(id, c)).copied(),
+                _ => Some(*first.entry(key(id, c)).or_insert((pi, ci))),
+            };
+            if shown != Some((pi, ci)) {
                 hidden.insert((pi, ci));
+            }
+            if let (Some(shown), Some(entry)) = (shown, user) {
+                let use_ = Use {
+                    path: kubeconfig.to_string(),
+                    entry,
+                };
+                let list = uses.entry(shown).or_default();
+                if !list.contains(&use_) {
+                    list.push(use_);
+                }
             }
         }
     }
-    Assembled { parts, hidden }
+    Assembled {
+        parts,
+        hidden,
+        uses,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{Credential, Kind};
+
+    fn cred(path: &str, entry: Option<&str>, bytes: &[u8]) -> Credential {
+        let mut c = Credential::new(Kind::X509, Fingerprint::of(bytes));
+        c.path = path.into();
+        c.entry = entry.map(String::from);
+        c
+    }
+
+    fn part(path: &str, found: Vec<(Credential, Via, Option<FileId>)>) -> Arc<Part> {
+        let (credentials, origins) = found
+            .into_iter()
+            .map(|(c, via, file)| (c, Origin { file, via }))
+            .unzip();
+        Arc::new(Part {
+            path: path.into(),
+            credentials,
+            origins,
+            errors: Vec::new(),
+        })
+    }
+
+    fn used(path: &str, entry: &str) -> Use {
+        Use {
+            path: path.into(),
+            entry: entry.into(),
+        }
+    }
+
+    #[test]
+    fn one_file_two_kubeconfigs_use_is_reported_once_with_both_uses() {
+        let crt = Some((1, 10));
+        let a = part(
+            "a.conf",
+            vec![(
+                cred("/pki/c.crt", Some("users[a].client-certificate"), b"c"),
+                Via::Reference,
+                crt,
+            )],
+        );
+        let walked = part(
+            "/pki/c.crt",
+            vec![(cred("/pki/c.crt", None, b"c"), Via::Own, crt)],
+        );
+        let b = part(
+            "b.conf",
+            vec![(
+                cred("/pki/c.crt", Some("users[b].client-certificate"), b"c"),
+                Via::Reference,
+                crt,
+            )],
+        );
+        let assembled = assemble(vec![walked, a, b]);
+        assert_eq!(assembled.hidden, HashSet::from([(0, 0), (2, 0)]));
+        assert_eq!(
+            assembled.used_by(1, 0),
+            [
+                used("a.conf", "users[a].client-certificate"),
+                used("b.conf", "users[b].client-certificate"),
+            ]
+        );
+        assert!(assembled.used_by(0, 0).is_empty());
+    }
+
+    #[test]
+    fn an_exec_user_whose_cache_was_found_is_reported_by_the_cache() {
+        let cache = Some((1, 20));
+        let config = part(
+            "config",
+            vec![
+                (
+                    cred("config", Some("users[gke].exec"), b"exec"),
+                    Via::Own,
+                    Some((1, 2)),
+                ),
+                (
+                    cred("config", Some("users[eks].exec"), b"eks"),
+                    Via::Own,
+                    Some((1, 2)),
+                ),
+                (
+                    cred("cache", Some("access_token"), b"t"),
+                    Via::Cache { exec: Some(0) },
+                    cache,
+                ),
+            ],
+        );
+        let assembled = assemble(vec![config]);
+        assert_eq!(assembled.hidden, HashSet::from([(0, 0)]));
+        assert_eq!(assembled.used_by(0, 2), [used("config", "users[gke].exec")]);
+    }
 }

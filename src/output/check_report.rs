@@ -6,7 +6,7 @@
 //! The JSON shape is a contract: change it only with a documented migration.
 
 use crate::credential::{Credential, ErrorEntry, Status, Thresholds, Timestamp};
-use crate::inventory::Snapshot;
+use crate::inventory::{Snapshot, Use};
 use crate::logging::plain::plain;
 use crate::timefmt::{rfc3339, time_left};
 use serde::Serialize;
@@ -24,23 +24,40 @@ pub struct Report<'a> {
 #[derive(Default)]
 pub struct Listing<'a> {
     pub credentials: Vec<&'a Credential>,
+    /// `used_by[i]`: the kubeconfig entries that use `credentials[i]`;
+    /// shorter (even empty) when the rest are used by none.
+    pub used_by: Vec<&'a [Use]>,
     pub errors: Vec<&'a ErrorEntry>,
 }
 
 impl<'a> Listing<'a> {
     /// Every credential the snapshot reports, and every error standing.
     pub fn of(snapshot: &'a Snapshot) -> Self {
+        let assembled = &snapshot.assembled;
+        let mut listed: Vec<(&Credential, &[Use])> = assembled
+            .visible()
+            .map(|(pi, ci, c)| (c, assembled.used_by(pi, ci)))
+            .collect();
+        listed.sort_by(|a, b| a.0.sort_key().cmp(&b.0.sort_key()));
+        let (credentials, mut used_by): (Vec<_>, Vec<_>) = listed.into_iter().unzip();
+        if used_by.iter().all(|u| u.is_empty()) {
+            used_by.clear();
+        }
         let mut listing = Listing {
-            credentials: snapshot.assembled.credentials().collect(),
+            credentials,
+            used_by,
             errors: snapshot.all_errors().collect(),
         };
-        listing.sort();
+        listing.sort_errors();
         listing
     }
 
-    fn sort(&mut self) {
-        self.credentials
-            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    /// The entries that use the `i`th credential.
+    fn uses(&self, i: usize) -> &'a [Use] {
+        self.used_by.get(i).copied().unwrap_or_default()
+    }
+
+    fn sort_errors(&mut self) {
         self.errors
             .sort_by(|a, b| (&a.path, &a.entry, &a.message).cmp(&(&b.path, &b.entry, &b.message)));
     }
@@ -71,6 +88,13 @@ struct JsonCredential<'a> {
     expiry_source: &'static str,
     status: &'static str,
     fingerprint: String,
+    used_by: Vec<JsonUse<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonUse<'a> {
+    path: &'a str,
+    entry: &'a str,
 }
 
 impl JsonCredential<'_> {
@@ -106,6 +130,23 @@ impl JsonCredential<'_> {
         json_str(buf, self.status);
         member(buf, "fingerprint");
         json_str(buf, &self.fingerprint);
+        member(buf, "used_by");
+        if self.used_by.is_empty() {
+            buf.extend_from_slice(b"[]");
+        } else {
+            buf.extend_from_slice(b"[\n");
+            for (i, u) in self.used_by.iter().enumerate() {
+                if i > 0 {
+                    buf.extend_from_slice(b",\n");
+                }
+                buf.extend_from_slice(b"        {\n          \"path\": ");
+                json_str(buf, u.path);
+                buf.extend_from_slice(b",\n          \"entry\": ");
+                json_str(buf, u.entry);
+                buf.extend_from_slice(b"\n        }");
+            }
+            buf.extend_from_slice(b"\n      ]");
+        }
         buf.extend_from_slice(b"\n    },\n");
     }
 }
@@ -218,6 +259,26 @@ fn write_array(
     out.write_all(b"\n  ]")
 }
 
+/// A table row: its cells, its status, and the lines under it (the note,
+/// the entries that use it).
+type Row<'c> = ([String; 6], Status, Option<&'c str>, Option<String>);
+
+/// `used by KUBECONFIG [ENTRY], …` under a row, unless the row already
+/// says it all: used by one entry, the one it shows.
+fn used_by_line(c: &Credential, uses: &[Use]) -> Option<String> {
+    match uses {
+        [] => None,
+        [one] if c.entry.as_deref() == Some(one.entry.as_str()) => None,
+        _ => {
+            let places: Vec<String> = uses
+                .iter()
+                .map(|u| format!("{} [{}]", u.path, u.entry))
+                .collect();
+            Some(format!("used by {}", places.join(", ")))
+        }
+    }
+}
+
 const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
 const GREEN: &str = "\x1b[32m";
@@ -229,7 +290,7 @@ impl Report<'_> {
         c.status(self.now, &self.thresholds)
     }
 
-    fn json_credential<'c>(&self, c: &'c Credential) -> JsonCredential<'c> {
+    fn json_credential<'c>(&self, c: &'c Credential, uses: &'c [Use]) -> JsonCredential<'c> {
         JsonCredential {
             kind: c.kind.as_str(),
             source: c.source.as_str(),
@@ -244,6 +305,13 @@ impl Report<'_> {
             expiry_source: c.expiry_source.as_str(),
             status: self.status(c).as_str(),
             fingerprint: c.fingerprint.text(),
+            used_by: uses
+                .iter()
+                .map(|u| JsonUse {
+                    path: &u.path,
+                    entry: &u.entry,
+                })
+                .collect(),
         }
     }
 
@@ -267,10 +335,14 @@ impl Report<'_> {
         out.write_all(b"{\n  \"generated_at\": ")?;
         serde_json::to_writer(&mut *out, &rfc3339(self.now))?;
         out.write_all(b",\n  \"credentials\": ")?;
-        let chunks = crate::par::map_chunks(&self.listing.credentials, 512, |cs| {
+        let listed: Vec<(&Credential, &[Use])> = (self.listing.credentials.iter())
+            .enumerate()
+            .map(|(i, c)| (*c, self.listing.uses(i)))
+            .collect();
+        let chunks = crate::par::map_chunks(&listed, 512, |cs| {
             let mut buf = Vec::with_capacity(cs.len() * 640);
-            for c in cs {
-                self.json_credential(c).write_element(&mut buf);
+            for (c, uses) in cs {
+                self.json_credential(c, uses).write_element(&mut buf);
             }
             buf
         });
@@ -345,9 +417,10 @@ impl Report<'_> {
             "WHERE",
         ]
         .map(String::from);
-        let rows: Vec<([String; 6], Status, Option<&str>)> = creds
+        let rows: Vec<Row> = creds
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let status = self.status(c);
                 let mut place = c.path.clone();
                 if let Some(e) = &c.entry {
@@ -382,11 +455,16 @@ impl Report<'_> {
                     plain(subject).into_owned(),
                     plain(&place).into_owned(),
                 ];
-                (cells, status, c.note.as_deref())
+                (
+                    cells,
+                    status,
+                    c.note.as_deref(),
+                    used_by_line(c, self.listing.uses(i)),
+                )
             })
             .collect();
         let mut widths = header.clone().map(|h| h.chars().count());
-        for (cells, _, _) in &rows {
+        for (cells, _, _, _) in &rows {
             for (w, cell) in widths.iter_mut().zip(cells) {
                 *w = (*w).max(cell.chars().count());
             }
@@ -406,7 +484,7 @@ impl Report<'_> {
             out.push('\n');
         };
         line(&mut out, &header, None);
-        for (cells, status, note) in &rows {
+        for (cells, status, note, used_by) in &rows {
             let paint = color.then_some(match status {
                 Status::Expired | Status::Critical => RED,
                 Status::Warning | Status::NotYetValid => YELLOW,
@@ -414,9 +492,9 @@ impl Report<'_> {
                 Status::NoExpiry => DIM,
             });
             line(&mut out, cells, paint);
-            if let Some(note) = note {
-                let (on, off) = if color { (DIM, RESET) } else { ("", "") };
-                let _ = writeln!(out, "{on}  └ {}{off}", plain(note));
+            let (on, off) = if color { (DIM, RESET) } else { ("", "") };
+            for line in note.iter().copied().chain(used_by.as_deref()) {
+                let _ = writeln!(out, "{on}  └ {}{off}", plain(line));
             }
         }
         let _ = writeln!(out, "\n{}", self.summary());
@@ -461,11 +539,21 @@ impl Report<'_> {
 mod tests {
     use super::{JsonReport, Listing, Report};
     use crate::credential::{Credential, ErrorEntry, ErrorReason, Fingerprint, Kind, Thresholds};
+    use crate::inventory::Use;
     use crate::timefmt::rfc3339;
 
     fn json(credentials: &[Credential], errors: &[ErrorEntry]) -> (String, String) {
+        json_used(credentials, &[], errors)
+    }
+
+    fn json_used(
+        credentials: &[Credential],
+        used_by: &[Vec<Use>],
+        errors: &[ErrorEntry],
+    ) -> (String, String) {
         let listing = Listing {
             credentials: credentials.iter().collect(),
+            used_by: used_by.iter().map(Vec::as_slice).collect(),
             errors: errors.iter().collect(),
         };
         let report = Report {
@@ -479,7 +567,8 @@ mod tests {
             generated_at: rfc3339(report.now),
             credentials: credentials
                 .iter()
-                .map(|c| report.json_credential(c))
+                .enumerate()
+                .map(|(i, c)| report.json_credential(c, listing.uses(i)))
                 .collect(),
             errors: report.json_errors(),
         };
@@ -518,6 +607,32 @@ mod tests {
         }];
         let (got, want) = json(&credentials, &errors);
         assert_eq!(got, want);
+        // Entries that use a credential, for some: none, one, two.
+        let used_by: Vec<Vec<Use>> = (0..700usize)
+            .map(|i| {
+                (0..i % 3)
+                    .map(|k| Use {
+                        path: format!("/kube/\"{i}\".conf"),
+                        entry: format!("users[u{k}\t].client-certificate"),
+                    })
+                    .collect()
+            })
+            .collect();
+        let (used, want_used) = json_used(&credentials, &used_by, &errors);
+        assert_eq!(used, want_used);
+        let parsed_used: serde_json::Value = serde_json::from_str(&used).unwrap();
+        assert_eq!(
+            parsed_used["credentials"][0]["used_by"],
+            serde_json::json!([])
+        );
+        assert_eq!(
+            parsed_used["credentials"][5]["used_by"][1]["entry"],
+            "users[u1\t].client-certificate"
+        );
+        assert_eq!(
+            parsed_used["credentials"][1000]["used_by"],
+            serde_json::json!([])
+        );
         let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(parsed["credentials"].as_array().unwrap().len(), 1500);
         assert_eq!(

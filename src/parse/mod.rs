@@ -33,6 +33,7 @@ mod x509;
 
 pub use jwt::token_credential;
 pub use k8s_object::{K8sKind, K8sObject};
+pub use kubeconfig::CACHE_SUFFIX;
 pub use record::{FileRef, MAX_ERRORS, Parsed, RefKind};
 pub use sniff::looks_like_credential_name;
 pub use token_rules::{IssuedAt, TokenRule};

@@ -303,7 +303,7 @@ fn exec_users_are_listed_with_unknown_expiry() {
         json!({
             "kind": "opaque-token", "source": "kubeconfig", "not_before": null, "not_after": null,
             "expires_in_seconds": null, "expiry_source": "none", "status": "no-expiry",
-            "fingerprint": sha256("exec:aws eks get-token --cluster-name prod"),
+            "fingerprint": sha256("exec:aws eks get-token --cluster-name prod"), "used_by": [],
         }),
     );
 }
@@ -321,11 +321,8 @@ fn gke_exec_user_reads_the_plugin_cache_beside_the_kubeconfig() {
 
     let report = s.check().arg("kube/config").json();
 
-    report.assert_no_errors().assert_credential_count(2);
-    assert_fields(
-        report.credential("kube/config", Some("users[gke].exec"), None),
-        json!({"status": "no-expiry"}),
-    );
+    // The user is listed once: by the token its plugin cached.
+    report.assert_no_errors().assert_credential_count(1);
     assert_fields(
         report.credential(
             "kube/gke_gcloud_auth_plugin_cache",
@@ -335,6 +332,7 @@ fn gke_exec_user_reads_the_plugin_cache_beside_the_kubeconfig() {
         json!({
             "kind": "opaque-token", "not_after": "2026-06-01T00:59:59Z",
             "expires_in_seconds": HOUR - 1, "fingerprint": sha256("ya29.c.cachedtokencachedtoken"),
+            "used_by": [{"path": "kube/config", "entry": "users[gke].exec"}],
         }),
     );
 }
@@ -530,14 +528,253 @@ fn plugin_caches_are_reported_once_when_their_directory_is_scanned_too() {
         .map(|(path, entry, _)| format!("{path} {}", entry.unwrap_or_default()))
         .collect();
     places.sort();
+    // Each exec user is listed by the token its cache holds, not again
+    // with an unknown expiry.
+    let oidc_cache = format!("home/.kube/cache/oidc-login/{}", "ab".repeat(32));
     assert_eq!(
         places,
         [
-            format!("home/.kube/cache/oidc-login/{} id_token", "ab".repeat(32)),
-            "home/.kube/config users[gke].exec".to_string(),
-            "home/.kube/config users[oidc].exec".to_string(),
+            format!("{oidc_cache} id_token"),
             "home/.kube/gke_gcloud_auth_plugin_cache access_token".to_string(),
-            "home/.kube/staging users[staging-oidc].exec".to_string(),
         ]
     );
+    assert_fields(
+        report.credential(&oidc_cache, Some("id_token"), None),
+        json!({"not_after": "2026-06-02T00:00:00Z", "used_by": [
+            {"path": "home/.kube/config", "entry": "users[oidc].exec"},
+            {"path": "home/.kube/staging", "entry": "users[staging-oidc].exec"},
+        ]}),
+    );
+    assert_fields(
+        report.credential(
+            "home/.kube/gke_gcloud_auth_plugin_cache",
+            Some("access_token"),
+            None,
+        ),
+        json!({"used_by": [{"path": "home/.kube/config", "entry": "users[gke].exec"}]}),
+    );
+}
+
+/// Every error entry as `entry: reason`, in the report's order.
+fn error_lines(report: &Report) -> Vec<String> {
+    report
+        .errors()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e["path"].as_str().unwrap_or_default(),
+                e["entry"].as_str().unwrap_or_default(),
+                e["reason"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn wrong_typed_fields_are_error_entries_and_the_rest_is_read() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    let other_ca = Cert::ca(
+        "numbered-ca",
+        datetime!(2025-01-01 0:00 UTC),
+        datetime!(2030-01-01 0:00 UTC),
+    );
+    let admin = ca.issue(
+        "kubernetes-admin",
+        datetime!(2025-06-01 0:00 UTC),
+        datetime!(2027-06-01 0:00 UTC),
+    );
+    let clusters = format!(
+        "- name: prod\n  cluster:\n    server: https://prod:6443\n    certificate-authority-data: {}\n\
+         - name: bad-ca\n  cluster:\n    certificate-authority: {{path: /etc/kubernetes/pki/ca.crt}}\n\
+         - name: 7\n  cluster:\n    certificate-authority-data: {}\n",
+        b64(&ca.pem),
+        b64(&other_ca.pem)
+    );
+    let users = format!(
+        "- name: admin\n  user:\n    client-certificate-data: 12345\n    client-key-data: true\n\
+         - name: listed\n  user:\n    client-certificate-data: [a, b]\n    token: [canary-token-in-a-list]\n\
+         - name: stringly\n  user: canary-user-as-a-string\n\
+         - name: exec-bad\n  user:\n    exec: {{command: aws, args: [eks, 5, get-token]}}\n\
+         - name: ok\n  user:\n    client-certificate-data: {}\n",
+        b64(&admin.pem)
+    );
+    s.write("kube/config", kubeconfig(&clusters, &users));
+
+    let report = s.check().arg("kube/config").json();
+
+    assert_eq!(
+        error_lines(&report),
+        [
+            "kube/config clusters[2].name: expected a string, found a number",
+            "kube/config clusters[bad-ca].certificate-authority: expected a string, found a map",
+            "kube/config users[admin].client-certificate-data: expected a string, found a number",
+            "kube/config users[admin].client-key-data: expected a string, found a boolean",
+            "kube/config users[exec-bad].exec.args[1]: expected a string, found a number",
+            "kube/config users[listed].client-certificate-data: expected a string, found a list",
+            "kube/config users[listed].token: expected a string, found a list",
+            "kube/config users[stringly].user: expected a map, found a string",
+        ]
+        .map(String::from)
+    );
+    report.assert_credential_count(4).assert_code(3);
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("clusters[prod].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=kubernetes", "not_after": "2035-01-01T00:00:00Z", "status": "ok"}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("clusters[2].certificate-authority-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=numbered-ca", "not_after": "2030-01-01T00:00:00Z"}),
+    );
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("users[ok].client-certificate-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=kubernetes-admin", "not_after": "2027-06-01T00:00:00Z"}),
+    );
+    assert_fields(
+        report.credential("kube/config", Some("users[exec-bad].exec"), None),
+        json!({"status": "no-expiry", "fingerprint": sha256("exec:aws eks get-token")}),
+    );
+    for secret in ["canary-token-in-a-list", "canary-user-as-a-string"] {
+        assert!(!report.stdout.contains(secret) && !report.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn a_map_where_a_list_belongs_is_an_error_entry() {
+    let s = Scratch::new();
+    let ca = cluster_ca();
+    s.write(
+        "kube/config",
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: main\n\
+             clusters: {{prod: {{server: 'https://prod:6443'}}}}\n\
+             users:\n- just-a-string\n- name: ci\n  user:\n    client-certificate-data: {}\n",
+            b64(&ca.pem)
+        ),
+    );
+
+    let report = s.check().arg("kube/config").json();
+
+    assert_eq!(
+        error_lines(&report),
+        [
+            "kube/config clusters: expected a list, found a map",
+            "kube/config users[0]: expected a map, found a string",
+        ]
+        .map(String::from)
+    );
+    report.assert_credential_count(1).assert_code(3);
+    assert_fields(
+        report.credential(
+            "kube/config",
+            Some("users[ci].client-certificate-data"),
+            Some(0),
+        ),
+        json!({"subject": "CN=kubernetes", "not_after": "2035-01-01T00:00:00Z"}),
+    );
+}
+
+/// kubeadm's layout: two kubeconfigs whose users name one client
+/// certificate by absolute path, one of them twice.
+fn shared_client_certificate(s: &Scratch) -> Cert {
+    let admin = cluster_ca().issue(
+        "kubernetes-admin",
+        datetime!(2025-06-01 0:00 UTC),
+        datetime!(2026-06-05 12:00 UTC),
+    );
+    s.write("pki/admin.crt", &admin.pem);
+    let user = |name: &str| {
+        format!(
+            "- name: {name}\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+            s.abs("pki/admin.crt"),
+            s.abs("pki/admin.key")
+        )
+    };
+    s.write(
+        "kube/admin.conf",
+        kubeconfig("", &(user("admin") + &user("break-glass"))),
+    );
+    s.write("kube/super-admin.conf", kubeconfig("", &user("super")));
+    admin
+}
+
+#[test]
+fn a_certificate_two_kubeconfigs_point_at_is_one_credential_with_every_user() {
+    let s = Scratch::new();
+    let admin = shared_client_certificate(&s);
+
+    // The certificate's own directory is walked too.
+    let report = s.check().args(["kube", "pki"]).json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential(
+            &s.abs("pki/admin.crt"),
+            Some("users[admin].client-certificate"),
+            Some(0),
+        ),
+        json!({
+            "kind": "x509", "source": "kubeconfig", "subject": "CN=kubernetes-admin",
+            "not_after": "2026-06-05T12:00:00Z", "status": "critical",
+            "fingerprint": admin.fingerprint(),
+            "used_by": [
+                {"path": "kube/admin.conf", "entry": "users[admin].client-certificate"},
+                {"path": "kube/admin.conf", "entry": "users[break-glass].client-certificate"},
+                {"path": "kube/super-admin.conf", "entry": "users[super].client-certificate"},
+            ],
+        }),
+    );
+
+    let table = s.check().args(["kube", "pki"]).run();
+    assert_contains(
+        &table.stdout,
+        "  └ used by kube/admin.conf [users[admin].client-certificate], \
+         kube/admin.conf [users[break-glass].client-certificate], \
+         kube/super-admin.conf [users[super].client-certificate]\n",
+    );
+    assert_contains(
+        &table.stdout,
+        "1 credential: 0 expired, 1 critical, 0 warning",
+    );
+}
+
+#[test]
+fn a_certificate_one_user_points_at_names_its_kubeconfig() {
+    let s = Scratch::new();
+    s.write("pki/ops.crt", &cluster_ca().pem);
+    s.write(
+        "kube/config",
+        kubeconfig(
+            "",
+            "- name: ops\n  user:\n    client-certificate: ../pki/ops.crt\n",
+        ),
+    );
+
+    let report = s.check().arg("kube/config").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential(
+            "pki/ops.crt",
+            Some("users[ops].client-certificate"),
+            Some(0),
+        ),
+        json!({"used_by": [{"path": "kube/config", "entry": "users[ops].client-certificate"}]}),
+    );
+    // One use whose entry the row already shows: no extra line.
+    let table = s.check().arg("kube/config").run();
+    assert!(!table.stdout.contains("used by"), "{}", table.stdout);
 }

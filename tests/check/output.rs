@@ -152,6 +152,7 @@ fn json_has_exactly_the_documented_keys() {
                 "source",
                 "status",
                 "subject",
+                "used_by",
             ]
         );
     }

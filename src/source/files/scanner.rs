@@ -498,7 +498,17 @@ fn cap_reference_errors(part: &mut Part, own_errors: usize, label: &str) {
 fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps {
     let mut deps = Vec::new();
     let mut done = HashSet::new();
+    let own = part.credentials.len();
     for mut r in refs {
+        // A cache's entry names its exec user's: what the cache holds
+        // stands for that user (see `inventory::assemble`).
+        let exec = r.entry.strip_suffix(parse::CACHE_SUFFIX).and_then(|user| {
+            part.credentials[..own]
+                .iter()
+                .position(|c| c.entry.as_deref() == Some(user))
+                .and_then(|i| u32::try_from(i).ok())
+        });
+        let cache_via = Via::Cache { exec };
         if let (Ok(rest), Some(home)) = (r.path.strip_prefix("~"), &opts.home) {
             r.path = home.join(rest);
         }
@@ -516,7 +526,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
                 let (cache, _) = scan_file(&f, false, opts);
                 let via = Origin {
                     file: Some(f.sig.id()),
-                    via: Via::Cache,
+                    via: cache_via,
                 };
                 part.origins
                     .extend(std::iter::repeat_n(via, cache.credentials.len()));
@@ -546,7 +556,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
                 let via = Origin {
                     file: deps.last().and_then(|(_, s)| s.map(|s| s.id())),
                     via: if r.kind == RefKind::Any {
-                        Via::Cache
+                        cache_via
                     } else {
                         Via::Reference
                     },
