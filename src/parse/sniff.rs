@@ -60,6 +60,15 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "expiration",
 ];
 
+/// Lucene's codec header (`CodecUtil.writeHeader`: the big-endian magic
+/// `0x3FD76C17`, then the codec's name and version). Elasticsearch's
+/// secure settings, `config/elasticsearch.keystore`, are such a file, not a
+/// Java keystore: it holds passwords and keys, never a certificate, so it is
+/// recognised and skipped like a key, whatever its `.keystore` name says.
+fn is_lucene_file(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x3f, 0xd7, 0x6c, 0x17])
+}
+
 /// Parses a whole file. Returns false when nothing in it was recognised
 /// (an empty file counts as recognised: there is nothing to miss).
 ///
@@ -75,6 +84,9 @@ pub(crate) fn parse_bytes(
     let Ok(text) = std::str::from_utf8(bytes) else {
         if jks::is_keystore(bytes) {
             jks::add_certificates(ctx, ctx.source, "", bytes, &[], out);
+            return true;
+        }
+        if is_lucene_file(bytes) {
             return true;
         }
         // Windows' `Out-File` and `certutil` write PEM as UTF-16.
@@ -435,6 +447,28 @@ mod tests {
             assert!(looks_like_credential_name(name), "{name}");
         }
         assert!(!looks_like_credential_name("books"));
+    }
+
+    /// `elasticsearch.keystore` as CodecUtil lays it out: magic, the codec
+    /// name as a one-byte length and its bytes, the format version, then
+    /// the encrypted settings.
+    #[test]
+    fn an_elasticsearch_keystore_is_recognised_and_adds_nothing() {
+        let mut bytes = vec![0x3f, 0xd7, 0x6c, 0x17, 22];
+        bytes.extend_from_slice(b"elasticsearch.keystore");
+        bytes.extend_from_slice(&[0, 0, 0, 4, 1, 0x9c, 0xff, 0x00, 0x81]);
+        let parsed = crate::parse::parse_file("config/elasticsearch.keystore", &bytes);
+        assert_eq!((parsed.credentials.len(), parsed.errors.len()), (0, 0));
+        bytes[0] = 0x3e;
+        let parsed = crate::parse::parse_file("config/elasticsearch.keystore", &bytes);
+        assert_eq!(
+            parsed
+                .errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>(),
+            ["named like a certificate or token, but holds no format lapse recognises"]
+        );
     }
 
     #[test]
