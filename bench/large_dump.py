@@ -17,8 +17,8 @@ and `metadata: resourceVersion: ""`. With `--stream`, the same Secrets as
 a `---`-separated stream of documents instead of a List. Printed: the
 file's size in bytes.
 
-`measure`: writes a List dump of N Secrets (default 10,000; ~18 MB) and,
-for each binary (default: target/release/lapse), runs
+`measure`: writes a dump of N Secrets (default 10,000; 16 MB), as a List
+and as a `---` stream, the first 10 expired, and for each binary (default: target/release/lapse), runs
 `lapse check --max-file-size 32MiB --format json --at 2026-06-01T00:00:00Z`
 under `/usr/bin/time -v`: wall time, peak RSS, exit code, credentials and
 error entries.
@@ -125,31 +125,38 @@ def write(n, path, stream=False, expired=0):
 
 def measure(n, binaries):
     with tempfile.TemporaryDirectory() as work:
-        dump = os.path.join(work, "secrets.yaml")
-        size = write(n, dump)
-        print(f"dump: {n} Secrets, {size} bytes ({size / 1e6:.1f} MB)")
-        for binary in binaries:
-            out = subprocess.run(
-                ["/usr/bin/time", "-v", binary, "check", "--max-file-size", "32MiB",
-                 "--format", "json", "--at", AT, dump],
-                capture_output=True, text=True, env={"HOME": work, "PATH": "/usr/bin:/bin"},
-            )
-            stats = {}
-            for line in out.stderr.splitlines():
-                k, _, v = line.strip().rpartition(": ")
-                stats[k] = v
-            try:
-                report = json.loads(out.stdout)
-                creds, errors = len(report["credentials"]), len(report["errors"])
-                first = report["errors"][0]["reason"] if errors else ""
-            except (ValueError, KeyError):
-                creds, errors, first = "?", "?", out.stdout[:200]
-            print(
-                f"{binary}: exit {out.returncode}, {creds} credentials, {errors} errors {first!r}, "
-                f"wall {stats.get('Elapsed (wall clock) time (h:mm:ss or m:ss)')}, "
-                f"user {stats.get('User time (seconds)')} s, "
-                f"peak RSS {int(stats.get('Maximum resident set size (kbytes)', 0)) // 1024} MiB"
-            )
+        for stream in (False, True):
+            dump = os.path.join(work, "stream.yaml" if stream else "list.yaml")
+            size = write(n, dump, stream, expired=10)
+            shape = "--- stream" if stream else "List"
+            print(f"dump: {n} Secrets as a {shape}, {size} bytes ({size / 1e6:.1f} MB)")
+            run(work, dump, binaries)
+
+
+def run(work, dump, binaries):
+    """`lapse check` of `dump` by each binary, under `/usr/bin/time -v`."""
+    for binary in binaries:
+        out = subprocess.run(
+            ["/usr/bin/time", "-v", binary, "check", "--max-file-size", "32MiB",
+             "--format", "json", "--at", AT, dump],
+            capture_output=True, text=True, env={"HOME": work, "PATH": "/usr/bin:/bin"},
+        )
+        stats = {}
+        for line in out.stderr.splitlines():
+            k, _, v = line.strip().rpartition(": ")
+            stats[k] = v
+        try:
+            report = json.loads(out.stdout)
+            creds, errors = len(report["credentials"]), len(report["errors"])
+            first = report["errors"][0]["reason"] if errors else ""
+        except (ValueError, KeyError):
+            creds, errors, first = "?", "?", out.stdout[:200]
+        print(
+            f"{binary}: exit {out.returncode}, {creds} credentials, {errors} errors {first!r}, "
+            f"wall {stats.get('Elapsed (wall clock) time (h:mm:ss or m:ss)')}, "
+            f"user {stats.get('User time (seconds)')} s, "
+            f"peak RSS {int(stats.get('Maximum resident set size (kbytes)', 0)) // 1024} MiB"
+        )
 
 
 def main(argv):

@@ -18,8 +18,9 @@ use serde_saphyr::{Budget, DuplicateKeyPolicy, Error, ExternalMessageSource, Opt
 pub const MAX_ALIASES: usize = 50_000;
 /// Events all alias replays together may add, and events all anchors
 /// together may hold: what a billion laughs grows into stops here,
-/// however long the rest of the input is.
-pub const MAX_ALIAS_EVENTS: usize = 1_000_000;
+/// however long the rest of the input is. The library's default node
+/// budget, which used to stop a bomb at this cost (~75 MiB).
+pub const MAX_ALIAS_EVENTS: usize = 250_000;
 /// Aliases per anchor, once there are 100 aliases: a few anchors named
 /// over and over is a bomb's shape, not a configuration's.
 const ALIASES_PER_ANCHOR: usize = 10;
@@ -183,7 +184,7 @@ mod tests {
         let err = documents::<Value>(&text).unwrap_err();
         assert_eq!(
             err,
-            "YAML: aliases expand to more than 1000000 events (alias-bomb guard)"
+            "YAML: aliases expand to more than 250000 events (alias-bomb guard)"
         );
         let deep = format!(
             "token: secretvalue\nx: {}1{}\n",
