@@ -24,6 +24,7 @@ mod check {
     mod kubeconfig;
     mod kubernetes;
     mod kubernetes_failures;
+    mod large_dumps;
     mod layout;
     mod logs;
     mod malformed;

@@ -1,7 +1,7 @@
 //! Each per-parse cap of `record.rs` and `pkcs12_cost.rs`, reached: what is
 //! kept, and the one error entry that says the rest was not read.
 
-use super::record::{MAX_CREDENTIALS, MAX_DOCUMENTS, MAX_REFS};
+use super::record::{BYTES_PER_ITEM, MAX_CREDENTIALS, MAX_DOCUMENTS, MAX_REFS};
 use super::{Parsed, parse_file, parse_file_with};
 use crate::credential::ErrorReason;
 
@@ -20,10 +20,26 @@ fn only_error(parsed: &Parsed) -> (ErrorReason, &str) {
     (parsed.errors[0].reason, parsed.errors[0].message.as_str())
 }
 
+/// 10,005 real certificates, each 500-odd bytes: a large bundle keeps
+/// every one.
 #[test]
-fn credentials_past_the_cap_are_not_kept() {
+fn a_bundle_past_the_small_input_cap_is_read_whole() {
     let bundle = cert_pem().repeat(MAX_CREDENTIALS + 5);
     let parsed = parse_file("bundle.pem", bundle.as_bytes());
+    assert_eq!(parsed.credentials.len(), MAX_CREDENTIALS + 5);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+}
+
+/// A YAML anchor holding 130 certificates, named 99 times: 13,000 from
+/// some 75 KB, which allows 10,000 (the floor; 75 KB / 64 is less).
+#[test]
+fn credentials_past_the_cap_are_not_kept() {
+    let bundle = cert_pem().repeat(130);
+    let body: String = bundle.lines().map(|l| format!("  {l}\n")).collect();
+    let refs = vec!["*b"; 99].join(", ");
+    let text = format!("pem: &b |\n{body}again: [{refs}]\n");
+    assert!(text.len() / BYTES_PER_ITEM < MAX_CREDENTIALS);
+    let parsed = parse_file("aliased.yaml", text.as_bytes());
     assert_eq!(parsed.credentials.len(), MAX_CREDENTIALS);
     assert_eq!(
         only_error(&parsed),
@@ -31,6 +47,35 @@ fn credentials_past_the_cap_are_not_kept() {
             ErrorReason::TooLarge,
             "more than 10000 credentials; the rest were not read"
         )
+    );
+}
+
+/// 10,005 TLS Secrets (a certificate and a key each) in a List: past all
+/// three small-input caps (credentials, PEM blocks, documents), and read
+/// whole, as `kubectl get secrets -A -o json` prints them.
+#[test]
+fn a_list_of_10005_tls_secrets_is_read_whole() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let key = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----\n";
+    let (crt, key) = (b64(&cert_pem()), b64(key));
+    let items: Vec<String> = (0..MAX_DOCUMENTS + 5)
+        .map(|i| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"Secret","type":"kubernetes.io/tls","metadata":{{"namespace":"web","name":"s{i}"}},"data":{{"tls.crt":"{crt}","tls.key":"{key}"}}}}"#
+            )
+        })
+        .collect();
+    let list = format!(
+        r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#,
+        items.join(",")
+    );
+    let parsed = parse_file("secrets.json", list.as_bytes());
+    assert!(parsed.errors.is_empty(), "{:?}", &parsed.errors[..1]);
+    assert_eq!(parsed.credentials.len(), MAX_DOCUMENTS + 5);
+    assert_eq!(
+        parsed.credentials[MAX_DOCUMENTS + 4].entry.as_deref(),
+        Some("secret web/s10004 tls.crt")
     );
 }
 
@@ -53,8 +98,7 @@ fn references_past_the_cap_are_not_followed() {
 
 #[test]
 fn documents_past_the_cap_are_not_read() {
-    // A YAML stream stops at the YAML library's own budget (1,024
-    // documents); a List's items do not.
+    // 30 KB: 10,000 is the floor, far above one per 64 bytes.
     let items = vec!["{}"; MAX_DOCUMENTS + 1].join(",");
     let list = format!(r#"{{"kind":"List","items":[{items}]}}"#);
     let parsed = parse_file("list.json", list.as_bytes());
@@ -78,6 +122,22 @@ fn pem_blocks_past_the_cap_are_not_scanned() {
         (
             ErrorReason::TooLarge,
             "more than 20000 PEM blocks; the rest were not read"
+        )
+    );
+}
+
+/// 40,000 PEM blocks of 59 bytes, 2,360,000 bytes: the cap grows to one
+/// block per 64 bytes, 36,875, and no further.
+#[test]
+fn a_large_input_caps_at_one_pem_block_per_64_bytes() {
+    let keys = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".repeat(40_000);
+    assert_eq!(keys.len() / BYTES_PER_ITEM, 36_875);
+    let parsed = parse_file("keys.pem", keys.as_bytes());
+    assert_eq!(
+        only_error(&parsed),
+        (
+            ErrorReason::TooLarge,
+            "more than 36875 PEM blocks; the rest were not read"
         )
     );
 }

@@ -84,7 +84,7 @@ fn file(
     passwords: &[String],
     keep: Option<&mut Option<Value>>,
 ) -> Parsed {
-    let mut out = Parsed::default();
+    let mut out = Parsed::for_input(bytes.len());
     let ctx = Context {
         passwords,
         ..Context::file(path)
@@ -137,7 +137,7 @@ pub fn parse_reference(r: &FileRef, bytes: &[u8]) -> Parsed {
         depth: 1,
         passwords: &[],
     };
-    let mut out = Parsed::default();
+    let mut out = Parsed::for_input(bytes.len());
     match r.kind {
         RefKind::Certificates => x509::certificates(&ctx, r.source, "", bytes, &mut out),
         RefKind::Token => match std::str::from_utf8(bytes) {

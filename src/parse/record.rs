@@ -16,18 +16,28 @@ pub(crate) const MAX_DEPTH: u8 = 4;
 /// many were dropped. 13,000 entries from one Secret of empty PEM blocks
 /// would otherwise each be kept, logged, counted and rendered.
 pub const MAX_ERRORS: usize = 100;
-/// Credentials kept per parse. A CA bundle holds some 150; a dump of a
-/// whole cluster's Secrets a few thousand.
+/// Credentials kept per parse of a small input; a larger one may keep one
+/// per [`BYTES_PER_ITEM`] of its length. A CA bundle holds some 150; a
+/// dump of a whole cluster's Secrets tens of thousands.
 pub const MAX_CREDENTIALS: usize = 10_000;
 /// Files one parse may point at (a kubeconfig's `client-certificate`,
 /// `tokenFile`, exec caches): each is a read and a parse of its own.
 pub const MAX_REFS: usize = 1_000;
-/// PEM blocks scanned per parse, certificates and keys alike: a bundle of
-/// `MAX_CREDENTIALS` certificates with their keys fits.
+/// PEM blocks scanned per parse of a small input, certificates and keys
+/// alike (a bundle of `MAX_CREDENTIALS` certificates with their keys
+/// fits); a larger one may scan one per [`BYTES_PER_ITEM`].
 pub const MAX_PEM_BLOCKS: usize = 2 * MAX_CREDENTIALS;
-/// YAML/JSON documents read per parse: a stream's documents, a List's
-/// items, and documents nested in Secret or ConfigMap values.
+/// YAML/JSON documents read per parse of a small input: a stream's
+/// documents, a List's items, and documents nested in Secret or ConfigMap
+/// values; a larger one may read one per [`BYTES_PER_ITEM`].
 pub const MAX_DOCUMENTS: usize = 10_000;
+/// The fewest input bytes a credential, a PEM block or a document takes in
+/// any file written for use: the smallest PEM block (an Ed25519 key) takes
+/// 119, a Kubernetes object more. What one input yields beyond one per 64
+/// of its bytes is amplification (YAML aliases replaying a bundle), and
+/// stops at the caps, which so grow with the input but not with its
+/// aliases.
+pub const BYTES_PER_ITEM: usize = 64;
 
 /// Which per-parse cap was reached; each is reported once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,17 +53,24 @@ impl Cap {
         1 << self as u8
     }
 
-    fn message(self) -> String {
+    /// The cap for an input of `len` bytes (0 when not known).
+    fn limit(self, len: usize) -> usize {
+        let floor = match self {
+            Cap::Credentials => MAX_CREDENTIALS,
+            Cap::Refs => return MAX_REFS,
+            Cap::PemBlocks => MAX_PEM_BLOCKS,
+            Cap::Documents => MAX_DOCUMENTS,
+        };
+        floor.max(len / BYTES_PER_ITEM)
+    }
+
+    fn message(self, limit: usize) -> String {
         match self {
-            Cap::Credentials => {
-                format!("more than {MAX_CREDENTIALS} credentials; the rest were not read")
-            }
-            Cap::Refs => format!("refers to more than {MAX_REFS} files; the rest were not read"),
-            Cap::PemBlocks => {
-                format!("more than {MAX_PEM_BLOCKS} PEM blocks; the rest were not read")
-            }
+            Cap::Credentials => format!("more than {limit} credentials; the rest were not read"),
+            Cap::Refs => format!("refers to more than {limit} files; the rest were not read"),
+            Cap::PemBlocks => format!("more than {limit} PEM blocks; the rest were not read"),
             Cap::Documents => {
-                format!("more than {MAX_DOCUMENTS} YAML/JSON documents; the rest were not read")
+                format!("more than {limit} YAML/JSON documents; the rest were not read")
             }
         }
     }
@@ -71,6 +88,8 @@ pub struct Parsed {
     capped: u8,
     pem_blocks: usize,
     documents: usize,
+    /// Bytes of the input, when known: the caps grow with it.
+    input_len: usize,
     /// PKCS#12 key-derivation iterations spent so far.
     pub(crate) p12_work: u64,
 }
@@ -156,6 +175,16 @@ impl<'a> Context<'a> {
 }
 
 impl Parsed {
+    /// An empty result for parsing an input of `len` bytes: its caps on
+    /// credentials, PEM blocks and documents grow with `len`.
+    /// [`Parsed::default`] has the caps of a small input.
+    pub(crate) fn for_input(len: usize) -> Parsed {
+        Parsed {
+            input_len: len,
+            ..Parsed::default()
+        }
+    }
+
     /// Records a credential found at `field` (relative to `ctx`).
     pub(crate) fn add(
         &mut self,
@@ -170,7 +199,7 @@ impl Parsed {
         cred.entry = ctx.entry_for(field);
         cred.index = index;
         cred.object = ctx.object.clone();
-        if self.credentials.len() >= MAX_CREDENTIALS {
+        if self.credentials.len() >= Cap::Credentials.limit(self.input_len) {
             self.cap_reached(ctx, Cap::Credentials);
             return;
         }
@@ -179,27 +208,30 @@ impl Parsed {
 
     /// Records a file this parse points at, up to [`MAX_REFS`].
     pub(crate) fn add_ref(&mut self, ctx: &Context, r: FileRef) {
-        if self.refs.len() >= MAX_REFS {
+        if self.refs.len() >= Cap::Refs.limit(self.input_len) {
             self.cap_reached(ctx, Cap::Refs);
             return;
         }
         self.refs.push(r);
     }
 
-    /// Counts one PEM block; false once [`MAX_PEM_BLOCKS`] were scanned.
+    /// Counts one PEM block; false once the cap ([`MAX_PEM_BLOCKS`], or
+    /// more for a large input) was reached.
     pub(crate) fn take_pem_block(&mut self, ctx: &Context) -> bool {
         self.take(ctx, Cap::PemBlocks)
     }
 
-    /// Counts one YAML/JSON document; false once [`MAX_DOCUMENTS`] were read.
+    /// Counts one YAML/JSON document; false once the cap ([`MAX_DOCUMENTS`],
+    /// or more for a large input) was reached.
     pub(crate) fn take_document(&mut self, ctx: &Context) -> bool {
         self.take(ctx, Cap::Documents)
     }
 
     fn take(&mut self, ctx: &Context, cap: Cap) -> bool {
-        let (count, max) = match cap {
-            Cap::PemBlocks => (&mut self.pem_blocks, MAX_PEM_BLOCKS),
-            Cap::Documents => (&mut self.documents, MAX_DOCUMENTS),
+        let max = cap.limit(self.input_len);
+        let count = match cap {
+            Cap::PemBlocks => &mut self.pem_blocks,
+            Cap::Documents => &mut self.documents,
             // Counted by the length of their vectors.
             Cap::Credentials | Cap::Refs => return true,
         };
@@ -222,7 +254,7 @@ impl Parsed {
             path: ctx.path.to_string(),
             entry: None,
             reason: ErrorReason::TooLarge,
-            message: cap.message(),
+            message: cap.message(cap.limit(self.input_len)),
         });
     }
 

@@ -1,6 +1,8 @@
-//! Caps on what one input can cost: error entries per file and per object,
-//! and PKCS#12 key-derivation work. Each cap, when reached, is one error
-//! entry naming the file; nothing past it is kept or computed.
+//! Caps on what one input can cost: error entries per file and per object;
+//! credentials, PEM blocks and documents per file (growing with its size,
+//! not with its aliases); PKCS#12 key-derivation work. Each cap, when
+//! reached, is one error entry naming the file; nothing past it is kept or
+//! computed.
 
 use crate::support::*;
 use serde_json::json;
@@ -243,5 +245,77 @@ fn a_kubeconfig_naming_many_missing_files_gives_a_hundred_errors_and_a_count() {
     assert_eq!(
         report.reason("kube/config", None),
         "50 more errors in the files it refers to were dropped (at most 100 are kept)"
+    );
+}
+
+/// A certificate from `openssl req -x509`, PEM, valid ten years from now.
+fn openssl_cert_pem(s: &Scratch) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=bundle", "-days", "3650", "-keyout"])
+        .arg(s.path("key.pem"))
+        .output()
+        .expect("run openssl");
+    assert_success("openssl", &out)
+}
+
+/// `lapse check` judged an hour from now, when the certificates above are
+/// fine.
+fn check_soon(s: &Scratch) -> Lapse {
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    s.check_at(&soon)
+}
+
+/// 10,400 certificates in one PEM file (5.9 MB): past the small-input cap
+/// of 10,000, read whole, since the cap grows with the file.
+#[test]
+fn a_bundle_of_10400_certificates_is_read_whole() {
+    let s = Scratch::new();
+    s.write("bundle.pem", openssl_cert_pem(&s).repeat(10_400));
+
+    let report = check_soon(&s).arg("bundle.pem").json();
+
+    report
+        .assert_credential_count(10_400)
+        .assert_no_errors()
+        .assert_code(0);
+}
+
+/// A YAML anchor holding 130 certificates, named by 99 aliases: 13,000
+/// certificates from 75 KB. The cap does not grow with aliases: 10,000
+/// are kept, and one entry says the rest were not read.
+#[test]
+fn aliases_replaying_a_bundle_stop_at_the_credential_cap() {
+    let s = Scratch::new();
+    let body: String = openssl_cert_pem(&s)
+        .repeat(130)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    let refs = vec!["*b"; 99].join(", ");
+    s.write(
+        "aliased.yaml",
+        format!("pem: &b |\n{body}again: [{refs}]\n"),
+    );
+
+    let report = check_soon(&s).arg("aliased.yaml").json();
+
+    report
+        .assert_credential_count(10_000)
+        .assert_error_count(1)
+        .assert_code(3);
+    assert_fields(
+        &report.errors()[0],
+        json!({"path": "aliased.yaml", "entry": null, "reason": "more than 10000 credentials; the rest were not read"}),
     );
 }
