@@ -18,6 +18,7 @@ mod check {
     mod golden;
     mod hostile_files;
     mod k8s_objects;
+    mod keys;
     mod kubeconfig;
     mod kubernetes;
     mod kubernetes_failures;
