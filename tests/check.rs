@@ -10,6 +10,7 @@ mod check {
     mod alerts;
     mod apiserver;
     mod caps;
+    mod cert_fields;
     mod certificates;
     mod dashboard;
     mod deploy;
