@@ -362,6 +362,16 @@ fn chain_on_disk(s: &Scratch) -> Vec<(String, &'static str)> {
     ]
 }
 
+/// The DER inside one PEM block.
+fn decode_pem(pem: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM base64")
+}
+
 /// `(index, fingerprint, not_after)` of every credential at `path`.
 fn indexed(report: &Report, path: &str) -> Vec<(u64, String, String)> {
     let mut found: Vec<(u64, String, String)> = report
@@ -463,6 +473,9 @@ fn pkcs7_bundles_give_every_certificate() {
         report.credential("chain.p7c", None, Some(0)),
         json!({"subject": "CN=p7.example", "issuer": "CN=lapse-test-intermediate", "status": "warning"}),
     );
+    // What a message signs is never read, let alone shown.
+    let out = s.check().args(["-vvv", "signed.cms", "streamed.p7s"]).run();
+    assert!(!format!("{}{}", out.stdout, out.stderr).contains("signed content"));
 }
 
 #[test]
@@ -500,6 +513,20 @@ fn pkcs7_without_certificates_adds_nothing_and_a_corrupt_one_is_an_error() {
     );
     let whole = std::fs::read(s.path("whole.p7c")).unwrap();
     s.write("cut.p7c", &whole[..whole.len() - 100]);
+    // The leaf's `[0]` version tag broken inside the bundle: that
+    // certificate is an error, the other two still count.
+    let leaf = decode_pem(&std::fs::read(s.path("leaf.pem")).unwrap());
+    let at = whole
+        .windows(leaf.len())
+        .position(|w| w == leaf.as_slice())
+        .expect("the leaf inside the bundle");
+    let version = leaf
+        .windows(4)
+        .position(|w| w == [0xa0, 0x03, 0x02, 0x01])
+        .expect("a version field");
+    let mut broken = whole.clone();
+    broken[at + version] = 0x05;
+    s.write("broken-leaf.p7c", &broken);
     // An OCTET STRING where the ContentInfo should be.
     s.write(
         "bad.p7b",
@@ -511,10 +538,26 @@ fn pkcs7_without_certificates_adds_nothing_and_a_corrupt_one_is_an_error() {
 
     let report = s
         .check()
-        .args(["empty.p7b", "crl-only.p7b", "cut.p7c", "bad.p7b"])
+        .args([
+            "empty.p7b",
+            "crl-only.p7b",
+            "cut.p7c",
+            "bad.p7b",
+            "broken-leaf.p7c",
+        ])
         .json();
 
-    report.assert_credential_count(0).assert_error_count(2);
+    report.assert_credential_count(2).assert_error_count(3);
+    assert_eq!(
+        report.reason("broken-leaf.p7c", None),
+        "PKCS#7 certificate #0: not a valid X.509 certificate (invalid serial)"
+    );
+    let places: Vec<Option<u64>> = report
+        .credentials()
+        .iter()
+        .map(|c| c["index"].as_u64())
+        .collect();
+    assert_eq!(places, [Some(1), Some(2)]);
     assert_eq!(
         report.reason("cut.p7c", None),
         "PKCS#7: not a valid certificate bundle (the structure is truncated)"
