@@ -10,6 +10,7 @@ mod check {
     mod alerts;
     mod apiserver;
     mod caps;
+    mod cert_fields;
     mod certificates;
     mod dashboard;
     mod deploy;
@@ -20,6 +21,7 @@ mod check {
     mod golden;
     mod hostile_files;
     mod k8s_objects;
+    mod keys;
     mod keystores;
     mod kubeconfig;
     mod kubernetes;

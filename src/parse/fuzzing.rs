@@ -6,7 +6,7 @@
 //! they do no I/O.
 
 use super::record::{Context, Parsed};
-use super::{k8s_object, kubeconfig, sniff, token_files, x509};
+use super::{k8s_object, kubeconfig, pkcs7, sniff, token_files, x509};
 use crate::credential::Source;
 use serde_json::Value;
 
@@ -23,6 +23,21 @@ fn context<'a>(path: &'a str, passwords: &'a [String]) -> Context<'a> {
 pub fn certificates(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
     x509::certificates(&context(path, passwords), Source::File, "", bytes, &mut out);
+    out.finish(path)
+}
+
+/// PKCS#7 / CMS DER (or BER) as a bundle's reader sees it, without the
+/// sniffing that routes it there.
+pub fn pkcs7(path: &str, bytes: &[u8]) -> Parsed {
+    let mut out = Parsed::default();
+    pkcs7::add_certificates(
+        &Context::file(path),
+        Source::File,
+        "",
+        bytes,
+        &mut 0,
+        &mut out,
+    );
     out.finish(path)
 }
 

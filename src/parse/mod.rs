@@ -21,6 +21,7 @@ mod k8s_object;
 mod kubeconfig;
 mod pkcs12;
 mod pkcs12_cost;
+mod pkcs7;
 #[cfg(test)]
 mod properties;
 mod record;

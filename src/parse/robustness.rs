@@ -34,6 +34,54 @@ fn jwt() -> String {
     )
 }
 
+/// One DER element: tag, definite length, content.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A PKCS#7 signed-data holding `cert`, as `openssl crl2pkcs7` writes it;
+/// with `streamed`, the outer layers use BER's indefinite lengths.
+fn pkcs7(cert: &[u8], streamed: bool) -> Vec<u8> {
+    let signed_data_oid = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+    ];
+    let data_oid = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+    ];
+    let signed = [
+        tlv(0x02, &[1]),
+        tlv(0x31, &[]),
+        tlv(0x30, &data_oid),
+        tlv(0xa0, cert),
+        tlv(0x31, &[]),
+    ]
+    .concat();
+    if streamed {
+        let open = |tag: u8| [tag, 0x80];
+        return [
+            &open(0x30)[..],
+            &signed_data_oid,
+            &open(0xa0),
+            &open(0x30),
+            &signed,
+            &[0; 6],
+        ]
+        .concat();
+    }
+    tlv(
+        0x30,
+        &[&signed_data_oid[..], &tlv(0xa0, &tlv(0x30, &signed))].concat(),
+    )
+}
+
 fn seeds() -> Vec<Vec<u8>> {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
@@ -62,7 +110,17 @@ fn seeds() -> Vec<Vec<u8>> {
     let cache = format!(
         r#"{{"access_token":"ya29.{REFRESH}","token_expiry":"2026-07-08T04:00:54.123456789Z"}}"#
     );
+    let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let p7 = pkcs7(&der, false);
+    let p7_pem = format!(
+        "-----BEGIN PKCS7-----\n{}\n-----END PKCS7-----\n",
+        STANDARD.encode(&p7)
+    );
     vec![
+        p7.clone(),
+        pkcs7(&der, true),
+        p7_pem.into_bytes(),
+        ed25519.serialize_der(),
         pem.clone().into_bytes(),
         format!("{pem}{}", key.serialize_pem()).into_bytes(),
         der,
@@ -131,4 +189,26 @@ fn mutated_inputs_never_panic_or_leak() {
         };
         let _ = parse_reference(&r, &input);
     }
+}
+
+/// The PKCS#7 seeds are what they claim: one certificate each, whether
+/// DER, BER with indefinite lengths or PEM, and the fuzzing entry point
+/// reads the DER alike.
+#[test]
+fn pkcs7_seeds_give_their_certificate() {
+    let s = seeds();
+    for seed in &s[..3] {
+        let parsed = parse_file("bundle.p7b", seed);
+        assert_eq!(
+            (parsed.credentials.len(), parsed.errors.len()),
+            (1, 0),
+            "{parsed:?}"
+        );
+    }
+    assert_eq!(super::fuzzing::pkcs7("x", &s[1]).credentials.len(), 1);
+    let key = parse_file("id.der", &s[3]);
+    assert!(
+        key.credentials.is_empty() && key.errors.is_empty(),
+        "{key:?}"
+    );
 }

@@ -1,6 +1,8 @@
-//! Certificate material in PEM (bundles, text around the armour, CRLF)
-//! and DER: finds the blocks, tells DER shapes apart and hands PKCS#12
-//! stores to [`pkcs12`] and certificates to [`super::cert`].
+//! Certificate material in PEM (bundles, text around the armour, CRLF and
+//! CR-only line ends) and DER: finds the blocks, tells DER shapes apart
+//! and hands PKCS#12 stores to [`pkcs12`], PKCS#7 bundles to [`pkcs7`] and
+//! certificates to [`super::cert`]. Keys of every type, in PEM or DER, are
+//! recognised and add nothing.
 //!
 //! The PEM scanner is our own, not a crate's, so that one broken block in a
 //! bundle becomes one error entry while the blocks around it still count,
@@ -8,7 +10,7 @@
 
 pub(crate) use super::cert::certificate_from_der;
 use super::record::{Context, Parsed};
-use super::{der, pkcs12};
+use super::{der, pkcs7, pkcs12};
 use crate::credential::{ErrorReason, Source};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -22,7 +24,7 @@ pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// One armoured block. `der` is `None` for blocks that are not
-/// certificates (keys, requests): those are never decoded.
+/// certificates or PKCS#7 bundles (keys, requests): those are never decoded.
 #[derive(Debug)]
 pub struct PemBlock {
     pub label: String,
@@ -33,12 +35,17 @@ fn is_certificate_label(label: &str) -> bool {
     matches!(
         label,
         "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
-    )
+    ) || is_pkcs7_label(label)
+}
+
+/// RFC 7468's `PKCS7` and `CMS`, and OpenSSL's older spelling.
+fn is_pkcs7_label(label: &str) -> bool {
+    matches!(label, "PKCS7" | "CMS" | "PKCS #7 SIGNED DATA")
 }
 
 /// Finds every `-----BEGIN x-----` … `-----END x-----` block, tolerating
-/// text before and between blocks, CRLF line ends, indentation and RFC 1421
-/// headers. A block without its END line is returned with an error.
+/// text before and between blocks, CRLF and CR-only line ends, indentation
+/// and RFC 1421 headers. A block without its END line is returned with an error.
 pub fn parse_pem_blocks(bytes: &[u8]) -> Vec<PemBlock> {
     pem_blocks(bytes).collect()
 }
@@ -101,15 +108,17 @@ pub(crate) fn base64_problem(e: &base64::DecodeError) -> String {
     }
 }
 
-/// `bytes.split(|&b| b == b'\n')`, found with `memchr` rather than a
-/// byte-at-a-time loop: splitting was most of scanning a PEM file.
+/// Lines ended by LF, CRLF or a lone CR (classic Mac OS), found with
+/// `memchr` rather than a byte-at-a-time loop: splitting was most of
+/// scanning a PEM file.
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(bytes);
     std::iter::from_fn(move || {
         let r = rest?;
-        match memchr::memchr(b'\n', r) {
+        match memchr::memchr2(b'\n', b'\r', r) {
             Some(i) => {
-                rest = Some(&r[i + 1..]);
+                let crlf = r[i] == b'\r' && r.get(i + 1) == Some(&b'\n');
+                rest = Some(&r[i + 1 + usize::from(crlf)..]);
                 Some(&r[..i])
             }
             None => {
@@ -222,6 +231,11 @@ pub(crate) fn add_certificates(
             }
             match &block.der {
                 None => {} // a key or request: recognised, skipped
+                // A Windows CA's "Base 64" `.p7b` puts a PKCS#7 bundle
+                // under CERTIFICATE armour: content decides.
+                Some(Ok(der)) if is_pkcs7_label(&block.label) || pkcs7::is_pkcs7(der) => {
+                    pkcs7::add_certificates(ctx, source, field, der, &mut index, out);
+                }
                 Some(Ok(der)) => {
                     match certificate_from_der(der) {
                         Ok(c) => out.add(ctx, source, field, Some(index), c),
@@ -247,14 +261,20 @@ pub(crate) fn add_certificates(
         }
         return any;
     }
+    if pkcs7::is_pkcs7(bytes) {
+        pkcs7::add_certificates(ctx, source, field, bytes, &mut 0, out);
+        return true;
+    }
     match der_shape(bytes) {
         DerShape::Signed => {
             match certificate_from_der(bytes) {
                 Ok(c) => out.add(ctx, source, field, Some(0), c),
                 Err(e) => {
-                    // A CSR or a bare public key is not a credential to watch.
+                    // A CSR, a public key or an encrypted key is not a
+                    // credential to watch.
                     if X509CertificationRequest::from_der(bytes).is_err()
                         && SubjectPublicKeyInfo::from_der(bytes).is_err()
+                        && der::key_shape(bytes).is_none()
                     {
                         out.error(ctx, field, ErrorReason::Parse, format!("DER: {e}"));
                     }
@@ -276,27 +296,31 @@ pub(crate) fn add_certificates(
             );
             true
         }
-        DerShape::Unknown => false,
+        // Short keys (Ed25519, X25519, P-256 SEC1) have short-form outer
+        // lengths, and PKCS#1 public keys and DH or DSA parameters are
+        // SEQUENCEs of INTEGERs: recognised by their whole structure.
+        DerShape::Unknown => match der::key_shape(bytes) {
+            Some(what) => {
+                tracing::debug!(path = ctx.path, what, "DER key material; skipped");
+                true
+            }
+            None => false,
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
-    /// The memchr line splitter gives exactly what `split(b'\n')` gives.
+    /// The memchr line splitter gives exactly what `split(b'\n')` gives
+    /// for LF text, and ends lines at CRLF and at a lone CR as well.
     #[test]
     fn lines_split_like_slice_split() {
-        for input in [
-            &b""[..],
-            b"\n",
-            b"a",
-            b"a\n",
-            b"\na\n\nb",
-            b"-----BEGIN X-----\r\nAAAA\r\n-----END X-----",
-            b"\n\n\n",
-        ] {
+        for input in [&b""[..], b"\n", b"a", b"a\n", b"\na\n\nb", b"\n\n\n"] {
             let ours: Vec<&[u8]> = super::lines(input).collect();
             let std: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
             assert_eq!(ours, std, "{input:?}");
         }
+        let mixed: Vec<&[u8]> = super::lines(b"a\nb\r\nc\rd\r\re").collect();
+        assert_eq!(mixed, [&b"a"[..], b"b", b"c", b"d", b"", b"e"]);
     }
 }
