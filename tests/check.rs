@@ -26,6 +26,7 @@ mod check {
     mod malformed;
     mod notify;
     mod output;
+    mod pkcs12;
     mod readme;
     mod secrecy;
     mod serve_auth;
