@@ -349,13 +349,12 @@ pub(crate) fn add_certificates(
     if outline.tells_null_from_empty() {
         all.push(Password::Null);
     }
-    all.extend(
-        passwords
-            .iter()
-            .copied()
-            .chain(configured)
-            .map(Password::Text),
-    );
+    // A password configured twice (or as "") is tried once.
+    for password in passwords.iter().copied().chain(configured) {
+        if !all.contains(&Password::Text(password)) {
+            all.push(Password::Text(password));
+        }
+    }
     for (tried, password) in all.iter().enumerate() {
         // The try that opens the store pays for all of it.
         if out.p12_work.saturating_add(cost.open) > pkcs12_cost::MAX_WORK {
