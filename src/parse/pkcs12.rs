@@ -237,9 +237,14 @@ impl<'a> Outline<'a> {
             match part {
                 Part::Plain(contents) => safe_contents(contents, 0, &mut certs)?,
                 Part::Encrypted { alg, data } => {
-                    let wrong = |what: &str| match verified {
-                        true => invalid(what),
-                        false => P12Error::Password,
+                    // Past a verified MAC the password is right, so a part
+                    // that does not decrypt is damage, not a wrong password.
+                    let wrong = |what: &str| {
+                        if verified {
+                            invalid(what)
+                        } else {
+                            P12Error::Password
+                        }
                     };
                     let plain = match pbe::decrypt(alg, password, data) {
                         Ok(plain) => plain,

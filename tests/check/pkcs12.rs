@@ -171,6 +171,8 @@ fn openssl_cli_stores_with_the_empty_password() {
             "aes192-sha384",
             &["-certpbe", "AES-192-CBC", "-macalg", "sha384"],
         ),
+        ("one-iteration", &["-legacy", "-noiter", "-nomaciter"]),
+        ("mac-sha224", &["-macalg", "sha224"]),
     ];
     let mut paths = Vec::new();
     for (name, extra) in forms {
