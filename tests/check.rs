@@ -33,6 +33,7 @@ mod check {
     mod notify;
     mod openstack;
     mod output;
+    mod pkcs12;
     mod readme;
     mod secrecy;
     mod serve_auth;
