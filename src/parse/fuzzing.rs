@@ -6,7 +6,7 @@
 //! they do no I/O.
 
 use super::record::{Context, Parsed};
-use super::{k8s_object, kubeconfig, pkcs7, sniff, token_files, x509};
+use super::{jks, k8s_object, kubeconfig, pkcs7, sniff, token_files, x509};
 use crate::credential::Source;
 use serde_json::Value;
 
@@ -23,6 +23,21 @@ fn context<'a>(path: &'a str, passwords: &'a [String]) -> Context<'a> {
 pub fn certificates(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed {
     let mut out = Parsed::default();
     x509::certificates(&context(path, passwords), Source::File, "", bytes, &mut out);
+    out.finish(path)
+}
+
+/// A JKS or JCEKS store (anything after the magic the fuzzer likes); the
+/// configured `passwords` check its integrity hash.
+pub fn keystore(path: &str, bytes: &[u8], passwords: &[String]) -> Parsed {
+    let mut out = Parsed::default();
+    jks::add_certificates(
+        &context(path, passwords),
+        Source::File,
+        "",
+        bytes,
+        &[],
+        &mut out,
+    );
     out.finish(path)
 }
 

@@ -213,7 +213,10 @@ fn structured(
             // PEM armour at the start of a line cannot sit inside a YAML
             // document: this is PEM with prose above it (`openssl x509
             // -text`), which only looked like YAML. Let the PEM reader have it.
-            if text.lines().any(|l| l.starts_with("-----BEGIN ")) {
+            if text
+                .split(['\n', '\r'])
+                .any(|l| l.starts_with("-----BEGIN "))
+            {
                 return false;
             }
             // Go templates (Helm charts) are not credentials, whatever they mention.
@@ -234,7 +237,8 @@ fn structured(
 /// A cheap test before running a YAML parser over arbitrary text: some
 /// line must start with `key:` (or `- key:` / `---`).
 fn looks_like_yaml_mapping(text: &str) -> bool {
-    text.lines().take(200).any(|line| {
+    // Both line ends: old Mac OS files end their lines in CR alone.
+    text.split(['\n', '\r']).take(200).any(|line| {
         let line = line.trim_start_matches("- ");
         if line == "---" {
             return true;

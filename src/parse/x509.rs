@@ -14,7 +14,7 @@ use super::{der, pkcs7, pkcs12};
 use crate::credential::{ErrorReason, Source};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use x509_parser::prelude::{FromDer, X509CertificationRequest};
+use x509_parser::prelude::{CertificateRevocationList, FromDer, X509CertificationRequest};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// Standard base64 that tolerates missing padding.
@@ -270,9 +270,11 @@ pub(crate) fn add_certificates(
             match certificate_from_der(bytes) {
                 Ok(c) => out.add(ctx, source, field, Some(0), c),
                 Err(e) => {
-                    // A CSR, a public key or an encrypted key is not a
-                    // credential to watch.
+                    // A CSR, a public key, an encrypted key or a CRL is
+                    // not a credential to watch (CRLs are not read; see
+                    // README's "What lapse does not do").
                     if X509CertificationRequest::from_der(bytes).is_err()
+                        && CertificateRevocationList::from_der(bytes).is_err()
                         && SubjectPublicKeyInfo::from_der(bytes).is_err()
                         && der::key_shape(bytes).is_none()
                     {

@@ -591,3 +591,30 @@ fn pem_with_classic_mac_os_line_ends() {
         json!({"not_after": "2030-01-01T00:00:00Z", "fingerprint": root.fingerprint()}),
     );
 }
+
+/// `openssl x509 -text` output saved with CR line ends: the prose above the
+/// armour (`Certificate:`, `Data:`) looks like YAML until the parser fails,
+/// and the armour must still be found at the start of a CR-ended line.
+#[test]
+fn pem_with_prose_above_and_classic_mac_os_line_ends() {
+    let s = Scratch::new();
+    let root = root_ca();
+    let leaf = root.issue(
+        "cr-text.example",
+        datetime!(2026-01-01 0:00 UTC),
+        datetime!(2026-08-01 0:00 UTC),
+    );
+    let text = format!(
+        "Certificate:\n    Data:\n        Version: 3 (0x2)\n        Subject: CN = cr-text.example\n{}",
+        bundle(&[&leaf])
+    );
+    s.write("cr-text.crt", text.replace('\n', "\r"));
+
+    let report = s.check().arg("cr-text.crt").json();
+
+    report.assert_no_errors().assert_credential_count(1);
+    assert_fields(
+        report.credential("cr-text.crt", None, Some(0)),
+        json!({"not_after": "2026-08-01T00:00:00Z", "fingerprint": leaf.fingerprint()}),
+    );
+}

@@ -317,3 +317,39 @@ fn truncated_and_corrupt_certificates_stay_errors_beside_keys() {
         "DER: not a valid X.509 certificate",
     );
 }
+
+/// A CRL, as `openssl ca -gencrl` and cryptography write it, in DER (its
+/// outline is a certificate's: a signed SEQUENCE) and PEM: recognised and
+/// skipped, like a key. lapse does not read CRLs.
+#[test]
+fn crls_in_der_and_pem_add_nothing_and_no_error() {
+    let s = Scratch::new();
+    python(
+        &s,
+        r#"
+import datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "crl.example")])
+revoked = x509.RevokedCertificateBuilder().serial_number(7).revocation_date(
+    datetime.datetime(2026, 2, 1, tzinfo=datetime.timezone.utc)).build()
+crl = (x509.CertificateRevocationListBuilder().issuer_name(name)
+    .last_update(datetime.datetime(2026, 2, 1, tzinfo=datetime.timezone.utc))
+    .next_update(datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc))
+    .add_revoked_certificate(revoked).sign(key, hashes.SHA256()))
+open("ca.crl", "wb").write(crl.public_bytes(serialization.Encoding.DER))
+open("ca.crl.der", "wb").write(crl.public_bytes(serialization.Encoding.DER))
+open("ca-crl.pem", "wb").write(crl.public_bytes(serialization.Encoding.PEM))
+"#,
+    );
+
+    let report = s
+        .check()
+        .args(["ca.crl", "ca.crl.der", "ca-crl.pem"])
+        .arg("--allow-empty")
+        .json();
+
+    report.assert_credential_count(0).assert_error_count(0);
+}

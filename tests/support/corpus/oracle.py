@@ -52,6 +52,16 @@ def oracle_pkcs12(data, path):
         )
         if out.returncode == 0:
             return certs_verdict(x509.load_pem_x509_certificates(out.stdout), "openssl pkcs12 -nokeys")
+    # No password verifies the MAC: certificates stored unencrypted
+    # (`-certpbe NONE`) are still there to read, unverified, as `openssl
+    # pkcs12 -nomacver` shows; lapse must report them and say the MAC failed.
+    out = subprocess.run(
+        ["openssl", "pkcs12", "-in", path, "-nokeys", "-nomacver", "-passin", "pass:"],
+        capture_output=True,
+    )
+    if out.returncode == 0 and b"-----BEGIN CERTIFICATE-----" in out.stdout:
+        certs = x509.load_pem_x509_certificates(out.stdout)
+        return certs_verdict(certs, "openssl pkcs12 -nokeys -nomacver", integrity_error=True)
     return unreadable("no configured password (nor NULL, nor \"\") opens it")
 
 
