@@ -20,7 +20,7 @@ use super::der::tlv;
 use super::pkcs12_cost;
 use super::record::{Context, Parsed};
 use crate::credential::{Credential, ErrorReason, Source};
-use pbe::{Password, PbeError};
+use pbe::{Budget, Password, PbeError};
 
 /// `safeContentsBag`s nest; deeper than this is not followed.
 const MAX_BAG_DEPTH: u8 = 4;
@@ -34,6 +34,8 @@ pub(crate) enum P12Error {
     Unsupported(String),
     /// The store does not parse.
     Invalid(String),
+    /// Opening it would pass the file's key-derivation budget.
+    OverBudget,
 }
 
 fn invalid(what: &str) -> P12Error {
@@ -114,8 +116,10 @@ impl<'a> Outline<'a> {
             return Err(invalid("the authenticated safe is not PKCS#7 data"));
         }
         let auth_safe = octets(content)?;
+        // Nothing may follow the SEQUENCE: the cost walk would not see
+        // parts past it, so neither does the reader.
         let items = match tlv(auth_safe) {
-            Some((0x30, items, _)) => children(items),
+            Some((0x30, items, [])) => children(items),
             _ => return Err(invalid("the authenticated safe does not parse")),
         };
         let mut parts = Vec::with_capacity(items.len());
@@ -209,7 +213,7 @@ impl<'a> Outline<'a> {
     }
 
     /// The certificates' DER with `password`.
-    fn open(&self, password: Password) -> Result<Vec<Vec<u8>>, P12Error> {
+    fn open(&self, password: Password, budget: &mut Budget) -> Result<Vec<Vec<u8>>, P12Error> {
         let verified = match &self.mac {
             Some(mac) => {
                 let hash = pbe::Hash::of_digest(mac.digest_alg).ok_or_else(|| {
@@ -218,14 +222,21 @@ impl<'a> Outline<'a> {
                 if mac.rounds > pkcs12_cost::MAX_ITERATIONS {
                     return Err(invalid("the MAC's iteration count is past the cap"));
                 }
-                if !pbe::mac_matches(
+                // A digest of another length matches no password: damage.
+                if mac.digest.len() != hash.output_len() {
+                    return Err(invalid("the MAC's digest has the wrong length"));
+                }
+                let matches = pbe::mac_matches(
                     hash,
                     password,
                     mac.salt,
                     mac.rounds,
                     self.auth_safe,
                     mac.digest,
-                ) {
+                    budget,
+                )
+                .map_err(|_| P12Error::OverBudget)?;
+                if !matches {
                     return Err(P12Error::Password);
                 }
                 true
@@ -246,8 +257,9 @@ impl<'a> Outline<'a> {
                             P12Error::Password
                         }
                     };
-                    let plain = match pbe::decrypt(alg, password, data) {
+                    let plain = match pbe::decrypt(alg, password, data, budget) {
                         Ok(plain) => plain,
+                        Err(PbeError::OverBudget) => return Err(P12Error::OverBudget),
                         Err(PbeError::Decrypt) => {
                             return Err(wrong(
                                 "an encrypted part does not decrypt with the password its MAC accepts",
@@ -272,7 +284,7 @@ impl<'a> Outline<'a> {
 /// unread.
 fn safe_contents(der: &[u8], depth: u8, certs: &mut Vec<Vec<u8>>) -> Result<(), P12Error> {
     let bags = match tlv(der) {
-        Some((0x30, bags, _)) => children(bags),
+        Some((0x30, bags, [])) => children(bags),
         _ => return Err(invalid("a SafeContents does not parse")),
     };
     for (tag, bag) in bags {
@@ -327,7 +339,9 @@ pub(crate) fn add_certificates(
         let msg = match e {
             P12Error::Unsupported(what) => format!("PKCS#12: unsupported {what}"),
             P12Error::Invalid(what) => format!("PKCS#12: {what}"),
-            P12Error::Password => unreachable!("passwords are handled by the caller"),
+            P12Error::Password | P12Error::OverBudget => {
+                unreachable!("passwords and the budget are handled by the caller")
+            }
         };
         out.error(ctx, field, ErrorReason::Parse, msg);
     };
@@ -360,34 +374,50 @@ pub(crate) fn add_certificates(
             all.push(Password::Text(password));
         }
     }
+    let over_cap = |out: &mut Parsed, tried: usize| {
+        out.error(
+            ctx,
+            field,
+            ErrorReason::TooLarge,
+            format!(
+                "PKCS#12 store: {tried} of {} passwords tried, none opens it; trying more would pass the cap of {} key-derivation iterations per file",
+                all.len(),
+                pkcs12_cost::MAX_WORK
+            ),
+        );
+    };
     for (tried, password) in all.iter().enumerate() {
         // The try that opens the store pays for all of it.
         if out.p12_work.saturating_add(cost.open) > pkcs12_cost::MAX_WORK {
-            out.error(
-                ctx,
-                field,
-                ErrorReason::TooLarge,
-                format!(
-                    "PKCS#12 store: {tried} of {} passwords tried, none opens it; trying more would pass the cap of {} key-derivation iterations per file",
-                    all.len(),
-                    pkcs12_cost::MAX_WORK
-                ),
-            );
-            return;
+            return over_cap(out, tried);
         }
-        match outline.open(*password).and_then(credentials) {
+        // The walk's figure is charged; the budget holds the try to what
+        // is left whatever the walk saw, and what it spent is charged when
+        // that is more.
+        let mut budget = Budget {
+            left: pkcs12_cost::MAX_WORK.saturating_sub(out.p12_work),
+        };
+        let start = budget.left;
+        let result = outline.open(*password, &mut budget);
+        let spent = start - budget.left;
+        let charge = |out: &mut Parsed, figure: u64| {
+            out.p12_work = out.p12_work.saturating_add(figure.max(spent));
+        };
+        match result.and_then(credentials) {
             Ok(certs) => {
-                out.p12_work = out.p12_work.saturating_add(cost.open);
+                charge(out, cost.open);
                 for (i, c) in certs.into_iter().enumerate() {
                     out.add(ctx, source, field, Some(i as u32), c);
                 }
                 return;
             }
-            Err(P12Error::Password) => {
-                out.p12_work = out.p12_work.saturating_add(cost.wrong);
+            Err(P12Error::Password) => charge(out, cost.wrong),
+            Err(P12Error::OverBudget) => {
+                out.p12_work = pkcs12_cost::MAX_WORK;
+                return over_cap(out, tried);
             }
             Err(e) => {
-                out.p12_work = out.p12_work.saturating_add(cost.open);
+                charge(out, cost.open);
                 return parse_error(out, e);
             }
         }

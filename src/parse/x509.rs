@@ -176,10 +176,11 @@ pub(crate) fn der_shape(b: &[u8]) -> DerShape {
     let Some((_, hdr, len)) = der::header(b) else {
         return DerShape::Unknown;
     };
-    if hdr + len > b.len() {
+    // Checked: a four-byte length can pass usize::MAX on a 32-bit target.
+    let Some(end) = hdr.checked_add(len).filter(|&end| end <= b.len()) else {
         return DerShape::Truncated;
-    }
-    let inner = &b[hdr..hdr + len];
+    };
+    let inner = &b[hdr..end];
     match der::header(inner) {
         Some((0x30, _, _)) => DerShape::Signed,
         Some((0x02, h, 1)) => match inner.get(h) {

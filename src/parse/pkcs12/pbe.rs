@@ -57,6 +57,31 @@ pub(crate) enum PbeError {
     Unsupported(String),
     /// Parameters that do not parse, or a count past the cap.
     Invalid(&'static str),
+    /// Deriving this key would pass what is left of the file's [`Budget`].
+    OverBudget,
+}
+
+/// Key-derivation iterations a file has left, charged before each MAC check
+/// and each part's decryption, in the unit of [`super::pkcs12_cost`]: one
+/// per iteration count, though PBES1 with 3DES derives three hash blocks per
+/// iteration and PBES2 with AES-256 two, so the hashing behind the cap is
+/// up to three times its figure. The cost walk refuses most stores before
+/// any try; this is what holds when a store's outline reads differently to
+/// the walk than to the reader (trailing bytes, more nodes than it visits).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    pub left: u64,
+}
+
+impl Budget {
+    fn spend(&mut self, rounds: u64) -> Result<(), PbeError> {
+        let rounds = rounds.max(1);
+        if rounds > self.left {
+            return Err(PbeError::OverBudget);
+        }
+        self.left -= rounds;
+        Ok(())
+    }
 }
 
 /// The digests PKCS#12 MACs and PBKDF2 PRFs use.
@@ -103,7 +128,7 @@ impl Hash {
         }
     }
 
-    fn output_len(self) -> usize {
+    pub(crate) fn output_len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
             Hash::Sha224 => 28,
@@ -191,9 +216,11 @@ pub(crate) fn mac_matches(
     rounds: u64,
     data: &[u8],
     tag: &[u8],
-) -> bool {
+    budget: &mut Budget,
+) -> Result<bool, PbeError> {
+    budget.spend(rounds)?;
     let key = hash.kdf(&password.bmp(), salt, 3, rounds, hash.output_len());
-    hash.hmac_matches(&key, data, tag)
+    Ok(hash.hmac_matches(&key, data, tag))
 }
 
 /// Whether decrypting under `alg` (an AlgorithmIdentifier's content) uses
@@ -203,19 +230,30 @@ pub(crate) fn uses_pkcs12_kdf(alg: &[u8]) -> bool {
 }
 
 /// Decrypts `data` under `alg`, an AlgorithmIdentifier's content.
-pub(crate) fn decrypt(alg: &[u8], password: Password, data: &[u8]) -> Result<Vec<u8>, PbeError> {
+pub(crate) fn decrypt(
+    alg: &[u8],
+    password: Password,
+    data: &[u8],
+    budget: &mut Budget,
+) -> Result<Vec<u8>, PbeError> {
     let (id, params) = split_alg(alg).ok_or(PbeError::Invalid("algorithm"))?;
     let params = split_seq(params).map_or(&[][..], |(content, _)| content);
     match id {
         oid::PBE_SHA1_3DES | oid::PBE_SHA1_2DES | oid::PBE_SHA1_RC2_128 | oid::PBE_SHA1_RC2_40 => {
-            pbes1(id, params, password, data)
+            pbes1(id, params, password, data, budget)
         }
-        oid::PBES2 => pbes2(params, password, data),
+        oid::PBES2 => pbes2(params, password, data, budget),
         other => Err(PbeError::Unsupported(oid::name(other))),
     }
 }
 
-fn pbes1(id: &[u8], params: &[u8], password: Password, data: &[u8]) -> Result<Vec<u8>, PbeError> {
+fn pbes1(
+    id: &[u8],
+    params: &[u8],
+    password: Password,
+    data: &[u8],
+    budget: &mut Budget,
+) -> Result<Vec<u8>, PbeError> {
     let (salt, rest) = match tlv(params) {
         Some((0x04, salt, rest)) => (salt, rest),
         _ => return Err(PbeError::Invalid("PBE parameters")),
@@ -224,6 +262,7 @@ fn pbes1(id: &[u8], params: &[u8], password: Password, data: &[u8]) -> Result<Ve
         Some((0x02, n, _)) => capped(integer(n))?,
         _ => return Err(PbeError::Invalid("PBE parameters")),
     };
+    budget.spend(rounds)?;
     let bmp = password.bmp();
     let key_len = match id {
         oid::PBE_SHA1_3DES => 24,
@@ -239,7 +278,12 @@ fn pbes1(id: &[u8], params: &[u8], password: Password, data: &[u8]) -> Result<Ve
     }
 }
 
-fn pbes2(params: &[u8], password: Password, data: &[u8]) -> Result<Vec<u8>, PbeError> {
+fn pbes2(
+    params: &[u8],
+    password: Password,
+    data: &[u8],
+    budget: &mut Budget,
+) -> Result<Vec<u8>, PbeError> {
     let bad = PbeError::Invalid("PBES2 parameters");
     let (kdf, rest) = split_seq(params).ok_or(PbeError::Invalid("PBES2 parameters"))?;
     let (scheme, _) = split_seq(rest).ok_or(PbeError::Invalid("PBES2 parameters"))?;
@@ -289,6 +333,7 @@ fn pbes2(params: &[u8], password: Password, data: &[u8]) -> Result<Vec<u8>, PbeE
         }
         None => Hash::Sha1,
     };
+    budget.spend(rounds)?;
     let mut key = vec![0u8; key_len];
     let rounds = u32::try_from(rounds).map_err(|_| PbeError::Invalid("iteration count"))?;
     prf.pbkdf2(password.bytes(), salt, rounds, &mut key);
@@ -403,7 +448,7 @@ mod tests {
             0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x01,
         ];
         assert_eq!(
-            decrypt(&alg, Password::Null, &[]),
+            decrypt(&alg, Password::Null, &[], &mut Budget { left: 10 }),
             Err(PbeError::Unsupported("PBE-SHA1-RC4-128".into()))
         );
         assert_eq!(integer(&[0x00, 0x01, 0x86, 0xa0]), 100_000);

@@ -189,3 +189,127 @@ fn truncations_and_flips_never_panic() {
         assert!(got.is_empty() || got == expected, "flip at {at}: {got:?}");
     }
 }
+
+/// A TLV with a four-byte length, for contents past 64 KiB.
+fn der4(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag, 0x84];
+    out.extend((content.len() as u32).to_be_bytes());
+    out.extend_from_slice(content);
+    out
+}
+
+/// The encrypted part (its whole ContentInfo TLV) of a store p12-keystore
+/// wrote: PBES2 at `iterations`, no MAC worth speaking of.
+fn encrypted_part(iterations: u32) -> Vec<u8> {
+    use crate::parse::der::tlv;
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry};
+    let mut ks = KeyStore::new();
+    let cert = Certificate::from_der(&cert_der()).unwrap();
+    ks.add_entry("c", KeyStoreEntry::Certificate(cert));
+    let store = ks
+        .writer("")
+        .encryption_iterations(iterations)
+        .mac_iterations(1)
+        .write()
+        .unwrap();
+    let (_, pfx, _) = tlv(&store).unwrap();
+    let (_, content) = super::content_info(super::children(pfx)[1].1).unwrap();
+    let (_, items, _) = tlv(super::octets(content).unwrap()).unwrap();
+    let mut rest = items;
+    while let Some((_, inner, next)) = tlv(rest) {
+        if super::content_info(inner).unwrap().0 == oid::ENCRYPTED_DATA {
+            return rest[..rest.len() - next.len()].to_vec();
+        }
+        rest = next;
+    }
+    panic!("no encrypted part")
+}
+
+/// A PFX without a MAC whose authenticated safe is `auth_safe`.
+fn pfx_of(auth_safe: &[u8]) -> Vec<u8> {
+    let info = [der4(0x06, oid::DATA), der4(0xa0, &der4(0x04, auth_safe))].concat();
+    der4(0x30, &[der4(0x02, &[3]), der4(0x30, &info)].concat())
+}
+
+/// Forty encrypted parts at the iteration cap cost 4,000,000 iterations,
+/// four times the per-file cap. The cost walk refuses them as they are;
+/// a store shaped so that the walk misses them (a byte after the
+/// authenticated safe, or more bags before them than the walk visits)
+/// must not buy that work either: the trailing byte makes the store
+/// invalid, and the reader's own budget stops the padded one at the cap.
+#[test]
+fn parts_the_cost_walk_cannot_see_are_held_to_the_cap() {
+    let parts = encrypted_part(100_000).repeat(40);
+
+    let whole = parse_file("many.p12", &pfx_of(&der4(0x30, &parts)));
+    assert_eq!(whole.credentials.len(), 0);
+    assert_eq!(
+        only_error(&whole),
+        (
+            ErrorReason::TooLarge,
+            "PKCS#12 store: 0 of 1 passwords tried, none opens it; trying more would pass the cap of 1000000 key-derivation iterations per file"
+        )
+    );
+
+    let mut trailing = der4(0x30, &parts);
+    trailing.push(0);
+    let parsed = parse_file("trailing.p12", &pfx_of(&trailing));
+    assert_eq!(parsed.credentials.len(), 0);
+    assert_eq!(
+        only_error(&parsed),
+        (
+            ErrorReason::Parse,
+            "PKCS#12: the authenticated safe does not parse"
+        )
+    );
+
+    let junk: Vec<Vec<u8>> = (0..4000)
+        .map(|_| seq(&[der(0x06, &[1]), der(0xa0, &[])]))
+        .collect();
+    let padding = content_info(oid::DATA, der4(0x04, &der4(0x30, &junk.concat())));
+    let padded = der4(0x30, &[padding, parts].concat());
+    assert_eq!(crate::parse::pkcs12_cost::of(&pfx_of(&padded)).open, 0);
+    let parsed = parse_file("padded.p12", &pfx_of(&padded));
+    assert_eq!(parsed.credentials.len(), 0);
+    assert_eq!(
+        only_error(&parsed),
+        (
+            ErrorReason::TooLarge,
+            "PKCS#12 store: 0 of 1 passwords tried, none opens it; trying more would pass the cap of 1000000 key-derivation iterations per file"
+        )
+    );
+}
+
+/// A MAC digest of the wrong length matches no password: the store is
+/// damaged, which is no reason to chase passwords.
+#[test]
+fn a_mac_digest_of_the_wrong_length_is_damage_not_a_wrong_password() {
+    use crate::parse::der::tlv;
+    let store = written("");
+    // The MAC data is the PFX's third element: SEQUENCE { DigestInfo {
+    // alg, OCTET STRING digest }, salt, iterations }. Rebuild it with the
+    // digest cut to 5 bytes.
+    let (_, pfx, _) = tlv(&store).unwrap();
+    let kids = super::children(pfx);
+    let mac = kids[2].1;
+    let mac_items = super::children(mac);
+    let digest_info = super::children(mac_items[0].1);
+    let info = seq(&[
+        der(0x30, digest_info[0].1),
+        der(0x04, &digest_info[1].1[..5]),
+    ]);
+    let rest: Vec<Vec<u8>> = mac_items[1..].iter().map(|(t, c)| der(*t, c)).collect();
+    let new_mac = seq(&[vec![info], rest].concat());
+    let rebuilt = der4(
+        0x30,
+        &[der(0x02, &[3]), der4(0x30, kids[1].1), new_mac].concat(),
+    );
+    let parsed = parse_file("short-mac.p12", &rebuilt);
+    assert_eq!(
+        only_error(&parsed),
+        (
+            ErrorReason::Parse,
+            "PKCS#12: the MAC's digest has the wrong length"
+        )
+    );
+}
