@@ -70,7 +70,7 @@ pub fn run(args: &CheckArgs) -> i32 {
         }
     }
     let mut code = if notices.nagios {
-        notices.held.extend(after.drain(..));
+        notices.held.append(&mut after);
         let why = summary.as_ref().map(|(text, _)| text.as_str());
         print_nagios(args, &settings, &listing, why, &notices.held)
     } else {
