@@ -58,6 +58,9 @@ pub enum Command {
 pub enum Format {
     Table,
     Json,
+    /// A monitoring plugin's output: a status line with performance data,
+    /// then the most urgent credentials and the errors.
+    Nagios,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +85,7 @@ pub struct CheckArgs {
     /// Critical when a credential lapses within this window [default: 7d].
     #[arg(long, value_parser = parse_duration)]
     pub critical: Option<i64>,
+    /// table for people, json for tools, nagios for Icinga, Naemon and Nagios.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Judge as if it were this time (RFC 3339), e.g. before a change freeze.

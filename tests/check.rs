@@ -30,6 +30,7 @@ mod check {
     mod layout;
     mod logs;
     mod malformed;
+    mod nagios;
     mod notify;
     mod openstack;
     mod output;

@@ -11,6 +11,7 @@ use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{Inventory, SourceReport};
 use crate::logging::plain::plain;
 use crate::output::check_report::{Listing, Report};
+use crate::output::nagios;
 use crate::settings::Settings;
 use crate::source::files::{self, pattern, scanner};
 use crate::source::kubernetes;
@@ -35,14 +36,15 @@ pub fn run(args: &CheckArgs) -> i32 {
         sources.push(kubernetes::SOURCE);
     }
     let inventory = Inventory::new(&sources);
+    let mut notices = Notices::new(args.format);
     // A pattern that matches nothing is no error (nothing may be there
     // yet), but a check that silently read nothing would mislead.
     let expansion = pattern::expand(&settings.roots);
     for p in &expansion.unmatched {
-        eprintln!(
-            "lapse: {}: no file matches this pattern",
+        notices.say(format!(
+            "{}: no file matches this pattern",
             plain(&p.display().to_string())
-        );
+        ));
     }
     extra_errors.extend(expansion.errors);
     let mut report = scanner::read_once(&expansion.roots, stdin_bytes.as_deref(), &settings.scan);
@@ -54,9 +56,9 @@ pub fn run(args: &CheckArgs) -> i32 {
     }
     let snapshot = inventory.snapshot();
     let listing = Listing::of(&snapshot);
-    let mut code = print(args, &settings, &listing);
     let empty = listing.credentials.is_empty() && listing.errors.is_empty() && !args.allow_empty;
     let summary = empty.then(|| nothing_found(stdin_bytes.is_some(), &settings));
+    let mut after = Vec::new();
     for path in silent {
         let path = plain(&path).into_owned();
         // The summary names a file it lists; one line about it is enough.
@@ -64,11 +66,23 @@ pub fn run(args: &CheckArgs) -> i32 {
             .as_ref()
             .is_some_and(|(_, named)| named.contains(&path))
         {
-            eprintln!("lapse: {path}: no credential found in this file");
+            after.push(format!("{path}: no credential found in this file"));
         }
     }
-    if let Some((text, _)) = summary {
+    let mut code = if notices.nagios {
+        notices.held.append(&mut after);
+        let why = summary.as_ref().map(|(text, _)| text.as_str());
+        print_nagios(args, &settings, &listing, why, &notices.held)
+    } else {
+        print(args, &settings, &listing)
+    };
+    for text in after {
         eprintln!("lapse: {text}");
+    }
+    if let Some((text, _)) = summary {
+        if !notices.nagios {
+            eprintln!("lapse: {text}");
+        }
         code = EXIT_UNKNOWN;
     }
     // The process exits right after the report: freeing every record one
@@ -147,6 +161,57 @@ fn list_cluster(config: &kubernetes::config::KubernetesConfig) -> SourceReport {
     }
 }
 
+/// Lines about what was read that are no report entry: on stderr, but in
+/// the long text of the Nagios output, since Icinga 2 reads stderr into
+/// the same output and a line ahead of the status line would replace it.
+struct Notices {
+    nagios: bool,
+    held: Vec<String>,
+}
+
+impl Notices {
+    fn new(format: Format) -> Self {
+        Notices {
+            nagios: format == Format::Nagios,
+            held: Vec::new(),
+        }
+    }
+
+    fn say(&mut self, text: String) {
+        if self.nagios {
+            self.held.push(text);
+        } else {
+            eprintln!("lapse: {text}");
+        }
+    }
+}
+
+/// The plugin output; its state word and the exit status agree.
+fn print_nagios(
+    args: &CheckArgs,
+    settings: &Settings,
+    listing: &Listing,
+    nothing_found: Option<&str>,
+    notices: &[String],
+) -> i32 {
+    let report = Report {
+        now: args.at.unwrap_or_else(now),
+        thresholds: settings.thresholds,
+        listing,
+    };
+    let text = nagios::render(&report, nothing_found, notices);
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("lapse: cannot write the report: {e}");
+        return EXIT_UNKNOWN;
+    }
+    report.exit_code()
+}
+
 fn print(args: &CheckArgs, settings: &Settings, listing: &Listing) -> i32 {
     let report = Report {
         now: args.at.unwrap_or_else(now),
@@ -156,6 +221,9 @@ fn print(args: &CheckArgs, settings: &Settings, listing: &Listing) -> i32 {
     let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = match args.format {
         Format::Json => report.write_json(&mut stdout),
+        // `run` writes it with what only it knows; this is the same text
+        // without the notices.
+        Format::Nagios => write!(stdout, "{}", nagios::render(&report, None, &[])),
         Format::Table => {
             let color = match args.color {
                 Color::Always => true,

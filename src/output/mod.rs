@@ -1,6 +1,8 @@
-//! Readers of scan results: the `check` report, metrics, the web page.
+//! Readers of scan results: the `check` report (and its Nagios plugin
+//! form), metrics, the web page.
 
 pub mod check_report;
 pub mod html;
 pub mod metrics;
+pub mod nagios;
 pub mod page;

@@ -272,11 +272,13 @@ fn no_secret_reaches_the_table_the_json_or_the_debug_log() {
     let table = s.check().args(["tree", "-vvv"]).run();
     let report = s.check().args(["tree", "-vvv", "--format", "json"]).run();
     let forced = s.check().args(["tree", "-vvv", "--color", "always"]).run();
+    let nagios = s.check().args(["tree", "-vvv", "--format", "nagios"]).run();
 
     for (mode, out) in [
         ("table", &table),
         ("JSON", &report),
         ("coloured table", &forced),
+        ("Nagios", &nagios),
     ] {
         assert_contains(&out.stderr, "TRACE");
         canaries.assert_absent_from(mode, out);
