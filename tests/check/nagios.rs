@@ -401,6 +401,12 @@ fn readme_example() {
         .run();
 
     assert_output(&out, 2, README_EXAMPLE);
+    // The README shows this very output, after the command that makes it.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown =
+        format!("$ lapse check --at 2026-06-01T00:00:00Z --format nagios pki\n{README_EXAMPLE}```");
+    assert!(readme.contains(&shown), "README.md does not show:\n{shown}");
 }
 
 const README_EXAMPLE: &str = "\
