@@ -62,7 +62,7 @@ pub(crate) enum PbeError {
 }
 
 /// Key-derivation iterations a file has left, charged before each MAC check
-/// and each part's decryption, in the unit of [`super::pkcs12_cost`]: one
+/// and each part's decryption, in the unit of the cost walk (`parse::pkcs12_cost`): one
 /// per iteration count, though PBES1 with 3DES derives three hash blocks per
 /// iteration and PBES2 with AES-256 two, so the hashing behind the cap is
 /// up to three times its figure. The cost walk refuses most stores before
