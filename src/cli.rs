@@ -118,6 +118,18 @@ pub struct ServeArgs {
     /// exporter-toolkit web configuration (TLS, basic auth).
     #[arg(long = "web.config.file")]
     pub web_config_file: Option<PathBuf>,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH",
+          value_parser = parse_telemetry_path, default_value = "/metrics")]
+    pub telemetry_path: String,
+}
+
+fn parse_telemetry_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains(['?', '#']) {
+        Ok(text.to_string())
+    } else {
+        Err("a path starting with /, without ? or #, e.g. /metrics".into())
+    }
 }
 
 fn parse_window(text: &str) -> Result<Duration, String> {

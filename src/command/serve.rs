@@ -128,6 +128,7 @@ pub fn run(args: &ServeArgs) -> i32 {
             thresholds: Live::new(thresholds),
             limits,
             pages: Default::default(),
+            telemetry_path: args.telemetry_path.clone(),
         });
         let (stop, stopped) = signal::channel(false);
         let server = tokio::spawn(web::serve(listener, app.clone(), stopped));
