@@ -11,6 +11,7 @@ use std::time::Duration;
 #[command(
     name = "lapse",
     version,
+    long_version = crate::telemetry::LONG_VERSION,
     about = "Finds every certificate and token you depend on and tells you when each lapses"
 )]
 pub struct Cli {

@@ -88,3 +88,202 @@ fn a_warning_shorter_than_critical_is_refused_naming_both() {
         "lapse: --warning (2d) is shorter than --critical (7d): warning must be the longer window\n"
     );
 }
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn lapse(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lapse"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args(args)
+        .output()
+        .expect("run lapse")
+}
+
+#[test]
+fn version_names_the_revision_build_date_and_rustc() {
+    let out = lapse(&["--version"]);
+    let text = assert_success("lapse --version", &out);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .expect("rustc --version");
+    let rustc = String::from_utf8_lossy(&rustc.stdout);
+    let revision = env!("LAPSE_REVISION");
+    // The date: SOURCE_DATE_EPOCH when the build had it, else the commit's.
+    let date = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(epoch) => epoch,
+        Err(_) => git(&["log", "-1", "--format=%ct", "HEAD"]).expect("git log"),
+    };
+    let date = time::OffsetDateTime::from_unix_timestamp(date.parse().unwrap())
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "lapse 0.1.0\n  revision:   {revision}\n  build date: {date}\n  rustc:      {}\n  platform:   {}-unknown-linux-gnu\n",
+            rustc.trim().trim_start_matches("rustc "),
+            std::env::consts::ARCH
+        )
+    );
+    if let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) {
+        assert_eq!(revision, head, "built from HEAD");
+    }
+    // -V stays short, as clap and every exporter print it.
+    assert_eq!(assert_success("lapse -V", &lapse(&["-V"])), "lapse 0.1.0\n");
+}
+
+#[test]
+fn build_info_carries_the_rust_version() {
+    let s = Scratch::new();
+    cert_expiring_in(&s, "ok", 90 * DAY);
+    let lapse = s.serve().arg("ok.pem").start();
+    let m = lapse.metrics();
+    let build = m.one("lapse_build_info", &[]);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .expect("rustc --version");
+    let semver = String::from_utf8_lossy(&rustc.stdout)
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(build.label("version"), "0.1.0");
+    assert_eq!(build.label("revision"), env!("LAPSE_REVISION"));
+    assert_eq!(build.label("rustversion"), semver);
+    assert_eq!(build.value, 1.0);
+}
+
+/// `/proc/<pid>/stat`'s fields from the 3rd on (after the command name).
+fn stat_of(pid: u32) -> Vec<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the child's stat");
+    text[text.rfind(')').unwrap() + 1..]
+        .split_ascii_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn process_metrics_are_those_of_the_lapse_process() {
+    let s = Scratch::new();
+    cert_expiring_in(&s, "ok", 90 * DAY);
+    let port = free_port();
+    let before = unix_now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lapse"))
+        .env_clear()
+        .env("HOME", s.home())
+        .current_dir(s.path(""))
+        .args([
+            "serve",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+            "ok.pem",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start lapse serve");
+    let pid = child.id();
+    let page = (0..250)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Client::plain()
+                .request(port, "GET", "/metrics", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .expect("lapse serve answers");
+    let after = unix_now();
+    let stat = stat_of(pid);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let max_fds: f64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_ascii_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let m = Exposition::parse(&page.body);
+    assert_eq!(m.value("process_max_fds", &[]), max_fds);
+    // The scrape's own connection and the listing's descriptor come and go.
+    let open = m.value("process_open_fds", &[]);
+    assert!((fds - 2.0..=fds + 2.0).contains(&open), "{open} vs {fds}");
+    // proc(5): utime 14, stime 15, vsize 23, rss 24 (fields from 3 on).
+    let cpu = (stat[14 - 3] + stat[15 - 3]) as f64 / 100.0;
+    let reported_cpu = m.value("process_cpu_seconds_total", &[]);
+    assert!(
+        (0.0..=cpu).contains(&reported_cpu),
+        "{reported_cpu} vs {cpu}"
+    );
+    let vsize = stat[23 - 3] as f64;
+    let virt = m.value("process_virtual_memory_bytes", &[]);
+    assert!((virt - vsize).abs() <= vsize * 0.1, "{virt} vs {vsize}");
+    let rss = stat[24 - 3] as f64 * 4096.0;
+    let resident = m.value("process_resident_memory_bytes", &[]);
+    assert!((resident - rss).abs() <= rss * 0.2, "{resident} vs {rss}");
+    let start = m.value("process_start_time_seconds", &[]);
+    assert!(
+        (before as f64 - 1.0..=after as f64 + 1.0).contains(&start),
+        "{start} not in [{before}, {after}]"
+    );
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        assert_contains(&page.body, &format!("\n# TYPE {name} {kind}\n"));
+    }
+}
+
+#[test]
+fn the_telemetry_path_moves_metrics() {
+    let s = Scratch::new();
+    cert_expiring_in(&s, "ok", 90 * DAY);
+    let lapse = s
+        .serve()
+        .args(["ok.pem", "--web.telemetry-path", "/lapse/metrics"])
+        .start();
+    let moved = lapse.get("/lapse/metrics");
+    assert_eq!(moved.status, 200);
+    assert_contains(
+        &moved.body,
+        "\nlapse_credential_not_after_timestamp_seconds{",
+    );
+    let old = lapse.get("/metrics");
+    assert_eq!((old.status, old.body.as_str()), (404, "Not found\n"));
+    assert_eq!(lapse.get("/healthz").body, "ok\n");
+
+    let bad = s
+        .serve()
+        .args(["ok.pem", "--web.telemetry-path", "metrics"])
+        .run_to_exit(std::time::Duration::from_secs(10));
+    bad.assert_code(3);
+    assert_contains(
+        &bad.stderr,
+        "invalid value 'metrics' for '--web.telemetry-path <PATH>': \
+         a path starting with /, without ? or #, e.g. /metrics",
+    );
+}
