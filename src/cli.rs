@@ -53,6 +53,23 @@ pub enum Command {
     Check(CheckArgs),
     /// Export seconds-to-expiry for Prometheus, watching files for changes.
     Serve(ServeArgs),
+    /// Print a shell completion script, e.g. `source <(lapse completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the lapse(1) manual page (roff), e.g. `lapse man | man -l -`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand's page instead, e.g. `check` for lapse-check(1).
+    pub subcommand: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

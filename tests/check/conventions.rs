@@ -287,3 +287,152 @@ fn the_telemetry_path_moves_metrics() {
          a path starting with /, without ? or #, e.g. /metrics",
     );
 }
+
+/// Runs `script` in bash with lapse's completions sourced.
+fn bash_with_completions(script: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LAPSE", env!("CARGO_BIN_EXE_lapse"))
+        .args([
+            "-c",
+            &format!("source <(\"$LAPSE\" completions bash) && {script}"),
+        ])
+        .output()
+        .expect("run bash");
+    assert_success("bash with lapse's completions", &out)
+}
+
+#[test]
+fn bash_sources_the_completions_and_completes_subcommands_flags_and_values() {
+    assert_eq!(
+        bash_with_completions("complete -p lapse"),
+        "complete -o bashdefault -o default -o nosort -F _lapse lapse\n"
+    );
+    let complete = |words: &str, cword: usize| {
+        bash_with_completions(&format!(
+            "COMP_WORDS=({words}); COMP_CWORD={cword}; \
+             _lapse lapse \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+             echo \"${{COMPREPLY[@]}}\""
+        ))
+    };
+    assert_eq!(complete("lapse ch", 1), "check\n");
+    assert_eq!(complete("lapse check --war", 2), "--warning\n");
+    assert_eq!(complete("lapse check --format ''", 3), "table json\n");
+    assert_eq!(
+        complete("lapse serve --web.tel", 2),
+        "--web.telemetry-path\n"
+    );
+    assert_eq!(
+        complete("lapse completions ''", 2),
+        "-v -h --verbose --log.max-repeats --log.repeat-window --help bash elvish fish powershell zsh\n"
+    );
+}
+
+#[test]
+fn zsh_and_fish_completions_name_every_subcommand() {
+    let zsh = assert_success("completions zsh", &lapse(&["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef lapse\n"), "{}", &zsh[..40]);
+    assert_contains(
+        &zsh,
+        "'--web.telemetry-path=[Path under which to expose metrics]:PATH:_default' \\\n",
+    );
+    let fish = assert_success("completions fish", &lapse(&["completions", "fish"]));
+    for sub in ["check", "serve", "completions", "man"] {
+        assert_contains(
+            &fish,
+            &format!("complete -c lapse -n \"__fish_lapse_needs_command\" -f -a \"{sub}\""),
+        );
+    }
+    assert_contains(
+        &fish,
+        "complete -c lapse -n \"__fish_lapse_using_subcommand serve\" -l web.telemetry-path -d 'Path under which to expose metrics' -r\n",
+    );
+    let bad = lapse(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert_contains(
+        &String::from_utf8_lossy(&bad.stderr),
+        "error: invalid value 'tcsh' for '<SHELL>'",
+    );
+}
+
+/// `lapse man ARGS` rendered by man(1) at 80 columns.
+fn man_page(args: &[&str]) -> String {
+    let roff = lapse(&[&["man"], args].concat());
+    assert_success("lapse man", &roff);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("page.1");
+    std::fs::write(&file, &roff.stdout).unwrap();
+    // groff's own check: no warning of any kind.
+    let groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&file)
+        .output()
+        .expect("run groff");
+    assert_success("groff -ww", &groff);
+    assert_eq!(String::from_utf8_lossy(&groff.stderr), "");
+    let man = std::process::Command::new("man")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "0")
+        .arg("-l")
+        .arg(&file)
+        .output()
+        .expect("run man -l");
+    // Without a terminal, grotty still overstrikes bold ("N\bN"): undone.
+    let mut text = String::new();
+    for c in assert_success("man -l", &man).chars() {
+        if c == '\u{8}' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    text
+}
+
+#[test]
+fn the_man_pages_render_with_every_subcommand_and_flag() {
+    let page = man_page(&[]);
+    assert!(
+        page.starts_with("lapse(1)                    General Commands Manual                   lapse(1)\n\nNAME\n       lapse  -  Finds every certificate and token you depend on and tells you\n       when each lapses\n"),
+        "{page}"
+    );
+    for heading in [
+        "\nSYNOPSIS\n",
+        "\nOPTIONS\n",
+        "\nSUBCOMMANDS\n",
+        "\nVERSION\n",
+    ] {
+        assert_contains(&page, heading);
+    }
+    for sub in [
+        "lapse-check(1)",
+        "lapse-serve(1)",
+        "lapse-completions(1)",
+        "lapse-man(1)",
+    ] {
+        assert_contains(&page, &format!("\n       {sub}\n"));
+    }
+    assert_contains(
+        &page,
+        &format!("\n         revision:   {}\n", env!("LAPSE_REVISION")),
+    );
+
+    let check = man_page(&["check"]);
+    assert!(check.starts_with("lapse-check(1)"), "{check}");
+    assert_contains(&check, "\n       --warning <WARNING>\n");
+    let serve = man_page(&["serve"]);
+    assert_contains(
+        &serve,
+        "\n       --web.telemetry-path <PATH> [default: /metrics]\n              Path under which to expose metrics\n",
+    );
+
+    let none = lapse(&["man", "nosuch"]);
+    assert_eq!(none.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr),
+        "lapse: no subcommand \"nosuch\": try lapse --help\n"
+    );
+}
