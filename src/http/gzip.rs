@@ -21,7 +21,8 @@ pub enum Coding {
     Gzip,
 }
 
-/// zlib's default: a tenth of the text for `/metrics`, at about 40 MB/s.
+/// zlib's default: `/metrics` at 10,000 certificates to a twelfth of its
+/// 13.4 MB, at about 90 MB/s on one core (level 1: a tenth, 1.3 MB).
 const LEVEL: u32 = 6;
 
 /// The gzip header: DEFLATE, no name, no modification time (so the same
