@@ -444,3 +444,58 @@ fn the_man_pages_render_with_every_subcommand_and_flag() {
         "lapse: no subcommand \"nosuch\": try lapse --help\n"
     );
 }
+
+/// Runs `shell args…` on `script` written to a file; its stdout.
+fn shell_on(shell: &str, args: &[&str], name: &str, script: &[u8]) -> String {
+    assert!(
+        std::path::Path::new(&format!("/usr/bin/{shell}")).exists(),
+        "/usr/bin/{shell} is missing: apt-get install {shell} (CI installs it in .ci/run)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), script).unwrap();
+    let out = std::process::Command::new(shell)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.path())
+        .env("DIR", dir.path())
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .expect("run the shell");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{shell} {args:?}");
+    assert_success(shell, &out)
+}
+
+#[test]
+fn zsh_and_fish_accept_their_completion_scripts() {
+    let zsh = lapse(&["completions", "zsh"]).stdout;
+    shell_on("zsh", &["-n", "_lapse"], "_lapse", &zsh);
+    // compinit reads the #compdef line: lapse is completed by _lapse.
+    assert_eq!(
+        shell_on(
+            "zsh",
+            &[
+                "-fc",
+                "fpath=($DIR $fpath); autoload -U compinit; compinit -u -d $DIR/.zcompdump; \
+                 print -r -- ${_comps[lapse]}",
+            ],
+            "_lapse",
+            &zsh
+        ),
+        "_lapse\n"
+    );
+    let fish = lapse(&["completions", "fish"]).stdout;
+    shell_on("fish", &["-n", "lapse.fish"], "lapse.fish", &fish);
+    assert_eq!(
+        shell_on(
+            "fish",
+            &["-c", "source lapse.fish; and complete -c lapse | count"],
+            "lapse.fish",
+            &fish
+        )
+        .trim()
+        .parse::<usize>()
+        .map(|n| n > 40),
+        Ok(true)
+    );
+}
