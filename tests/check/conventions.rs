@@ -326,7 +326,7 @@ fn bash_sources_the_completions_and_completes_subcommands_flags_and_values() {
     };
     assert_eq!(complete("lapse ch", 1), "check\n");
     assert_eq!(complete("lapse check --war", 2), "--warning\n");
-    assert_eq!(complete("lapse check --format ''", 3), "table json\n");
+    assert_eq!(complete("lapse check --color ''", 3), "auto always never\n");
     assert_eq!(
         complete("lapse serve --web.tel", 2),
         "--web.telemetry-path\n"
