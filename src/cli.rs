@@ -11,6 +11,7 @@ use std::time::Duration;
 #[command(
     name = "lapse",
     version,
+    long_version = crate::telemetry::LONG_VERSION,
     about = "Finds every certificate and token you depend on and tells you when each lapses"
 )]
 pub struct Cli {
@@ -52,6 +53,23 @@ pub enum Command {
     Check(CheckArgs),
     /// Export seconds-to-expiry for Prometheus, watching files for changes.
     Serve(ServeArgs),
+    /// Print a shell completion script, e.g. `source <(lapse completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the lapse(1) manual page (roff), e.g. `lapse man | man -l -`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand's page instead, e.g. `check` for lapse-check(1).
+    pub subcommand: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +140,18 @@ pub struct ServeArgs {
     /// exporter-toolkit web configuration (TLS, basic auth).
     #[arg(long = "web.config.file")]
     pub web_config_file: Option<PathBuf>,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH",
+          value_parser = parse_telemetry_path, default_value = "/metrics")]
+    pub telemetry_path: String,
+}
+
+fn parse_telemetry_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains(['?', '#']) {
+        Ok(text.to_string())
+    } else {
+        Err("a path starting with /, without ? or #, e.g. /metrics".into())
+    }
 }
 
 fn parse_window(text: &str) -> Result<Duration, String> {

@@ -15,6 +15,8 @@ fn main() {
     let code = match cli.command {
         Command::Check(args) => command::check::run(&args),
         Command::Serve(args) => command::serve::run(&args),
+        Command::Completions(args) => command::docs::completions(&args),
+        Command::Man(args) => command::docs::man(&args),
     };
     std::process::exit(code);
 }

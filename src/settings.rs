@@ -187,7 +187,11 @@ impl Settings {
             critical: args.critical.unwrap_or(config.thresholds.critical),
         };
         if thresholds.critical > thresholds.warning {
-            eprintln!("lapse: --critical must not be longer than --warning");
+            eprintln!(
+                "lapse: --warning ({}) is shorter than --critical ({}): warning must be the longer window",
+                crate::units::human_span(thresholds.warning),
+                crate::units::human_span(thresholds.critical)
+            );
             return None;
         }
         let mut scan = common(&config, &args.include, &args.exclude)?;

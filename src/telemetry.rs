@@ -1,8 +1,12 @@
 //! lapse's own metrics: errors counted by source and reason, scan
-//! durations, notifications, build information. Sources and the notifier
+//! durations, notifications, build information, and on Linux the
+//! `process_*` metrics every Prometheus client library exports
+//! ([`process`]). Sources and the notifier
 //! count into one [`SelfMetrics`]; the `/metrics` reader encodes it after
 //! the credential families. Error reasons come from [`ErrorReason`]
 //! itself, so a new reason is counted, and starts at 0, everywhere.
+
+mod process;
 
 use crate::credential::ErrorReason;
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +15,21 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+/// What `lapse --version` prints after `lapse `: the version, then the
+/// revision, the build date (`SOURCE_DATE_EPOCH`, else the commit's) and
+/// the compiler, one a line, as Prometheus's tools print theirs.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\n  revision:   ",
+    env!("LAPSE_REVISION"),
+    "\n  build date: ",
+    env!("LAPSE_BUILD_DATE"),
+    "\n  rustc:      ",
+    env!("LAPSE_RUSTC_VERSION"),
+    "\n  platform:   ",
+    env!("LAPSE_TARGET"),
+);
 
 type SourceReason = [(&'static str, &'static str); 2];
 type SourceOnly = [(&'static str, &'static str); 1];
@@ -115,6 +134,7 @@ impl SelfMetrics {
             Info::new([
                 ("version", env!("CARGO_PKG_VERSION")),
                 ("revision", env!("LAPSE_REVISION")),
+                ("rustversion", env!("LAPSE_RUST_SEMVER")),
             ]),
         );
         let notifications_total = Family::<[(&'static str, &'static str); 2], Counter>::default();
@@ -270,6 +290,15 @@ impl ReloadMetrics {
 }
 
 impl SelfMetrics {
+    /// Adds the `process_*` metrics of this process, read at each scrape
+    /// (nothing on systems without `/proc`).
+    pub fn with_process(mut self) -> Self {
+        if let Some(collector) = process::Process::new() {
+            self.registry.register_collector(Box::new(collector));
+        }
+        self
+    }
+
     pub fn with_reload(mut self, reload: &ReloadMetrics) -> Self {
         self.registry.register(
             "lapse_config_last_reload_successful",

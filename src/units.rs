@@ -2,17 +2,20 @@
 //! (`30d`, `1d12h`, `16MiB`), and back.
 
 /// Parses a human duration: `90s`, `15m`, `12h`, `30d`, `2w`, or a sum such
-/// as `1d12h`. A bare number is seconds.
+/// as `1d12h`. A bare number is refused unless it is `0`: `--warning 30`
+/// meant 30 s once, and people who write it mean days as often as seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration".into());
     }
-    if let Ok(secs) = text.parse::<i64>() {
-        return if secs >= 0 {
-            Ok(secs)
-        } else {
-            Err(format!("negative duration {text:?}"))
+    if let Ok(n) = text.parse::<i64>() {
+        return match n {
+            0 => Ok(0),
+            n if n < 0 => Err(format!("negative duration {text:?}")),
+            n => Err(format!(
+                "duration {text:?} has no unit: add a unit: {n}d (or {n}h, {n}m, {n}s)"
+            )),
         };
     }
     let mut total: i64 = 0;
@@ -109,9 +112,12 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(2_592_000));
         assert_eq!(parse_duration("1d12h"), Ok(129_600));
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
-        assert_eq!(parse_duration("45"), Ok(45));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(
+            parse_duration("30"),
+            Err("duration \"30\" has no unit: add a unit: 30d (or 30h, 30m, 30s)".into())
+        );
         assert!(parse_duration("12x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("12").is_ok());
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("5d3").is_err());
         assert!(parse_duration("").is_err());

@@ -12,6 +12,7 @@ mod check {
     mod caps;
     mod cert_fields;
     mod certificates;
+    mod conventions;
     mod dashboard;
     mod deploy;
     mod differential;
@@ -39,6 +40,7 @@ mod check {
     mod secrecy;
     mod serve_auth;
     mod serve_config;
+    mod serve_gzip;
     mod serve_hostile;
     mod serve_http;
     mod serve_metrics;

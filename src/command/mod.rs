@@ -4,6 +4,7 @@
 //! this module.
 
 pub mod check;
+pub mod docs;
 pub mod serve;
 
 /// Exit status for problems with the invocation itself (Nagios UNKNOWN).

@@ -116,7 +116,9 @@ pub fn run(args: &ServeArgs) -> i32 {
         let channels: &[&'static str] = if plan.mailer.is_some() { &[notify::CHANNEL] } else { &[] };
         let counted: Vec<(&'static str, &[ErrorReason])> =
             sources.iter().map(|(name, reasons)| (*name, reasons.as_slice())).collect();
-        let metrics = Arc::new(SelfMetrics::new(&counted, channels).with_reload(&reload));
+        let metrics = Arc::new(SelfMetrics::new(&counted, channels)
+            .with_reload(&reload)
+            .with_process());
         reload.succeeded(now());
 
         let mut running = Running::start(plan, inventory.clone(), metrics.clone());
@@ -128,6 +130,7 @@ pub fn run(args: &ServeArgs) -> i32 {
             thresholds: Live::new(thresholds),
             limits,
             pages: Default::default(),
+            telemetry_path: args.telemetry_path.clone(),
         });
         let (stop, stopped) = signal::channel(false);
         let server = tokio::spawn(web::serve(listener, app.clone(), stopped));

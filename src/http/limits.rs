@@ -125,7 +125,7 @@ mod tests {
     fn defaults_and_values() {
         assert_eq!(read_yaml(Value::Null), (HttpLimits::default(), vec![]));
         let (limits, problems) = read_yaml(serde_json::json!({
-            "header_timeout": "2s", "idle_timeout": "1m", "write_timeout": 30, "max_connections": 64
+            "header_timeout": "2s", "idle_timeout": "1m", "write_timeout": "30s", "max_connections": 64
         }));
         assert_eq!(problems, Vec::<String>::new());
         assert_eq!(

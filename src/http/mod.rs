@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod basic_auth;
 pub mod conn;
+pub mod gzip;
 pub mod limits;
 pub mod live;
 pub mod log_every;

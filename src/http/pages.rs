@@ -11,10 +11,16 @@
 //! is the same). No piece is ever older than the snapshot and the second
 //! it is served in.
 //!
+//! A gzip client gets the same pieces compressed ([`super::gzip`]): each
+//! part is compressed once, the first time a gzip client asks for it, and
+//! kept beside the text for as long as the text is, so no scrape
+//! compresses more than what changed since the last.
+//!
 //! Rendering runs on a thread of its own, never on the blocking pool the
 //! scans use, so no number of requests delays a scan; requests wait for
 //! it in turn, and only the first of a second renders.
 
+use super::gzip::{self, Coding, Deflated};
 use crate::credential::{Thresholds, Timestamp};
 use crate::inventory::Snapshot;
 use crate::output::metrics::{self, LabelCache};
@@ -27,10 +33,12 @@ use tokio::sync::Mutex;
 /// Pieces are cut to this size, so a client's write takes one at a time.
 const PIECE_BYTES: usize = 256 * 1024;
 
-/// A page to send: its pieces in order, and its length.
+/// A page to send: its pieces in order, their length, and the coding
+/// they are in.
 pub struct Page {
     pub pieces: Vec<Bytes>,
     pub len: usize,
+    pub coding: Coding,
 }
 
 /// One rendered part of a page, cut into pieces.
@@ -44,10 +52,13 @@ struct Kept {
     now: Timestamp,
     families: Vec<Option<Part>>,
     sources: Option<Part>,
-    /// Lapse's own metrics, classic text and OpenMetrics.
-    own: [Option<Bytes>; 2],
-    /// The HTML page, for `snapshot` at `html_now`.
-    html: Option<(Timestamp, usize, Bytes)>,
+    /// `families` and `sources` compressed, once a gzip client asked.
+    families_gz: Vec<Option<Deflated>>,
+    sources_gz: Option<Deflated>,
+    /// Lapse's own metrics, classic text and OpenMetrics, and compressed.
+    own: [Option<(Bytes, Option<Deflated>)>; 2],
+    /// The HTML page, for `snapshot` at `html_now`, and compressed.
+    html: Option<(Timestamp, usize, Bytes, Option<Bytes>)>,
 }
 
 impl Kept {
@@ -56,7 +67,9 @@ impl Kept {
         if !Weak::ptr_eq(&self.snapshot, &Arc::downgrade(snapshot)) {
             self.snapshot = Arc::downgrade(snapshot);
             self.families = vec![None; metrics::FAMILIES];
+            self.families_gz = vec![None; metrics::FAMILIES];
             self.sources = None;
+            self.sources_gz = None;
             self.html = None;
         }
         if self.now != now {
@@ -64,6 +77,7 @@ impl Kept {
             for (i, f) in self.families.iter_mut().enumerate() {
                 if metrics::family_uses_now(i) {
                     *f = None;
+                    self.families_gz[i] = None;
                 }
             }
         }
@@ -83,7 +97,10 @@ impl std::fmt::Debug for Pages {
 }
 
 fn cut(text: String) -> Part {
-    let bytes = Bytes::from(text);
+    cut_bytes(Bytes::from(text))
+}
+
+fn cut_bytes(bytes: Bytes) -> Part {
     (0..bytes.len())
         .step_by(PIECE_BYTES)
         .map(|at| bytes.slice(at..bytes.len().min(at + PIECE_BYTES)))
@@ -126,6 +143,7 @@ impl Pages {
         own: &SelfMetrics,
         now: Timestamp,
         openmetrics: bool,
+        coding: Coding,
     ) -> Page {
         let mut kept = self.kept.lock().await;
         kept.refresh(snapshot, now);
@@ -153,10 +171,20 @@ impl Pages {
         }
         let text = metrics::render_self(own, openmetrics);
         let slot = &mut kept.own[usize::from(openmetrics)];
-        let own = match slot {
-            Some(b) if b.as_ref() == text.as_bytes() => b.clone(),
-            _ => slot.insert(Bytes::from(text)).clone(),
-        };
+        if !matches!(slot, Some((b, _)) if b.as_ref() == text.as_bytes()) {
+            *slot = None;
+        }
+        let (own, own_gz) = slot.get_or_insert_with(|| (Bytes::from(text), None));
+        // Lapse's own metrics are a few kilobytes: compressed here.
+        if coding == Coding::Gzip && own_gz.is_none() {
+            *own_gz = gzip::deflate(std::slice::from_ref(own));
+        }
+        let (own, own_gz) = (own.clone(), own_gz.clone());
+        if coding == Coding::Gzip
+            && let Some(page) = gzipped(&mut kept, own_gz).await
+        {
+            return page;
+        }
         let mut pieces: Vec<Bytes> = kept
             .families
             .iter()
@@ -166,7 +194,11 @@ impl Pages {
             .collect();
         pieces.push(own);
         let len = pieces.iter().map(Bytes::len).sum();
-        Page { pieces, len }
+        Page {
+            pieces,
+            len,
+            coding: Coding::Identity,
+        }
     }
 
     /// The HTML page for `snapshot` at `now`.
@@ -176,20 +208,84 @@ impl Pages {
         thresholds: &Thresholds,
         now: Timestamp,
         owed: usize,
-    ) -> Bytes {
+        coding: Coding,
+    ) -> (Bytes, Coding) {
         let mut kept = self.kept.lock().await;
         kept.refresh(snapshot, now);
-        if let Some((at, was_owed, html)) = &kept.html
-            && (*at, *was_owed) == (now, owed)
-        {
-            return html.clone();
+        let fresh =
+            matches!(&kept.html, Some((at, was_owed, ..)) if (*at, *was_owed) == (now, owed));
+        if !fresh {
+            let (snapshot, thresholds) = (snapshot.clone(), *thresholds);
+            let html = off_runtime(move || page_noting(&snapshot, &thresholds, now, owed)).await;
+            kept.html = Some((now, owed, Bytes::from(html), None));
         }
-        let (snapshot, thresholds) = (snapshot.clone(), *thresholds);
-        let html =
-            Bytes::from(off_runtime(move || page_noting(&snapshot, &thresholds, now, owed)).await);
-        kept.html = Some((now, owed, html.clone()));
-        html
+        let Some((_, _, html, gz)) = kept.html.as_mut() else {
+            return (Bytes::new(), Coding::Identity);
+        };
+        if coding == Coding::Gzip {
+            if gz.is_none() {
+                let text = html.clone();
+                *gz = off_runtime(move || gzip::gzip_whole(&[text])).await;
+            }
+            if let Some(gz) = gz {
+                return (gz.clone(), Coding::Gzip);
+            }
+        }
+        (html.clone(), Coding::Identity)
     }
+}
+
+/// The `/metrics` page in gzip from `kept`'s parts, compressing those not
+/// compressed yet (off the runtime); `None` if compressing failed.
+async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
+    let own = own?;
+    let todo: Vec<(usize, Part)> = kept
+        .families
+        .iter()
+        .chain(std::iter::once(&kept.sources))
+        .enumerate()
+        .filter(|(i, _)| match kept.families_gz.get(*i) {
+            Some(gz) => gz.is_none(),
+            None => kept.sources_gz.is_none(),
+        })
+        .filter_map(|(i, part)| Some((i, part.clone()?)))
+        .collect();
+    if !todo.is_empty() {
+        let done = off_runtime(move || {
+            todo.into_iter()
+                .map(|(i, part)| (i, gzip::deflate(&part)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (i, gz) in done {
+            match kept.families_gz.get_mut(i) {
+                Some(slot) => *slot = Some(gz?),
+                None => kept.sources_gz = Some(gz?),
+            }
+        }
+    }
+    let parts: Vec<&Deflated> = kept
+        .families
+        .iter()
+        .zip(&kept.families_gz)
+        .chain(std::iter::once((&kept.sources, &kept.sources_gz)))
+        .filter(|(plain, _)| plain.is_some())
+        .map(|(_, gz)| gz.as_ref())
+        .chain(std::iter::once(Some(&own)))
+        .collect::<Option<_>>()?;
+    let mut pieces = vec![gzip::header()];
+    pieces.extend(
+        parts
+            .iter()
+            .flat_map(|p| cut_bytes(p.bytes.clone()).to_vec()),
+    );
+    pieces.push(gzip::trailer(parts.iter().copied()));
+    let len = pieces.iter().map(Bytes::len).sum();
+    Some(Page {
+        pieces,
+        len,
+        coding: Coding::Gzip,
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The HTTP server: `/metrics`, `/healthz`, `/readyz` and `/` (the page),
-//! with optional TLS and basic auth on every endpoint (see
+//! The HTTP server: `/metrics` (or `--web.telemetry-path`), `/healthz`,
+//! `/readyz` and `/` (the page), gzip-encoded for clients that ask
+//! ([`super::gzip`]), with optional TLS and basic auth on every endpoint (see
 //! [`super::web_config`]), and a clean drain on shutdown. Handlers read
 //! snapshots only: they never parse or read files, and never log a
 //! request's credentials.
@@ -14,6 +15,7 @@
 use super::admission::{self, Admission, Admit, Ticket};
 use super::basic_auth::Verdict;
 use super::conn::{Guarded, PhaseTimer};
+use super::gzip::{self, Coding};
 use super::limits::HttpLimits;
 use super::live::Live;
 use super::log_every::RateLimited;
@@ -59,6 +61,8 @@ pub struct App {
     pub limits: HttpLimits,
     /// Pages rendered once and shared, kept between requests.
     pub pages: Pages,
+    /// Where `/metrics` is served (`--web.telemetry-path`).
+    pub telemetry_path: String,
 }
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
@@ -103,30 +107,31 @@ impl App {
             return r;
         }
         let snapshot = self.inventory.snapshot();
-        match req.uri().path() {
-            "/metrics" => {
-                let openmetrics = metrics::wants_openmetrics(
-                    req.headers()
-                        .get(header::ACCEPT)
-                        .and_then(|v| v.to_str().ok()),
+        let path = req.uri().path();
+        let coding = gzip::negotiate(
+            req.headers()
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let paged = path == self.telemetry_path || path == "/";
+        let coding = match coding {
+            Some(coding) => coding,
+            None if paged => {
+                let mut r = respond(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "text/plain; charset=utf-8",
+                    "no acceptable content coding: lapse sends gzip or identity\n",
                 );
-                let page = self
-                    .pages
-                    .metrics(&snapshot, &self.labels, &self.metrics, now(), openmetrics)
-                    .await;
-                let len = page.len;
-                let frames = page.pieces.into_iter().map(|b| Ok(Frame::data(b)));
-                let body = StreamBody::new(futures::stream::iter(frames));
-                let content_type = if openmetrics {
-                    metrics::OPENMETRICS_CONTENT_TYPE
-                } else {
-                    metrics::TEXT_CONTENT_TYPE
-                };
-                let mut r = with_body(StatusCode::OK, content_type, body.boxed());
-                r.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                r
+                vary(&mut r);
+                return r;
             }
+            // Short answers are sent as they are.
+            None => Coding::Identity,
+        };
+        if path == self.telemetry_path {
+            return self.metrics_page(req, &snapshot, coding).await;
+        }
+        match path {
             "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" if snapshot.ready => {
                 respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
@@ -136,24 +141,82 @@ impl App {
                 "text/plain; charset=utf-8",
                 "not ready: the first scan has not finished\n",
             ),
-            "/" => respond(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                self.pages
+            "/" => {
+                let (html, coding) = self
+                    .pages
                     .html(
                         &snapshot,
                         &self.thresholds.current(),
                         now(),
                         self.metrics.notifications_owed(),
+                        coding,
                     )
-                    .await,
-            ),
+                    .await;
+                let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", html);
+                encoded(&mut r, coding);
+                r
+            }
             _ => respond(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
                 "Not found\n",
             ),
         }
+    }
+}
+
+impl App {
+    async fn metrics_page(
+        &self,
+        req: &Request<Incoming>,
+        snapshot: &Arc<crate::inventory::Snapshot>,
+        coding: Coding,
+    ) -> Response<Body> {
+        let openmetrics = metrics::wants_openmetrics(
+            req.headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let page = self
+            .pages
+            .metrics(
+                snapshot,
+                &self.labels,
+                &self.metrics,
+                now(),
+                openmetrics,
+                coding,
+            )
+            .await;
+        let (len, coding) = (page.len, page.coding);
+        let frames = page.pieces.into_iter().map(|b| Ok(Frame::data(b)));
+        let body = StreamBody::new(futures::stream::iter(frames));
+        let content_type = if openmetrics {
+            metrics::OPENMETRICS_CONTENT_TYPE
+        } else {
+            metrics::TEXT_CONTENT_TYPE
+        };
+        let mut r = with_body(StatusCode::OK, content_type, body.boxed());
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        encoded(&mut r, coding);
+        r
+    }
+}
+
+/// Says the answer depends on `Accept-Encoding`, so a cache between lapse
+/// and a client keeps one per coding.
+fn vary(r: &mut Response<Body>) {
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+}
+
+/// `Vary`, and `Content-Encoding` when the body is gzip.
+fn encoded(r: &mut Response<Body>, coding: Coding) {
+    vary(r);
+    if coding == Coding::Gzip {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
 }
 

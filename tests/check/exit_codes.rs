@@ -178,7 +178,7 @@ fn usage_errors_exit_3() {
     inverted.assert_code(3);
     assert_contains(
         &inverted.stderr,
-        "--critical must not be longer than --warning",
+        "lapse: --warning (30d) is shorter than --critical (40d): warning must be the longer window\n",
     );
 
     s.check_at("next tuesday")

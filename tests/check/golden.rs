@@ -46,7 +46,11 @@ fn pages(openmetrics: bool, n: usize) -> Vec<String> {
     };
     publish();
     let cache = LabelCache::default();
-    let build = format!("revision=\"{}\"", env!("LAPSE_REVISION"));
+    let build = format!(
+        "revision=\"{}\",rustversion=\"{}\"",
+        env!("LAPSE_REVISION"),
+        env!("LAPSE_RUST_SEMVER")
+    );
     (0..n)
         .map(|i| {
             if i > 0 && i == n - 1 {
@@ -54,8 +58,8 @@ fn pages(openmetrics: bool, n: usize) -> Vec<String> {
             }
             let snapshot = inventory.snapshot();
             let page = render(&snapshot, &cache, &metrics, NOW, openmetrics);
-            // The build line names the revision this binary was built from.
-            page.replace(&build, "revision=\"REVISION\"")
+            // The build line names the revision and the Rust this binary was built with.
+            page.replace(&build, "revision=\"REVISION\",rustversion=\"RUSTVERSION\"")
         })
         .collect()
 }
