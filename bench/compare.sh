@@ -22,7 +22,7 @@
 #              RSS, /metrics render time, size, series, change to visible)
 # Trees are kept in $BENCH_WORK (default /tmp/lapse-bench) and reused when
 # complete. Every step is bounded by `timeout`. The sections "## Load under
-# churn", "## Fuzzing", the layout change's, the hostile-clients and the file-formats sections of an
+# churn", "## Fuzzing", the layout change's, the hostile-clients, file-formats and scrape-size sections of an
 # existing BENCHMARKS.md are kept verbatim.
 set -euo pipefail
 
@@ -222,6 +222,7 @@ FUZZ=$(keep_section "Fuzzing")
 LAYOUT=$(keep_section "The layout change (issue 11): check and serve at N = 10,000, before and after")
 HOSTILE=$(keep_section "Hostile clients and bad days (issue 12)")
 FORMATS=$(keep_section "Files from every tool (issue 13)")
+SCRAPE=$(keep_section "Scrape size and compression (issue 14)")
 NEW=$(mktemp)
 {
   cat <<MD
@@ -311,6 +312,8 @@ $LAYOUT
 $HOSTILE
 
 $FORMATS
+
+$SCRAPE
 
 ## Kubernetes
 
