@@ -16,8 +16,15 @@ use std::time::Duration;
 )]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug, -vvv: every file read). Logs never contain secrets.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "log_level")]
     pub verbose: u8,
+    /// Log only at this level and above [default: info for serve, warn for check].
+    #[arg(long = "log.level", global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+    /// Log lines as logfmt (`ts=… level=info msg="…"`) or one JSON object a line.
+    #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT",
+          default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
     /// The same warning (one log statement) at most N times per --log.repeat-window;
     /// the rest is counted in one line when the window ends (0: no limit).
     #[arg(
@@ -35,7 +42,45 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
 impl Cli {
+    /// `--log.level`, else `-v`…, else the command's default: `serve`
+    /// says where it listens, `check` (run from cron) stays quiet.
+    pub fn log_level(&self) -> tracing::Level {
+        use tracing::Level;
+        match (self.log_level, self.verbose, &self.command) {
+            (Some(LogLevel::Debug), ..) => Level::DEBUG,
+            (Some(LogLevel::Info), ..) => Level::INFO,
+            (Some(LogLevel::Warn), ..) => Level::WARN,
+            (Some(LogLevel::Error), ..) => Level::ERROR,
+            (None, 0, Command::Serve(_)) => Level::INFO,
+            (None, 0, Command::Check(_)) => Level::WARN,
+            (None, 1, _) => Level::INFO,
+            (None, 2, _) => Level::DEBUG,
+            (None, _, _) => Level::TRACE,
+        }
+    }
+
+    pub fn log_format(&self) -> crate::logging::Format {
+        match self.log_format {
+            LogFormat::Logfmt => crate::logging::Format::Logfmt,
+            LogFormat::Json => crate::logging::Format::Json,
+        }
+    }
+
     /// How much of one warning the log takes.
     pub fn log_limits(&self) -> Limits {
         Limits {

@@ -11,7 +11,7 @@ fn main() {
             std::process::exit(if e.use_stderr() { EXIT_UNKNOWN } else { 0 });
         }
     };
-    lapse::logging::init(cli.verbose, cli.log_limits());
+    lapse::logging::init(cli.log_level(), cli.log_format(), cli.log_limits());
     let code = match cli.command {
         Command::Check(args) => command::check::run(&args),
         Command::Serve(args) => command::serve::run(&args),

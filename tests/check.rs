@@ -29,6 +29,7 @@ mod check {
     mod kubernetes_failures;
     mod large_dumps;
     mod layout;
+    mod log_format;
     mod logs;
     mod malformed;
     mod nagios;

@@ -101,8 +101,19 @@ pub fn run(args: &ServeArgs) -> i32 {
                 return EXIT_UNKNOWN;
             }
         };
-        let tls = if web_config.tls.is_some() { "https" } else { "http" };
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()), tls, roots, "listening");
+        let tls = if web_config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            revision = env!("LAPSE_REVISION"),
+            address = %listener.local_addr().map(|a| a.to_string()).unwrap_or(listen.clone()),
+            tls,
+            roots,
+            "listening"
+        );
         let mut sources = vec![(files::SOURCE, ErrorReason::counted_by(true, false))];
         if plan.cluster.is_some() {
             sources.push((kubernetes::SOURCE, ErrorReason::counted_by(false, true)));
@@ -113,12 +124,20 @@ pub fn run(args: &ServeArgs) -> i32 {
                 .with_rescan_interval(files::SOURCE, plan.files.rescan_interval.as_secs() as i64)
                 .with_rescan_interval(kubernetes::SOURCE, kubernetes::HEARTBEAT.as_secs() as i64),
         );
-        let channels: &[&'static str] = if plan.mailer.is_some() { &[notify::CHANNEL] } else { &[] };
-        let counted: Vec<(&'static str, &[ErrorReason])> =
-            sources.iter().map(|(name, reasons)| (*name, reasons.as_slice())).collect();
-        let metrics = Arc::new(SelfMetrics::new(&counted, channels)
-            .with_reload(&reload)
-            .with_process());
+        let channels: &[&'static str] = if plan.mailer.is_some() {
+            &[notify::CHANNEL]
+        } else {
+            &[]
+        };
+        let counted: Vec<(&'static str, &[ErrorReason])> = sources
+            .iter()
+            .map(|(name, reasons)| (*name, reasons.as_slice()))
+            .collect();
+        let metrics = Arc::new(
+            SelfMetrics::new(&counted, channels)
+                .with_reload(&reload)
+                .with_process(),
+        );
         reload.succeeded(now());
 
         let mut running = Running::start(plan, inventory.clone(), metrics.clone());

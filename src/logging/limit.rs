@@ -4,6 +4,7 @@
 //! one line when it ends. A flood of 200,000 broken entries costs a few
 //! lines of log, not 54 MB. No clock of its own: callers pass `now`.
 
+use super::record::{Line, Value};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -25,14 +26,6 @@ impl Default for Limits {
     }
 }
 
-/// A line to write: `head` (level and target) then `body` (message and
-/// fields), both already plain text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line {
-    pub head: String,
-    pub body: String,
-}
-
 struct Window {
     started: Instant,
     written: u32,
@@ -46,15 +39,18 @@ impl Window {
     fn summary(&mut self, span: Duration) -> Option<Line> {
         let first = self.first.take()?;
         let seconds = span.as_secs().max(1);
+        let mut fields = first.fields;
+        fields.push(("suppressed".into(), Value::U64(self.suppressed)));
         let line = Line {
-            head: first.head,
-            body: format!(
+            msg: format!(
                 "{} similar line{} suppressed in the last {}, the first: {}",
                 self.suppressed,
                 if self.suppressed == 1 { "" } else { "s" },
                 crate::units::human_span(seconds as i64),
-                first.body
+                first.msg
             ),
+            fields,
+            ..first
         };
         self.suppressed = 0;
         Some(line)
@@ -128,15 +124,17 @@ mod tests {
     use super::{Limiter, Limits, Line};
     use std::time::{Duration, Instant};
 
-    fn line(body: &str) -> Line {
+    fn line(msg: &str) -> Line {
         Line {
-            head: " WARN ".into(),
-            body: body.into(),
+            level: tracing::Level::WARN,
+            target: None,
+            msg: msg.into(),
+            fields: Vec::new(),
         }
     }
 
     fn bodies(lines: Vec<Line>) -> Vec<String> {
-        lines.into_iter().map(|l| l.body).collect()
+        lines.into_iter().map(|l| l.msg).collect()
     }
 
     #[test]

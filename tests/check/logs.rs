@@ -1,15 +1,16 @@
-//! What `lapse serve` writes to its log: plain text only (control
-//! characters escaped, in lapse's own lines and in those of the libraries
-//! it uses), nothing shaped like a credential from a library's line (the
-//! Kubernetes client logs an API server's Status message verbatim), and
-//! no flood: the same warning at most 10 times a minute, then one line
-//! saying more were suppressed.
+//! What `lapse serve` writes to its log (logfmt, the default): plain text
+//! only (control characters escaped, in lapse's own lines and in those of
+//! the libraries it uses), nothing shaped like a credential from a
+//! library's line (the Kubernetes client logs an API server's Status
+//! message verbatim), and no flood: the same warning at most 10 times a
+//! minute, then one line saying more were suppressed.
 
 use super::kubernetes::*;
+use super::log_format::logfmt;
 use crate::support::apiserver::ApiServer;
 use crate::support::*;
 
-/// The log's lines without their timestamps (the first field).
+/// The log's lines without their timestamps (the first field, `ts=…`).
 fn lines_without_time(stderr: &str) -> Vec<String> {
     stderr
         .lines()
@@ -46,9 +47,17 @@ fn an_api_servers_status_message_is_logged_escaped_and_without_its_secrets() {
         assert!(!stderr.contains(secret), "{secret:?} in the log:\n{stderr}");
     }
     // Retries repeat the line; each resource's is one text.
-    let mut kube: Vec<String> = lines_without_time(&stderr)
-        .into_iter()
-        .filter(|l| l.contains("watch list error with 403"))
+    let mut kube: Vec<String> = stderr
+        .lines()
+        .map(logfmt)
+        .filter(|l| l["msg"].contains("watch list error with 403"))
+        .inspect(|l| {
+            assert_eq!(
+                (&*l["level"], &*l["target"]),
+                ("warn", "kube_runtime::watcher")
+            )
+        })
+        .map(|l| l["msg"].clone())
         .collect();
     kube.sort();
     kube.dedup();
@@ -56,7 +65,7 @@ fn an_api_servers_status_message_is_logged_escaped_and_without_its_secrets() {
     let short = |text: &str| sha256(text)["sha256:".len()..][..8].to_string();
     let line = |kind: &str| {
         format!(
-            "WARN kube_runtime::watcher: watch list error with 403: Api(Status {{ status: Some(Failure), code: 403, \
+            "watch list error with 403: Api(Status {{ status: Some(Failure), code: 403, \
              message: \"denied by webhook\\r\\u{{1b}}[2K: token <redacted sha256:{}> rejected; \
              Authorization: Bearer <redacted sha256:{}>; key <redacted sha256:{}>\", \
              metadata: Some(ListMeta {{ continue_: None, remaining_item_count: None, resource_version: None, self_link: None, shard_info: None }}), \
@@ -70,7 +79,8 @@ fn an_api_servers_status_message_is_logged_escaped_and_without_its_secrets() {
     // lapse's own line for the same failure, unchanged.
     assert_contains(
         &stderr,
-        "WARN forbidden: cannot list secrets in namespace ci; grant get, list and watch on secrets endpoint=/api/v1/namespaces/ci/secrets reason=\"forbidden\"\n",
+        " level=warn msg=\"forbidden: cannot list secrets in namespace ci; grant get, list and watch on secrets\" \
+         endpoint=/api/v1/namespaces/ci/secrets reason=\"forbidden\"\n",
     );
 }
 
@@ -91,23 +101,37 @@ fn the_same_warning_is_written_ten_times_a_window_then_counted() {
         .start();
     wait_until("the count line", || server.stderr().contains("suppressed"));
 
-    let lines = lines_without_time(&server.stderr());
-    let warning = "WARN certificate #0: PEM block CERTIFICATE has no matching END line (truncated?) path=tree/bad-";
-    let written: Vec<&String> = lines.iter().filter(|l| l.starts_with(warning)).collect();
-    assert_eq!(written.len(), 10, "{lines:#?}");
-    let counted: Vec<&String> = lines.iter().filter(|l| l.contains("suppressed")).collect();
-    let first = format!(
-        "WARN 15 similar lines suppressed in the last 2s, the first: {}",
-        &warning["WARN ".len()..]
-    );
-    assert_eq!(counted.len(), 1, "{lines:#?}");
-    assert!(counted[0].starts_with(&first), "{}", counted[0]);
+    let lines: Vec<_> = server.stderr().lines().map(logfmt).collect();
+    let message = "certificate #0: PEM block CERTIFICATE has no matching END line (truncated?)";
+    let written = lines.iter().filter(|l| l["msg"] == message);
     assert!(
-        counted[0].ends_with(".crt entry=\"\" reason=\"parse\""),
-        "{}",
-        counted[0]
+        written
+            .clone()
+            .all(|l| l["level"] == "warn" && l["path"].starts_with("tree/bad-"))
     );
-    assert_eq!(lines.len(), 11, "{lines:#?}");
+    assert_eq!(written.count(), 10, "{lines:#?}");
+    let counted: Vec<_> = lines
+        .iter()
+        .filter(|l| l["msg"].contains("suppressed"))
+        .collect();
+    assert_eq!(counted.len(), 1, "{lines:#?}");
+    let count = counted[0];
+    assert_eq!(
+        count["msg"],
+        format!("15 similar lines suppressed in the last 2s, the first: {message}")
+    );
+    assert_eq!(
+        (
+            &*count["level"],
+            &*count["entry"],
+            &*count["reason"],
+            &*count["suppressed"]
+        ),
+        ("warn", "", "parse", "15")
+    );
+    assert!(count["path"].starts_with("tree/bad-"), "{count:?}");
+    // The start-up line, ten warnings and the count.
+    assert_eq!(lines.len(), 12, "{lines:#?}");
 }
 
 /// A file name with a newline and an escape sequence cannot forge a log
@@ -119,14 +143,14 @@ fn control_characters_in_lapses_own_log_lines_are_escaped() {
         "tree/bad\n2026-01-01T00:00:00Z ERROR forged\x1b[2K.crt",
         "-----BEGIN CERTIFICATE-----\nMIIB\n",
     );
-    let server = s.serve().arg("tree").start();
+    let server = s.serve().args(["tree", "--log.level", "warn"]).start();
     wait_until("the warning", || server.stderr().contains("forged"));
 
     assert_eq!(
         lines_without_time(&server.stderr()),
         [
-            "WARN certificate #0: PEM block CERTIFICATE has no matching END line (truncated?) \
-          path=tree/bad\\n2026-01-01T00:00:00Z ERROR forged\\x1b[2K.crt entry=\"\" reason=\"parse\""
+            "level=warn msg=\"certificate #0: PEM block CERTIFICATE has no matching END line (truncated?)\" \
+             path=\"tree/bad\\n2026-01-01T00:00:00Z ERROR forged\\u001b[2K.crt\" entry=\"\" reason=\"parse\""
         ]
     );
 }

@@ -256,7 +256,7 @@ fn page_lists_credentials_by_soonest_expiry_and_nothing_is_secret() {
         ("private key, base64", key_b64.as_str()),
     ];
     let stderr = server.stderr();
-    assert_contains(&stderr, "DEBUG");
+    assert_contains(&stderr, " level=debug ");
     for (where_, text) in [
         ("/", &page.body),
         ("/metrics", &m.text),

@@ -120,7 +120,8 @@ fn sighup_with_a_broken_config_keeps_the_old_set() {
     assert_eq!(m.value(SUCCESS_TIME, &[]), started_at);
     wait_for_log(
         &server,
-        "configuration not reloaded: lapse.yaml: thresholds.warning: invalid duration \"soon\"",
+        // The message is quoted in logfmt: its own quotes are escaped.
+        r#"configuration not reloaded: lapse.yaml: thresholds.warning: invalid duration \"soon\""#,
     );
     wait_for_log(
         &server,

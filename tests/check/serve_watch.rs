@@ -382,7 +382,7 @@ fn a_directory_that_cannot_be_watched_is_polled() {
         .filter(|l| l.contains("not watched"))
         .collect();
     assert_eq!(warned.len(), 1, "{warned:#?}");
-    assert_contains(warned[0], "WARN");
+    assert_contains(warned[0], " level=warn ");
     assert_contains(warned[0], "b-polled");
     assert_contains(warned[0], "files.max_watches (2) reached");
 }
