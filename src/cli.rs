@@ -21,7 +21,7 @@ pub struct Cli {
     /// Log only at this level and above [default: info for serve, warn for check].
     #[arg(long = "log.level", global = true, value_enum, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
-    /// Log lines as logfmt (`ts=… level=info msg="…"`) or one JSON object a line.
+    /// Log lines as logfmt (`ts=... level=info msg="..."`) or one JSON object a line.
     #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT",
           default_value_t = LogFormat::Logfmt)]
     pub log_format: LogFormat,

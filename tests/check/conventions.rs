@@ -333,7 +333,7 @@ fn bash_sources_the_completions_and_completes_subcommands_flags_and_values() {
     );
     assert_eq!(
         complete("lapse completions ''", 2),
-        "-v -h --verbose --log.max-repeats --log.repeat-window --help bash elvish fish powershell zsh\n"
+        "-v -h --verbose --log.level --log.format --log.max-repeats --log.repeat-window --help bash elvish fish powershell zsh\n"
     );
 }
 
