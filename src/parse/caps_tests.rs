@@ -168,25 +168,7 @@ fn a_hundred_errors_are_kept_and_the_rest_counted() {
 
 /// A store the library writes with `iterations` everywhere.
 fn store(password: &str, iterations: u32) -> Vec<u8> {
-    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["p12.example".into()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let chain = [Certificate::from_der(cert.der()).unwrap()];
-    let key = PrivateKey::from_der(&key.serialize_der()).unwrap();
-    let mut keystore = KeyStore::new();
-    keystore.add_entry(
-        "leaf",
-        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new("key-1", key, chain)),
-    );
-    keystore
-        .writer(password)
-        .encryption_iterations(iterations)
-        .mac_iterations(iterations)
-        .write()
-        .unwrap()
+    super::test_stores::pkcs12(password, iterations)
 }
 
 #[test]

@@ -28,6 +28,8 @@ mod record;
 #[cfg(test)]
 mod robustness;
 mod sniff;
+#[cfg(test)]
+mod test_stores;
 mod token_files;
 pub mod token_rules;
 mod x509;

@@ -178,25 +178,7 @@ mod tests {
     /// part, the key bag, which is not counted).
     #[test]
     fn counts_of_a_store_written_by_the_library() {
-        use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["p12.example".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let chain = [Certificate::from_der(cert.der()).unwrap()];
-        let key = PrivateKey::from_der(&key.serialize_der()).unwrap();
-        let mut keystore = KeyStore::new();
-        keystore.add_entry(
-            "leaf",
-            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new("key-1", key, chain)),
-        );
-        let store = keystore
-            .writer("pw")
-            .encryption_iterations(16)
-            .mac_iterations(16)
-            .write()
-            .unwrap();
+        let store = crate::parse::test_stores::pkcs12("pw", 16);
         assert_eq!(
             of(&store),
             Cost {

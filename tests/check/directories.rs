@@ -7,12 +7,13 @@ use serde_json::json;
 use time::macros::datetime;
 
 /// A certificate for CN `cn` expiring at 2026-06-01 plus `days`.
-fn cert(cn: &str, days: i64) -> Cert {
+pub(super) fn cert(cn: &str, days: i64) -> Cert {
     let not_after = datetime!(2026-06-01 0:00 UTC) + time::Duration::days(days);
     Cert::ca(cn, datetime!(2026-01-01 0:00 UTC), not_after)
 }
 
-fn paths(report: &Report) -> Vec<String> {
+/// The report's paths, sorted.
+pub(super) fn paths(report: &Report) -> Vec<String> {
     let mut paths: Vec<String> = report.places().into_iter().map(|(p, _, _)| p).collect();
     paths.sort();
     paths

@@ -4,23 +4,11 @@
 //! and other relative paths in a config read from the current directory;
 //! and a pattern that matches nothing, said once on stderr.
 
+use super::directories::{cert, paths};
 use crate::support::*;
 use std::process::{Command, Stdio};
 use time::macros::datetime;
 
-/// A certificate for CN `cn` expiring at 2026-06-01 plus `days`.
-fn cert(cn: &str, days: i64) -> Cert {
-    let not_after = datetime!(2026-06-01 0:00 UTC) + time::Duration::days(days);
-    Cert::ca(cn, datetime!(2026-01-01 0:00 UTC), not_after)
-}
-
-fn paths(report: &Report) -> Vec<String> {
-    let mut paths: Vec<String> = report.places().into_iter().map(|(p, _, _)| p).collect();
-    paths.sort();
-    paths
-}
-
-/// `certs/{a,b}.pem`, `certs/c.crt`, `certs/sub/d.pem`, `certs/.hidden.pem`.
 fn tree(s: &Scratch) {
     s.write("certs/a.pem", cert("a", 10).pem);
     s.write("certs/b.pem", cert("b", 20).pem);

@@ -16,24 +16,7 @@ fn cert_der() -> Vec<u8> {
 }
 
 fn written(password: &str) -> Vec<u8> {
-    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["p12.example".into()]).unwrap();
-    params.not_after = rcgen::date_time_ymd(2031, 5, 17);
-    let cert = params.self_signed(&key).unwrap();
-    let chain = [Certificate::from_der(cert.der()).unwrap()];
-    let key = PrivateKey::from_der(&key.serialize_der()).unwrap();
-    let mut store = KeyStore::new();
-    store.add_entry(
-        "leaf",
-        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new("key-1", key, chain)),
-    );
-    store
-        .writer(password)
-        .encryption_iterations(16)
-        .mac_iterations(16)
-        .write()
-        .unwrap()
+    crate::parse::test_stores::pkcs12(password, 16)
 }
 
 /// One DER TLV (lengths up to 64 KiB).
