@@ -189,6 +189,17 @@ pub struct ServeArgs {
     #[arg(long = "web.telemetry-path", value_name = "PATH",
           value_parser = parse_telemetry_path, default_value = "/metrics")]
     pub telemetry_path: String,
+    /// A label NAME=VALUE on every series (repeatable), e.g. the node a
+    /// DaemonSet's pod runs on: --metrics.label node=$(NODE_NAME).
+    #[arg(long = "metrics.label", value_name = "NAME=VALUE",
+          value_parser = crate::output::metrics::config::parse_label_flag)]
+    pub metrics_labels: Vec<(String, String)>,
+    /// The credential families to write: all, or names separated by commas
+    /// [default: the config's metrics.families, else expires_in_seconds,
+    /// validity_seconds, no_expiry, warn_after_timestamp_seconds, info].
+    #[arg(long = "metrics.families", value_name = "LIST",
+          value_parser = crate::output::metrics::config::parse_families_flag)]
+    pub metrics_families: Option<crate::output::metrics::config::FamiliesFlag>,
 }
 
 fn parse_telemetry_path(text: &str) -> Result<String, String> {

@@ -15,6 +15,7 @@ use crate::http::limits::HttpLimits;
 use crate::http::web_config::WebConfig;
 use crate::logging::plain::plain;
 use crate::notify::NotifyConfig;
+use crate::output::metrics::MetricsConfig;
 use crate::parse::token_rules::TokenRule;
 use crate::source::files::scanner::ScanOptions;
 use crate::source::files::walk::Filter;
@@ -38,6 +39,8 @@ pub struct Settings {
     /// Timeouts and the connection bound for `serve`.
     pub http: HttpLimits,
     pub rescan_interval: i64,
+    /// What `/metrics` writes (`metrics:` and `--metrics.label`).
+    pub metrics: MetricsConfig,
     /// Problems met while choosing the roots (no kubeconfig found), to
     /// report beside the scan's own.
     pub errors: Vec<ErrorEntry>,
@@ -173,6 +176,7 @@ impl Settings {
             web: WebConfig::none(),
             http: config.http,
             rescan_interval: config.rescan_interval,
+            metrics: config.metrics,
             errors: Vec::new(),
         }
     }
@@ -285,6 +289,9 @@ impl Settings {
             settings.listen = listen.clone();
         }
         settings.web = web;
+        settings.metrics = std::mem::take(&mut settings.metrics)
+            .with_flags(args.metrics_families.as_ref(), &args.metrics_labels)
+            .map_err(|e| vec![format!("--metrics.label: {e}")])?;
         Ok(settings)
     }
 }

@@ -21,6 +21,7 @@ use crate::http::web_config::WebConfig;
 use crate::inventory::Inventory;
 use crate::logging::plain::plain;
 use crate::notify::{self, Notifier, NotifyConfig};
+use crate::output::metrics::LabelCache;
 use crate::settings::Settings;
 use crate::source::files::{self, FileSource};
 use crate::source::kubernetes::{self, KubernetesConfig, KubernetesSource};
@@ -78,6 +79,7 @@ pub fn run(args: &ServeArgs) -> i32 {
     let listen = listen_address(&settings.listen);
     let roots = settings.roots.len();
     let limits = settings.http.clone();
+    let metrics_config = settings.metrics.clone();
     let (plan, web_config, thresholds) = split(settings);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -144,7 +146,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         let app = Arc::new(App {
             inventory,
             metrics,
-            labels: Default::default(),
+            labels: Arc::new(LabelCache::new(metrics_config)),
             web: Live::new(web_config),
             thresholds: Live::new(thresholds),
             limits,
@@ -193,6 +195,9 @@ async fn apply_reload(
         tracing::warn!(
             "http: timeouts and max_connections not applied: they change only on restart"
         );
+    }
+    if &settings.metrics != app.labels.config() {
+        tracing::warn!("metrics: families and labels not applied: they change only on restart");
     }
     let roots = settings.roots.len();
     let (plan, web_config, thresholds) = split(settings);

@@ -13,6 +13,7 @@ pub mod section;
 use crate::credential::Thresholds;
 use crate::http::limits::{self as http_limits, HttpLimits};
 use crate::notify::NotifyConfig;
+use crate::output::metrics::config::{self as metrics_config, MetricsConfig};
 pub use crate::parse::token_rules::{IssuedAt, TokenRule};
 use crate::source::files::config::{self as files_config, FilesConfig};
 use crate::source::kubernetes::config::{self as kubernetes_config, KubernetesConfig};
@@ -52,6 +53,8 @@ struct Root {
     keystore_passwords: TextList,
     /// The HTTP server's timeouts and connection bound.
     http: Option<Value>,
+    /// Which families `/metrics` writes, and constant labels.
+    metrics: Option<Value>,
 }
 
 /// `thresholds:`.
@@ -90,6 +93,8 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
     /// `http:`: the server's timeouts and connection bound.
     pub http: HttpLimits,
+    /// `metrics:`: families, descriptive labels, constant labels.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -113,6 +118,7 @@ impl Default for Config {
             keystore_passwords: Vec::new(),
             notify: None,
             http: HttpLimits::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -273,6 +279,9 @@ fn read_root(doc: &Value, cx: &mut Context) -> Config {
     }
     if let Some(h) = &root.http {
         c.http = http_limits::read(h, cx);
+    }
+    if let Some(m) = &root.metrics {
+        c.metrics = metrics_config::read(m, cx);
     }
     c
 }

@@ -158,7 +158,8 @@ impl Pages {
                 metrics::render_families(&snapshot, &labels, now, &missing, &mut |i, text| {
                     families.push((i, cut(text)))
                 });
-                let sources = want_sources.then(|| cut(metrics::render_sources(&snapshot)));
+                let sources =
+                    want_sources.then(|| cut(metrics::render_sources(&snapshot, &labels)));
                 (families, sources)
             })
             .await;
@@ -169,7 +170,7 @@ impl Pages {
                 kept.sources = sources;
             }
         }
-        let text = metrics::render_self(own, openmetrics);
+        let text = metrics::render_self(own, openmetrics, labels);
         let slot = &mut kept.own[usize::from(openmetrics)];
         if !matches!(slot, Some((b, _)) if b.as_ref() == text.as_bytes()) {
             *slot = None;

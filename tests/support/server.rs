@@ -518,10 +518,36 @@ impl Exposition {
     }
 
     /// Samples called `name` whose labels include every pair in `labels`.
+    /// A credential's `serial` and `fingerprint` are on
+    /// `lapse_credential_info` only (unless lapse writes them on every
+    /// series): asked for on another family, they are joined in from the
+    /// info series as PromQL's `* ignoring(serial, fingerprint)
+    /// group_left(serial, fingerprint) lapse_credential_info` would.
     pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        let direct = |s: &&Sample| s.name == name && labels.iter().all(|(k, v)| s.label(k) == *v);
+        let descriptive = |k: &str| k == "serial" || k == "fingerprint";
+        let joined = name.starts_with("lapse_credential_")
+            && name != "lapse_credential_info"
+            && labels.iter().any(|(k, _)| descriptive(k))
+            && !self
+                .samples
+                .iter()
+                .any(|s| s.name == name && s.labels.contains_key("fingerprint"));
+        if !joined {
+            return self.samples.iter().filter(direct).collect();
+        }
+        let identities: Vec<BTreeMap<String, String>> = self
+            .find("lapse_credential_info", labels)
+            .into_iter()
+            .map(|info| {
+                let mut l = info.labels.clone();
+                l.retain(|k, _| !descriptive(k));
+                l
+            })
+            .collect();
         self.samples
             .iter()
-            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == *v))
+            .filter(|s| s.name == name && identities.contains(&s.labels))
             .collect()
     }
 
@@ -545,25 +571,33 @@ impl Exposition {
     }
 
     /// Asserts the one credential matching `labels` has exactly these
-    /// bounds in every expiry family, and that `expires_in` was computed
-    /// during the scrape.
+    /// bounds: its validity window exactly, `expires_in` computed during
+    /// the scrape, and, where the page has them (`metrics.families`), the
+    /// timestamp and expired families exactly.
     #[track_caller]
     pub fn assert_window(&self, labels: &[(&str, &str)], not_before: i64, not_after: i64) {
         let (before, after) = self.scraped;
-        let expected = [
+        let got = self.value("lapse_credential_validity_seconds", labels);
+        assert_eq!(
+            got,
+            (not_after - not_before) as f64,
+            "lapse_credential_validity_seconds{labels:?}\n--- /metrics ---\n{}",
+            self.text
+        );
+        let optional = [
             ("lapse_credential_not_after_timestamp_seconds", not_after),
             ("lapse_credential_not_before_timestamp_seconds", not_before),
-            ("lapse_credential_validity_seconds", not_after - not_before),
         ];
-        for (name, want) in expected {
-            let got = self.value(name, labels);
-            assert_eq!(
-                got, want as f64,
-                "{name}{labels:?}\n--- /metrics ---\n{}",
-                self.text
-            );
+        for (name, want) in optional {
+            if self.samples.iter().any(|s| s.name == name) {
+                let got = self.value(name, labels);
+                assert_eq!(
+                    got, want as f64,
+                    "{name}{labels:?}\n--- /metrics ---\n{}",
+                    self.text
+                );
+            }
         }
-        let expired = self.value("lapse_credential_expired", labels);
         let expires_in = self.value("lapse_credential_expires_in_seconds", labels);
         let (low, high) = (not_after - after, not_after - before);
         assert!(
@@ -571,10 +605,17 @@ impl Exposition {
             "lapse_credential_expires_in_seconds{labels:?} = {expires_in}, expected within [{low}, {high}]"
         );
         // Decidable unless not_after fell during the scrape.
-        if not_after <= before {
-            assert_eq!(expired, 1.0, "lapse_credential_expired{labels:?}");
-        } else if not_after > after {
-            assert_eq!(expired, 0.0, "lapse_credential_expired{labels:?}");
+        if self
+            .samples
+            .iter()
+            .any(|s| s.name == "lapse_credential_expired")
+        {
+            let expired = self.value("lapse_credential_expired", labels);
+            if not_after <= before {
+                assert_eq!(expired, 1.0, "lapse_credential_expired{labels:?}");
+            } else if not_after > after {
+                assert_eq!(expired, 0.0, "lapse_credential_expired{labels:?}");
+            }
         }
         assert!(
             self.find("lapse_credential_no_expiry", labels).is_empty(),
@@ -585,9 +626,8 @@ impl Exposition {
     /// Every distinct `path` label among the credential series.
     pub fn paths(&self) -> Vec<String> {
         let mut paths: Vec<String> = self
-            .find("lapse_credential_not_after_timestamp_seconds", &[])
+            .find("lapse_credential_info", &[])
             .iter()
-            .chain(self.find("lapse_credential_no_expiry", &[]).iter())
             .map(|s| s.label("path").to_string())
             .collect();
         paths.sort();

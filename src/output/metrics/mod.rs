@@ -1,0 +1,419 @@
+//! `/metrics`: one series per credential per family, computed at scrape
+//! time from a snapshot, plus lapse's view of itself.
+//!
+//! Self-observation (counters, the scan-duration histogram, build info)
+//! lives in a prometheus-client registry. The per-credential families are
+//! written directly: each credential's label set is escaped once, when its
+//! file changes, and kept in the reader's [`LabelCache`], so a scrape of
+//! 100,000 credentials only formats numbers. Both are OpenMetrics text; the
+//! classic Prometheus text format is derived from it for clients that ask.
+//!
+//! The page is made of parts a reader may keep and share while what each
+//! depends on stays the same: every credential family (the snapshot, and
+//! for two of them the second, see [`family_uses_now`]), the sources'
+//! families (the snapshot) and lapse's own metrics (any counter).
+//!
+//! A label whose value is empty is not written (Prometheus reads a missing
+//! label as empty), and no credential label is named after a target label
+//! (`namespace`, `pod`, `node`, `instance`, `job`, `cluster`, …), so
+//! Prometheus never renames one to `exported_*`.
+//!
+//! Never a failed page: two credentials whose labels would collide get a
+//! distinguishing `index` instead.
+
+pub mod config;
+pub mod families;
+mod text;
+
+use crate::credential::{Credential, Kind, Timestamp};
+use crate::inventory::Part;
+use crate::inventory::Snapshot;
+use crate::telemetry::SelfMetrics;
+pub use config::{Descriptive, MetricsConfig};
+use families::CREDENTIAL_FAMILIES;
+pub use families::FAMILIES;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use text::{family_header, label, sample};
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A credential's label set, escaped and ready to write: `text` is what
+/// its value series carry; `extra` the `serial` and `fingerprint` labels
+/// that `lapse_credential_info` inserts at `at` (empty when `text` has
+/// them already, with `metrics.descriptive_labels: every_series`).
+pub struct Labels {
+    pub text: Box<str>,
+    pub extra: Box<str>,
+    at: u32,
+}
+
+impl Labels {
+    /// The pieces to write for a value family, or for the info family.
+    fn pieces(&self, descriptive: bool) -> [&str; 3] {
+        if descriptive {
+            let (a, b) = self.text.split_at(self.at as usize);
+            [a, &self.extra, b]
+        } else {
+            [&self.text, "", ""]
+        }
+    }
+}
+
+/// The label set identifying a credential, escaped and ready to write.
+pub fn label_set(c: &Credential, index_suffix: Option<usize>, descriptive: Descriptive) -> Labels {
+    let object = c.object.as_ref();
+    let index = match (c.index, index_suffix) {
+        (Some(i), None) => i.to_string(),
+        (Some(i), Some(n)) => format!("{i}~{n}"),
+        (None, None) => String::new(),
+        (None, Some(n)) => format!("~{n}"),
+    };
+    // A certificate's principal is its subject_cn; a token's, its subject.
+    let subject = match c.kind {
+        Kind::X509 => None,
+        _ => c.identity.subject.as_deref(),
+    };
+    let labels: [(&str, &str); 11] = [
+        ("kind", c.kind.as_str()),
+        ("source", c.source.as_str()),
+        ("path", &c.path),
+        ("entry", c.entry.as_deref().unwrap_or("")),
+        ("index", &index),
+        (
+            "object_namespace",
+            object.map(|o| o.namespace.as_str()).unwrap_or(""),
+        ),
+        ("name", object.map(|o| o.name.as_str()).unwrap_or("")),
+        ("key", object.map(|o| o.key.as_str()).unwrap_or("")),
+        ("subject_cn", c.identity.subject_cn.as_deref().unwrap_or("")),
+        ("issuer_cn", c.identity.issuer_cn.as_deref().unwrap_or("")),
+        ("subject", subject.unwrap_or("")),
+    ];
+    let mut out = String::with_capacity(256);
+    for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
+        label(&mut out, k, v);
+    }
+    let mut extra = String::new();
+    let fingerprint = c.fingerprint.short(16);
+    let descriptive_labels = [
+        ("serial", c.identity.serial.as_deref().unwrap_or("")),
+        ("fingerprint", fingerprint.as_str()),
+    ];
+    for (k, v) in descriptive_labels.iter().filter(|(_, v)| !v.is_empty()) {
+        match descriptive {
+            Descriptive::EverySeries => label(&mut out, k, v),
+            Descriptive::Info => {
+                extra.push(',');
+                let mut one = String::new();
+                label(&mut one, k, v);
+                extra.push_str(&one);
+            }
+        }
+    }
+    let at = out.len() as u32;
+    for (k, v) in object.map(|o| o.labels.as_slice()).unwrap_or_default() {
+        let name: String = k
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        label(&mut out, &format!("secret_label_{name}"), v);
+    }
+    Labels {
+        text: out.into_boxed_str(),
+        extra: extra.into_boxed_str(),
+        at,
+    }
+}
+
+/// Label sets kept by the metrics reader between scrapes. A snapshot's
+/// rows are worked out once (every label set escaped, repeats renamed),
+/// and a part that is in the next snapshot too keeps its label sets, so a
+/// scrape of an unchanged snapshot only formats numbers and one that
+/// follows a change escapes only the changed files' labels. The reader's
+/// [`MetricsConfig`] is fixed for its life.
+pub struct LabelCache {
+    config: MetricsConfig,
+    /// The constant labels, escaped.
+    constants: String,
+    state: Mutex<Option<Arc<Rows>>>,
+}
+
+impl Default for LabelCache {
+    fn default() -> Self {
+        LabelCache::new(MetricsConfig::default())
+    }
+}
+
+impl std::fmt::Debug for LabelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LabelCache")
+    }
+}
+
+/// The rows of one snapshot.
+struct Rows {
+    snapshot: Weak<Snapshot>,
+    /// Each part's label sets, in the snapshot's part order. The `Weak`
+    /// keeps the part's allocation, so its address names it until dropped.
+    parts: Vec<(Weak<Part>, Arc<[Labels]>)>,
+    /// (part, credential, a renamed label set for a repeat) per visible credential.
+    rows: Vec<(u32, u32, Option<Box<Labels>>)>,
+}
+
+impl Rows {
+    fn labels(&self, part: u32, credential: u32) -> &Labels {
+        &self.parts[part as usize].1[credential as usize]
+    }
+}
+
+impl LabelCache {
+    pub fn new(config: MetricsConfig) -> Self {
+        LabelCache {
+            constants: text::constant_labels(&config.labels),
+            config,
+            state: Mutex::new(None),
+        }
+    }
+
+    pub fn config(&self) -> &MetricsConfig {
+        &self.config
+    }
+
+    fn rows(&self, snapshot: &Arc<Snapshot>) -> Arc<Rows> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rows) = state.as_ref()
+            && Weak::ptr_eq(&rows.snapshot, &Arc::downgrade(snapshot))
+        {
+            return rows.clone();
+        }
+        let descriptive = self.config.descriptive;
+        let known: HashMap<*const Part, &Arc<[Labels]>> = state
+            .iter()
+            .flat_map(|r| r.parts.iter())
+            .map(|(weak, labels)| (weak.as_ptr(), labels))
+            .collect();
+        let parts: Vec<(Weak<Part>, Arc<[Labels]>)> = snapshot
+            .assembled
+            .parts
+            .iter()
+            .map(|p| {
+                let labels = known
+                    .get(&Arc::as_ptr(p))
+                    .map(|l| (*l).clone())
+                    .unwrap_or_else(|| {
+                        p.credentials
+                            .iter()
+                            .map(|c| label_set(c, None, descriptive))
+                            .collect()
+                    });
+                (Arc::downgrade(p), labels)
+            })
+            .collect();
+        drop(known);
+        // Distinct label sets, whatever the inputs: a repeat gets `index="N~k"`.
+        let mut rows = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut renamed: HashSet<Box<str>> = HashSet::new();
+        for (pi, ci, c) in snapshot.assembled.visible() {
+            let labels = &*parts[pi].1[ci].text;
+            if seen.insert(labels) {
+                rows.push((pi as u32, ci as u32, None));
+                continue;
+            }
+            let fresh = (2..)
+                .map(|n| label_set(c, Some(n), descriptive))
+                .find(|l| !seen.contains(&*l.text) && !renamed.contains(&l.text))
+                .expect("an unused index suffix");
+            renamed.insert(fresh.text.clone());
+            rows.push((pi as u32, ci as u32, Some(Box::new(fresh))));
+        }
+        drop(seen);
+        let rows = Arc::new(Rows {
+            snapshot: Arc::downgrade(snapshot),
+            parts,
+            rows,
+        });
+        *state = Some(rows.clone());
+        rows
+    }
+}
+
+/// Renders the whole page. `openmetrics` picks the format.
+pub fn render(
+    snapshot: &Arc<Snapshot>,
+    labels: &LabelCache,
+    self_metrics: &SelfMetrics,
+    now: Timestamp,
+    openmetrics: bool,
+) -> String {
+    let mut page = String::new();
+    render_families(snapshot, labels, now, &all_families(), &mut |_, text| {
+        page.push_str(&text)
+    });
+    page.push_str(&render_sources(snapshot, labels));
+    page.push_str(&render_self(self_metrics, openmetrics, labels));
+    page
+}
+
+/// Every family's index, in page order.
+pub fn all_families() -> Vec<usize> {
+    (0..FAMILIES).collect()
+}
+
+/// True for the families whose values change with the clock; the others
+/// change only with the snapshot, so a reader may keep their text while
+/// the snapshot stays the same.
+pub fn family_uses_now(family: usize) -> bool {
+    CREDENTIAL_FAMILIES[family].uses_now
+}
+
+/// Renders the credential families `which` (indices below [`FAMILIES`]),
+/// handing each one's whole text to `emit` with its index; a family the
+/// reader's configuration leaves out is empty text.
+pub fn render_families(
+    snapshot: &Arc<Snapshot>,
+    labels: &LabelCache,
+    now: Timestamp,
+    which: &[usize],
+    emit: &mut dyn FnMut(usize, String),
+) {
+    let cached = labels.rows(snapshot);
+    let parts = &snapshot.assembled.parts;
+    let rows: Vec<(&Credential, &Labels)> = cached
+        .rows
+        .iter()
+        .map(|(pi, ci, renamed)| {
+            let c = &parts[*pi as usize].credentials[*ci as usize];
+            (
+                c,
+                renamed
+                    .as_deref()
+                    .unwrap_or_else(|| cached.labels(*pi, *ci)),
+            )
+        })
+        .collect();
+    let constants = labels.constants.as_str();
+    for &i in which {
+        if !labels.config.families[i] {
+            emit(i, String::new());
+            continue;
+        }
+        let family = &CREDENTIAL_FAMILIES[i];
+        let mut out = String::with_capacity(64 + rows.len() * 200);
+        family_header(&mut out, family.name, family.help, "gauge");
+        for (c, l) in &rows {
+            if let Some(v) = (family.value)(c, now) {
+                sample(
+                    &mut out,
+                    family.name,
+                    constants,
+                    &l.pieces(family.descriptive),
+                    v,
+                );
+            }
+        }
+        emit(i, out);
+    }
+}
+
+/// The sources' families and `lapse_file_errors`: what follows the
+/// credential families, and changes only with the snapshot.
+pub fn render_sources(snapshot: &Snapshot, labels: &LabelCache) -> String {
+    let constants = labels.constants.as_str();
+    let mut out = String::new();
+    family_header(
+        &mut out,
+        "lapse_source_up",
+        "1 if the source's last scan succeeded, else 0",
+        "gauge",
+    );
+    for (name, status) in &snapshot.sources {
+        sample(
+            &mut out,
+            "lapse_source_up",
+            constants,
+            &[&format!("source=\"{name}\"")],
+            if status.up { 1.0 } else { 0.0 },
+        );
+    }
+    family_header(
+        &mut out,
+        "lapse_source_last_scan_timestamp_seconds",
+        "When the source's last scan finished, as a Unix timestamp",
+        "gauge",
+    );
+    for (name, status) in &snapshot.sources {
+        if let Some(t) = status.last_scan {
+            sample(
+                &mut out,
+                "lapse_source_last_scan_timestamp_seconds",
+                constants,
+                &[&format!("source=\"{name}\"")],
+                t as f64,
+            );
+        }
+    }
+    family_header(
+        &mut out,
+        "lapse_source_rescan_interval_seconds",
+        "How often the source scans at the least; a last scan older than three of these is a stalled source",
+        "gauge",
+    );
+    for (name, status) in &snapshot.sources {
+        if let Some(i) = status.rescan_interval {
+            sample(
+                &mut out,
+                "lapse_source_rescan_interval_seconds",
+                constants,
+                &[&format!("source=\"{name}\"")],
+                i as f64,
+            );
+        }
+    }
+    let error_paths: HashSet<&str> = snapshot.all_errors().map(|e| e.path.as_str()).collect();
+    family_header(
+        &mut out,
+        "lapse_file_errors",
+        "Paths currently in error (unreadable or undecodable)",
+        "gauge",
+    );
+    sample(
+        &mut out,
+        "lapse_file_errors",
+        constants,
+        &[],
+        error_paths.len() as f64,
+    );
+
+    out
+}
+
+/// lapse's own metrics, in the format asked for, with the constant
+/// labels; they change whenever a counter does, so they are encoded for
+/// every scrape (a few KiB).
+pub fn render_self(self_metrics: &SelfMetrics, openmetrics: bool, labels: &LabelCache) -> String {
+    let registry = self_metrics.encode();
+    let text = if openmetrics {
+        registry
+    } else {
+        text::classic(&registry)
+    };
+    text::with_constants(&text, &labels.constants)
+}
+
+/// True when the client asked for OpenMetrics (Prometheus does by default).
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+#[cfg(test)]
+mod tests;
