@@ -75,7 +75,7 @@ def scrape(port, timeout):
         return (f"error: {e}", time.monotonic() - start, 0, 0, 0.0)
     took = time.monotonic() - start
     series = sum(
-        1 for line in body.split(b"\n") if line.startswith(b"lapse_credential_not_after_timestamp_seconds{")
+        1 for line in body.split(b"\n") if line.startswith(b"lapse_credential_expires_in_seconds{")
     )
     return (status, took, series, len(body), header_s)
 

@@ -18,7 +18,8 @@ atomic-writer `..data` swap. Every rotation writes a certificate with a new
 not_after (2031-01-01 + k hours) and serial (1,000,000 + k). A poller
 scrapes /metrics back to back (OpenMetrics, and checks every page ends with
 `# EOF`) and records when each rotated path shows exactly one
-`lapse_credential_not_after_timestamp_seconds` series with the new value:
+`lapse_credential_validity_seconds` series with the new value (not_before
+stays 2026-01-01, so the window names the not_after):
 rotation-to-visible latency, measured from the end of the write to the end
 of the scrape that showed it. A rotation not visible within VISIBLE_WITHIN
 seconds fails. A last scrape checks every rotated path holds its last value
@@ -49,7 +50,9 @@ from cryptography.x509.oid import NameOID
 ATOMIC_DIRS = 8
 VISIBLE_WITHIN = 10.0
 STYLES = ("rewrite", "rename", "delete-create", "data-swap")
-NOT_AFTER = "lapse_credential_not_after_timestamp_seconds{"
+NOT_AFTER = "lapse_credential_validity_seconds{"
+# Every certificate's not_before: validity + this is its not_after.
+NOT_BEFORE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
 PATH_LABEL = re.compile(r'[{,]path="([^"]*)"')
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
 SCRAPE_TIMEOUT = 10.0
@@ -67,7 +70,7 @@ def certificate(cn, serial, not_after):
         .issuer_name(_CA)
         .public_key(_leaf_key.public_key())
         .serial_number(serial)
-        .not_valid_before(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+        .not_valid_before(datetime.datetime.fromtimestamp(NOT_BEFORE, datetime.timezone.utc))
         .not_valid_after(not_after)
         .sign(_ca_key, hashes.SHA256())
     )
@@ -144,7 +147,7 @@ def scrape(url):
     for line in text.splitlines():
         if line.startswith(NOT_AFTER):
             m = PATH_LABEL.search(line)
-            values.setdefault(m.group(1), []).append(float(line.rsplit(" ", 1)[1]))
+            values.setdefault(m.group(1), []).append(float(line.rsplit(" ", 1)[1]) + NOT_BEFORE)
     return values, sum(len(v) for v in values.values()), read_at
 
 

@@ -168,7 +168,7 @@ fn main() {
     let (_, body) = get(port, "/metrics");
     let series = String::from_utf8_lossy(&body)
         .lines()
-        .filter(|l| l.starts_with("lapse_credential_not_after_timestamp_seconds{"))
+        .filter(|l| l.starts_with("lapse_credential_expires_in_seconds{"))
         .count();
     std::thread::sleep(Duration::from_secs(2));
     let steady = proc_kib(pid, "VmRSS:");

@@ -222,22 +222,24 @@ fn main() {
     let new_hours = 24 * 400;
     let new_not_after =
         (datetime!(2027-01-01 00:00 UTC) + time::Duration::hours(new_hours)).unix_timestamp();
+    let not_before = datetime!(2026-01-01 00:00 UTC).unix_timestamp();
     let needle = format!(
-        "{}\",entry=\"\",index=\"0\"",
+        "{}\",index=\"0\"",
         target.file_name().unwrap().to_string_lossy()
     );
     let mut latencies = Vec::new();
     let mut inventory_latencies = Vec::new();
     for round in 0..3 {
         let hours = new_hours + round;
-        let want = format!("{}", new_not_after + round * 3600);
+        // Seen as its new validity window (not_before stays).
+        let want = format!("{}", new_not_after + round * 3600 - not_before);
         let t = Instant::now();
         std::fs::write(&target, make_cert(&issuer, &key, 7, hours)).unwrap();
         loop {
             let (_, body) = get(port, "/metrics");
             let text = String::from_utf8_lossy(&body);
             let seen = text.lines().any(|l| {
-                l.starts_with("lapse_credential_not_after_timestamp_seconds")
+                l.starts_with("lapse_credential_validity_seconds")
                     && l.contains(&needle)
                     && l.ends_with(&format!(" {want}"))
             });

@@ -78,7 +78,7 @@ fn a_not_after_of_99991231235959z_is_no_expiry() {
     );
     assert!(
         m.find(
-            "lapse_credential_not_after_timestamp_seconds",
+            "lapse_credential_expires_in_seconds",
             &[("path", "forever.der")]
         )
         .is_empty(),

@@ -276,10 +276,7 @@ fn the_telemetry_path_moves_metrics() {
         .start();
     let moved = lapse.get("/lapse/metrics");
     assert_eq!(moved.status, 200);
-    assert_contains(
-        &moved.body,
-        "\nlapse_credential_not_after_timestamp_seconds{",
-    );
+    assert_contains(&moved.body, "\nlapse_credential_expires_in_seconds{");
     let old = lapse.get("/metrics");
     assert_eq!((old.status, old.body.as_str()), (404, "Not found\n"));
     assert_eq!(lapse.get("/healthz").body, "ok\n");

@@ -153,7 +153,7 @@ fn relative_paths_and_globs_in_a_bare_config_name() {
     assert_eq!(paths(&report), ["k8s/b.yaml", "pki/a.pem"]);
 }
 
-const NOT_AFTER: &str = "lapse_credential_not_after_timestamp_seconds";
+const NOT_AFTER: &str = "lapse_credential_info";
 
 #[test]
 fn serve_sees_a_file_that_starts_to_match_and_forgets_one_that_goes() {

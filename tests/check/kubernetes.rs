@@ -20,6 +20,10 @@ pub(super) const EXPIRED: &str = "lapse_credential_expired";
 pub(super) const UP: &str = "lapse_source_up";
 pub(super) const K8S: [(&str, &str); 1] = [("source", "kubernetes")];
 pub(super) const HELM: &str = "helm.sh/release.v1";
+/// Every family, with serial and fingerprint on each (the Kubernetes tests
+/// read exact timestamps and fingerprints off any family; the default
+/// layout is tests/check/serve_metrics.rs's and target_labels.rs's).
+const METRICS: &str = "metrics: {families: all, descriptive_labels: every_series}";
 
 /// Writes the kubeconfig and `lapse.yaml` (`kubernetes:` with the
 /// kubeconfig, then `extra` lines of the section) and starts
@@ -29,7 +33,7 @@ pub(super) fn serve(s: &Scratch, api: &ApiServer, extra: &str, flags: &[&str]) -
     s.write(
         "lapse.yaml",
         format!(
-            "kubernetes:\n  kubeconfig: {}\n{extra}",
+            "kubernetes:\n  kubeconfig: {}\n{extra}\n{METRICS}",
             kubeconfig.display()
         ),
     );
@@ -217,7 +221,7 @@ fn the_initial_list_of_mixed_secret_types_and_configmaps() {
     // tls.crt: leaf then chain, index 0 and 1; tls.key is no credential.
     let leaf_series = m.one(NOT_AFTER, &at(&tls, "tls.crt", &shop.fingerprint_label()));
     assert_eq!(leaf_series.label("source"), "secret");
-    assert_eq!(leaf_series.label("namespace"), "web");
+    assert_eq!(leaf_series.label("object_namespace"), "web");
     assert_eq!(leaf_series.label("name"), "ingress-tls");
     assert_eq!(leaf_series.label("entry"), "secret web/ingress-tls tls.crt");
     assert_eq!(leaf_series.label("index"), "0");
@@ -282,7 +286,7 @@ fn the_initial_list_of_mixed_secret_types_and_configmaps() {
     let root_labels = at(&root_ca, "ca.crt", &root_fingerprint);
     let cm = m.one(NOT_AFTER, &root_labels);
     assert_eq!(cm.label("source"), "configmap");
-    assert_eq!(cm.label("namespace"), "kube-system");
+    assert_eq!(cm.label("object_namespace"), "kube-system");
     assert_eq!(cm.label("name"), "kube-root-ca.crt");
     assert_eq!(
         cm.label("entry"),

@@ -144,10 +144,7 @@ fn metrics_are_gzip_encoded_when_asked_and_decompress_to_the_plain_page() {
         gz.body.len(),
         plain.body.len()
     );
-    assert_contains(
-        &gunzip(&gz.body),
-        "lapse_credential_not_after_timestamp_seconds{",
-    );
+    assert_contains(&gunzip(&gz.body), "lapse_credential_expires_in_seconds{");
 
     // HEAD: the same headers, no body (the length as a GET's in the same
     // second; lapse's CPU seconds may add a digit between the two).
@@ -333,15 +330,14 @@ fn prometheus_asks_for_gzip_and_reads_exact_values_from_it() {
     let proxy = Proxy::start(lapse.port);
     let prometheus = Prometheus::start(&s, proxy.port);
 
-    let result = prometheus.query_until_present(
-        "lapse_credential_not_after_timestamp_seconds{path=\"certs/web-17.crt\"}",
-    );
+    let result = prometheus
+        .query_until_present("lapse_credential_validity_seconds{path=\"certs/web-17.crt\"}");
     assert_eq!(result.len(), 1, "{result:#?}");
     assert_eq!(
         result[0]["value"][1],
-        unix(datetime!(2031-07-01 12:34 UTC)).to_string()
+        (unix(datetime!(2031-07-01 12:34 UTC)) - unix(datetime!(2025-07-01 0:00 UTC))).to_string()
     );
-    let count = prometheus.query("count(lapse_credential_not_after_timestamp_seconds)");
+    let count = prometheus.query("count(lapse_credential_info)");
     assert_eq!(count[0]["value"][1], "40", "{count:#?}");
 
     let requests = proxy.seen(&proxy.requests);

@@ -92,18 +92,22 @@ fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, bool) {
 
 fn assert_not_after(m: &Exposition, rotate_after: OffsetDateTime) {
     assert_eq!(
-        m.find("lapse_credential_not_after_timestamp_seconds", &[])
-            .len(),
+        m.find("lapse_credential_info", &[]).len(),
         BUNDLES * PER_BUNDLE + 1,
         "every series"
     );
     assert_eq!(
-        m.value(
-            "lapse_credential_not_after_timestamp_seconds",
-            &[("path", "certs/rotate.crt")]
-        ),
-        unix(rotate_after) as f64
+        m.value(VALIDITY, &[("path", "certs/rotate.crt")]),
+        validity(rotate_after)
     );
+}
+
+const VALIDITY: &str = "lapse_credential_validity_seconds";
+
+/// The validity window of a certificate of [`big_tree`]'s (or of the
+/// rotations) that lapses at `not_after`.
+fn validity(not_after: OffsetDateTime) -> f64 {
+    (unix(not_after) - unix(datetime!(2025-06-01 0:00 UTC))) as f64
 }
 
 #[test]
@@ -159,12 +163,9 @@ fn clients_that_never_read_stop_neither_a_scrape_nor_a_rotation() {
     );
     s.write("certs/rotate.crt", &rotated.pem);
     let (m, _) = server.wait_for("the rotated certificate", |m| {
-        m.find(
-            "lapse_credential_not_after_timestamp_seconds",
-            &[("path", "certs/rotate.crt")],
-        )
-        .first()
-        .is_some_and(|x| x.value == unix(datetime!(2032-01-01 0:00 UTC)) as f64)
+        m.find(VALIDITY, &[("path", "certs/rotate.crt")])
+            .first()
+            .is_some_and(|x| x.value == validity(datetime!(2032-01-01 0:00 UTC)))
     });
     assert_not_after(&m, datetime!(2032-01-01 0:00 UTC));
     drop(slow);
@@ -309,8 +310,8 @@ fn a_low_file_descriptor_limit_never_locks_out_a_scrape() {
     let r = r.unwrap_or_else(|e| panic!("GET /metrics: {e}\n--- stderr ---\n{stderr}"));
     assert_eq!(r.status, 200, "{r:?}\n--- stderr ---\n{stderr}");
     assert_eq!(
-        Exposition::parse(&r.body).value("lapse_credential_not_after_timestamp_seconds", &[]),
-        unix(datetime!(2031-06-01 0:00 UTC)) as f64
+        Exposition::parse(&r.body).value(VALIDITY, &[]),
+        validity(datetime!(2031-06-01 0:00 UTC))
     );
     assert_eq!(
         stderr.matches("accept failed").count(),

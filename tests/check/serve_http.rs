@@ -120,13 +120,17 @@ fn content_negotiation_openmetrics_and_classic_text() {
             ("issuer_cn", "http-ca"),
         ];
         assert_eq!(
-            m.value("lapse_credential_not_after_timestamp_seconds", &labels),
-            unix(datetime!(2031-06-01 0:00 UTC)) as f64,
+            m.value("lapse_credential_validity_seconds", &labels),
+            (unix(datetime!(2031-06-01 0:00 UTC)) - unix(datetime!(2025-06-01 0:00 UTC))) as f64,
             "{format}"
         );
+        // Empty labels are left out; serial and fingerprint are on the info series.
         let sample = m.one("lapse_credential_validity_seconds", &labels);
-        assert_eq!(sample.label("fingerprint"), leaf.fingerprint_label());
-        assert_eq!(sample.labels.len(), 12, "{format}: {sample:?}");
+        assert_eq!(sample.labels.len(), 6, "{format}: {sample:?}");
+        let info = m.one("lapse_credential_info", &labels);
+        assert_eq!(info.label("fingerprint"), leaf.fingerprint_label());
+        assert_eq!(info.labels.len(), 8, "{format}: {info:?}");
+        assert_eq!(info.value, 1.0);
         assert_eq!(m.value("lapse_source_up", &[("source", "files")]), 1.0);
         assert_eq!(m.value("lapse_file_errors", &[]), 0.0);
     }
@@ -206,17 +210,18 @@ fn page_lists_credentials_by_soonest_expiry_and_nothing_is_secret() {
         unix(datetime!(2019-01-01 0:00 UTC)),
         unix(datetime!(2020-01-01 0:00 UTC)),
     );
-    assert_eq!(
-        m.value("lapse_credential_expired", &[("path", "pki/z-expired.crt")]),
-        1.0
+    assert!(
+        m.value(
+            "lapse_credential_expires_in_seconds",
+            &[("path", "pki/z-expired.crt")]
+        ) <= 0.0
     );
     m.assert_window(&[("path", "pki/y-critical.crt")], now - DAY, now + 3 * DAY);
-    assert_eq!(
+    assert!(
         m.value(
-            "lapse_credential_expired",
+            "lapse_credential_expires_in_seconds",
             &[("path", "pki/y-critical.crt")]
-        ),
-        0.0
+        ) > 0.0
     );
     assert_eq!(
         m.value(
@@ -227,8 +232,7 @@ fn page_lists_credentials_by_soonest_expiry_and_nothing_is_secret() {
     );
     for family in [
         "lapse_credential_expires_in_seconds",
-        "lapse_credential_not_after_timestamp_seconds",
-        "lapse_credential_expired",
+        "lapse_credential_validity_seconds",
     ] {
         assert!(
             m.find(family, &[("path", "pki/legacy.token")]).is_empty(),
@@ -236,11 +240,8 @@ fn page_lists_credentials_by_soonest_expiry_and_nothing_is_secret() {
         );
     }
     assert!(
-        m.find(
-            "lapse_credential_not_after_timestamp_seconds",
-            &[("path", "pki/a-ok.key")]
-        )
-        .is_empty()
+        m.find("lapse_credential_info", &[("path", "pki/a-ok.key")])
+            .is_empty()
     );
 
     let om = server.request("GET", "/metrics", &[("Accept", OPENMETRICS)]);

@@ -5,7 +5,7 @@
 use crate::support::*;
 use time::macros::datetime;
 
-const NOT_AFTER: &str = "lapse_credential_not_after_timestamp_seconds";
+const NOT_AFTER: &str = "lapse_credential_info";
 const PARSE_ERRORS: [(&str, &str); 2] = [("source", "files"), ("reason", "parse")];
 
 fn ca() -> Cert {

@@ -62,46 +62,62 @@ fn prometheus_scrapes_lapse_and_reads_exact_values() {
     let lapse = s.serve().args(["certs", "kube/config"]).start();
     let prometheus = Prometheus::start(&s, lapse.port);
 
+    // The fingerprint is on lapse_credential_info; the README's join
+    // brings it to any family.
     let selector = format!(
         "{{path=\"certs/web.crt\",fingerprint=\"{}\"}}",
         web.fingerprint_label()
     );
-    let result = prometheus.query_until_present(&format!(
-        "lapse_credential_not_after_timestamp_seconds{selector}"
-    ));
-    assert_eq!(only_value(&result), not_after as f64, "{result:#?}");
+    let join = |family: &str| {
+        format!(
+            "{family} * ignoring(serial, fingerprint) group_left(serial, fingerprint) \
+             lapse_credential_info{selector}"
+        )
+    };
+    let result = prometheus.query_until_present(&join("lapse_credential_validity_seconds"));
+    assert_eq!(
+        only_value(&result),
+        (not_after - unix(datetime!(2025-07-01 0:00 UTC))) as f64,
+        "{result:#?}"
+    );
     let labels = &result[0]["metric"];
     assert_fields(
         labels,
         json!({
-            "job": "lapse", "kind": "x509", "source": "file", "path": "certs/web.crt",
-            "index": "0", "subject_cn": "web.example", "issuer_cn": "prom-ca",
+            "job": "lapse", "instance": format!("127.0.0.1:{}", lapse.port), "kind": "x509",
+            "source": "file", "path": "certs/web.crt", "index": "0", "subject_cn": "web.example",
+            "issuer_cn": "prom-ca", "fingerprint": web.fingerprint_label(),
+        }),
+    );
+    let serial = labels["serial"].as_str().unwrap_or_default();
+    assert!(
+        !serial.is_empty() && serial.chars().all(|c| c.is_ascii_hexdigit()),
+        "{labels}"
+    );
+    // The value series carry neither (a renewal keeps their identity).
+    let plain = prometheus.query("lapse_credential_validity_seconds{path=\"certs/web.crt\"}");
+    assert_fields(
+        &plain[0]["metric"],
+        json!({
+            "__name__": "lapse_credential_validity_seconds", "job": "lapse",
+            "instance": format!("127.0.0.1:{}", lapse.port), "kind": "x509", "source": "file",
+            "path": "certs/web.crt", "index": "0", "subject_cn": "web.example", "issuer_cn": "prom-ca",
         }),
     );
 
-    let expires_in =
-        only_value(&prometheus.query(&format!("lapse_credential_expires_in_seconds{selector}")));
+    let expires_in = only_value(&prometheus.query(&join("lapse_credential_expires_in_seconds")));
     let after = unix_now();
     let (low, high) = ((not_after - after) as f64, (not_after - before) as f64);
     assert!(
         (low..=high).contains(&expires_in),
         "lapse_credential_expires_in_seconds via Prometheus = {expires_in}, expected within [{low}, {high}]"
     );
-    assert_eq!(
-        only_value(&prometheus.query(&format!("lapse_credential_validity_seconds{selector}"))),
-        (not_after - unix(datetime!(2025-07-01 0:00 UTC))) as f64
-    );
-    assert_eq!(
-        only_value(&prometheus.query(&format!("lapse_credential_expired{selector}"))),
-        0.0
-    );
 
     // Everything else on the page made it in too: colliding labels, a
     // series without expiry, counters and the gauge of files in error.
     assert_eq!(
         only_value(
-            &prometheus
-                .query("count(lapse_credential_not_after_timestamp_seconds{path=\"kube/config\"})")
+            &prometheus.query("count(lapse_credential_expires_in_seconds{path=\"kube/config\"})")
         ),
         2.0
     );

@@ -10,7 +10,8 @@ use crate::support::*;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-const NOT_AFTER: &str = "lapse_credential_not_after_timestamp_seconds";
+/// One series per credential, with its fingerprint.
+const NOT_AFTER: &str = "lapse_credential_info";
 
 fn ca() -> Cert {
     Cert::ca(
@@ -27,7 +28,7 @@ fn leaf(ca: &Cert, cn: &str, not_after: OffsetDateTime) -> Cert {
 
 const NOT_BEFORE: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
 
-/// True when `path` has exactly one series of `NOT_AFTER`, and it is `cert`'s.
+/// True when `path` has exactly one credential, and it is `cert`'s.
 fn shows(m: &Exposition, path: &str, cert: &Cert) -> bool {
     let series = m.find(NOT_AFTER, &[("path", path)]);
     series.len() == 1 && series[0].label("fingerprint") == cert.fingerprint_label()
@@ -44,10 +45,8 @@ fn assert_shows(m: &Exposition, path: &str, cert: &Cert, not_after: OffsetDateTi
     );
     for family in [
         NOT_AFTER,
-        "lapse_credential_not_before_timestamp_seconds",
         "lapse_credential_validity_seconds",
         "lapse_credential_expires_in_seconds",
-        "lapse_credential_expired",
     ] {
         let series = m.find(family, &[("path", path)]);
         assert_eq!(
