@@ -32,6 +32,7 @@ mod check {
     mod log_format;
     mod logs;
     mod malformed;
+    mod metrics_options;
     mod nagios;
     mod notify;
     mod openstack;
