@@ -4,6 +4,7 @@
 # kept page, for one lapse binary. Reported, never asserted.
 #
 #   bench/gzip.sh BINARY [N]       # N defaults to 10000
+#   LAPSE_SERVE_ARGS="--config every.yaml" bench/gzip.sh BINARY   # extra serve flags
 #
 # The tree is bench/gen_tree.py's PEM tree, generated once into
 # ${LAPSE_BENCH_DIR:-/tmp/lapse-gzip-N}. Each figure is the median of 5
@@ -23,7 +24,8 @@ url=http://127.0.0.1:$port/metrics
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 start() {
-    "$bin" serve --web.listen-address "127.0.0.1:$port" "$dir" 2>/dev/null &
+    # shellcheck disable=SC2086 # LAPSE_SERVE_ARGS is a list of flags
+    "$bin" serve --web.listen-address "127.0.0.1:$port" ${LAPSE_SERVE_ARGS:-} "$dir" 2>/dev/null &
     pid=$!
     until curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; do sleep 0.1; done
 }
