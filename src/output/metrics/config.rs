@@ -18,7 +18,7 @@ pub enum Descriptive {
     /// the value series keep their identity.
     #[default]
     Info,
-    /// On every series too (the layout before 0.2).
+    /// On every series too (the layout of lapse 0.1).
     EverySeries,
 }
 
