@@ -453,17 +453,23 @@ fn prometheus_raises_the_expiry_alerts_over_a_real_lapse() {
         ),
     );
 
-    // `for: 1h`; the token's kind matched.
+    // `for: 1h`; the token's kind matched, and its principal (`sub`) named.
     let forever_alert = alert(&alerts, "LapseTokenWithoutExpiry", "certs/forever.jwt").unwrap();
     assert_eq!(forever_alert["state"], "pending", "{forever_alert:#}");
     assert_fields(
         &forever_alert["labels"],
-        json!({"severity": "warning", "kind": "jwt", "path": "certs/forever.jwt"}),
+        json!({"severity": "warning", "kind": "jwt", "path": "certs/forever.jwt", "subject": "deployer"}),
     );
     assert_eq!(
         forever_alert["annotations"]["summary"],
-        "jwt in certs/forever.jwt never expires"
+        "jwt deployer in certs/forever.jwt never expires"
     );
+    // One lapse sees it: the description does not count targets.
+    let description = forever_alert["annotations"]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert_contains(description, "The jwt for deployer in certs/forever.jwt ");
+    assert!(!description.contains("It is seen on"), "{description}");
 
     // Nothing else about these credentials: not the healthy one, not the
     // warning for the other two, and lapse itself is up.
