@@ -134,7 +134,7 @@ fn rules_use_only_default_families_and_fire_once_per_credential_per_cluster() {
         "namespace is object_namespace"
     );
     let rules = rules();
-    let targets = "without (instance, pod, node, job, container, endpoint, service, namespace)";
+    let targets = "without (instance, pod, node, job, container, endpoint, service, namespace, exported_node)";
     for name in [
         "LapseCredentialExpiringSoon",
         "LapseCredentialExpiringCritical",
