@@ -68,7 +68,7 @@ fn promtool_checks_the_rules() {
     require(PROMTOOL);
     let out = run(PROMTOOL, &["check", "rules", "lapse.rules.yml"]);
     let stdout = assert_success("promtool check rules alerts/lapse.rules.yml", &out);
-    assert_contains(&stdout, "SUCCESS: 20 rules found");
+    assert_contains(&stdout, "SUCCESS: 21 rules found");
 }
 
 /// The `lapse-summary` group: what it records, each tested with exact
@@ -99,6 +99,7 @@ fn recording_rules_are_named_by_level_and_tested() {
         ("cluster:lapse_credentials:count", "ok"),
         ("cluster:lapse_credentials:count", "no_expiry"),
         ("cluster:lapse_credential_expires_in_seconds:min", ""),
+        ("cluster:lapse_build_info:count", ""),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
