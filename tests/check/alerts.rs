@@ -273,6 +273,15 @@ fn alertmanager_example_mails_lapse_alerts_by_severity() {
         route["group_by"],
         json!(["alertname", "cluster", "object_namespace"])
     );
+    // A cluster whose lapse is down, not gone: LapseAbsent names the
+    // targets, and holds back LapseClusterAbsent for the same cluster.
+    let inhibit = json!({
+        "source_matchers": ["alertname=\"LapseAbsent\""],
+        "target_matchers": ["alertname=\"LapseClusterAbsent\""],
+        "equal": ["cluster"],
+    });
+    let inhibits = config["inhibit_rules"].as_array().expect("inhibit_rules");
+    assert!(inhibits.contains(&inhibit), "{inhibits:#?}");
     let receivers: BTreeMap<&str, &Value> = config["receivers"]
         .as_array()
         .expect("receivers")
