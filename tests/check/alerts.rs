@@ -150,7 +150,17 @@ fn rules_use_only_default_families_and_fire_once_per_credential_per_cluster() {
             .matches(&format!("{targets} (lapse_credential_"))
             .count();
         assert_eq!(uses, aggregated, "{name}: {expr}");
-        assert!(uses >= 2, "{name}: {expr}");
+        // Each branch (joined with lapse_credential_info, or not) is an
+        // aggregation over the target labels.
+        let flat = expr.split_whitespace().collect::<Vec<_>>().join(" ");
+        for branch in flat.split(" or ignoring (serial, fingerprint) ") {
+            let head = branch.trim_start_matches(['(', '-', ' ']);
+            assert!(
+                head.starts_with(&format!("min {targets} ("))
+                    || head.starts_with(&format!("max {targets} (")),
+                "{name}: a branch not aggregated: {branch}"
+            );
+        }
         assert_contains(expr, "group_left (serial, fingerprint)");
         assert!(!expr.contains("job=\""), "{name}: {expr}");
     }
