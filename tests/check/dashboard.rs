@@ -18,6 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
+mod across_targets;
+
 /// The filter every query over a credential family carries.
 const CREDENTIAL_FILTER: [&str; 5] = [
     r#"kind=~"$kind""#,

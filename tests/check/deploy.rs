@@ -631,7 +631,7 @@ fn the_prometheus_rule_is_alerts_rules_and_promtool_accepts_it() {
     std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).expect("write");
     let out = run(PROMTOOL, &["check", "rules", path.to_str().unwrap()]);
     let stdout = assert_success("promtool check rules (the PrometheusRule's spec)", &out);
-    assert_contains(&stdout, "SUCCESS: 20 rules found");
+    assert_contains(&stdout, "SUCCESS: 21 rules found");
 }
 
 #[test]
