@@ -50,6 +50,7 @@ mod check {
     mod serve_reload;
     mod serve_tls;
     mod serve_watch;
+    mod target_labels;
     mod token_files;
     mod token_rules;
     mod tokens;

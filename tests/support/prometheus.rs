@@ -26,37 +26,56 @@ pub fn require(binary: &str) {
     );
 }
 
-/// A running Prometheus; killed on drop.
+/// A running Prometheus; killed on drop (its log printed if the test is
+/// failing, so a failed assertion shows what Prometheus said).
 pub struct Prometheus {
     child: Child,
     port: u16,
     log: PathBuf,
+    name: String,
 }
 
-impl Prometheus {
-    /// Starts Prometheus scraping `target` every second; waits until it is ready.
-    pub fn start(s: &Scratch, target: u16) -> Prometheus {
-        Prometheus::start_with_rules(s, target, None)
+/// A Prometheus being configured: its own directory in the scratch tree
+/// (config, storage, log), a whole `prometheus.yml`, and extra flags.
+pub struct Builder<'a> {
+    scratch: &'a Scratch,
+    name: String,
+    config: String,
+    flags: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// Adds a command-line flag (`--web.enable-remote-write-receiver`).
+    pub fn flag(mut self, flag: &str) -> Self {
+        self.flags.push(flag.to_string());
+        self
     }
 
-    /// Like [`start`](Self::start), evaluating the rules in `rules` every second.
-    pub fn start_with_rules(s: &Scratch, target: u16, rules: Option<&Path>) -> Prometheus {
+    /// Agent mode: scrapes and remote-writes, keeps no TSDB, answers no queries.
+    pub fn agent(self) -> Self {
+        self.flag("--enable-feature=agent")
+    }
+
+    fn is_agent(&self) -> bool {
+        self.flags.iter().any(|f| f == "--enable-feature=agent")
+    }
+
+    /// Starts it on a free port and waits until `/-/ready` says 200;
+    /// retries on another port if someone took the one it was given.
+    pub fn start(self) -> Prometheus {
         require(PROMETHEUS);
-        let rule_files = rules
-            .map(|r| format!("rule_files:\n- {:?}\n", r.display().to_string()))
-            .unwrap_or_default();
-        s.write(
-            "prometheus/prometheus.yml",
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 {rule_files}\
-                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n"
-            ),
-        );
+        let s = self.scratch;
+        let dir = &self.name;
+        s.write(&format!("{dir}/prometheus.yml"), &self.config);
+        let storage = if self.is_agent() {
+            format!("--storage.agent.path={}", s.abs(&format!("{dir}/agent")))
+        } else {
+            format!("--storage.tsdb.path={}", s.abs(&format!("{dir}/data")))
+        };
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let log = s.path(&format!("prometheus/{port}.log"));
+            let log = s.path(&format!("{dir}/{port}.log"));
             let stdout = File::create(&log).expect("create the log");
             let stderr = stdout.try_clone().expect("share the log");
             let child = Command::new(PROMETHEUS)
@@ -64,16 +83,22 @@ impl Prometheus {
                 .env("HOME", s.home())
                 .arg(format!(
                     "--config.file={}",
-                    s.abs("prometheus/prometheus.yml")
+                    s.abs(&format!("{dir}/prometheus.yml"))
                 ))
-                .arg(format!("--storage.tsdb.path={}", s.abs("prometheus/data")))
+                .arg(&storage)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(&self.flags)
                 .stdin(Stdio::null())
                 .stdout(stdout)
                 .stderr(stderr)
                 .spawn()
                 .expect("start prometheus");
-            let mut p = Prometheus { child, port, log };
+            let mut p = Prometheus {
+                child,
+                port,
+                log,
+                name: self.name.clone(),
+            };
             let started = Instant::now();
             while started.elapsed() < PROMETHEUS_DEADLINE {
                 if p.child.try_wait().expect("poll prometheus").is_some() {
@@ -86,10 +111,53 @@ impl Prometheus {
             }
             last_log = p.log();
             if !last_log.contains("address already in use") {
-                panic!("Prometheus did not become ready\n--- its log ---\n{last_log}");
+                // Not the log on drop too.
+                let _ = p.child.kill();
+                panic!(
+                    "Prometheus {dir} did not become ready\n--- its log ---\n{last_log}\n--- prometheus.yml ---\n{}",
+                    self.config
+                );
             }
         }
-        panic!("Prometheus found no free port\n--- its log ---\n{last_log}");
+        panic!("Prometheus {dir} found no free port\n--- its log ---\n{last_log}");
+    }
+}
+
+impl Prometheus {
+    /// A Prometheus named `name` (its directory in `s`) running `config`.
+    pub fn with_config<'a>(s: &'a Scratch, name: &str, config: impl Into<String>) -> Builder<'a> {
+        Builder {
+            scratch: s,
+            name: name.to_string(),
+            config: config.into(),
+            flags: Vec::new(),
+        }
+    }
+
+    /// Starts Prometheus scraping `target` every second; waits until it is ready.
+    pub fn start(s: &Scratch, target: u16) -> Prometheus {
+        Prometheus::start_with_rules(s, target, None)
+    }
+
+    /// Like [`start`](Self::start), evaluating the rules in `rules` every second.
+    pub fn start_with_rules(s: &Scratch, target: u16, rules: Option<&Path>) -> Prometheus {
+        let rule_files = rules
+            .map(|r| format!("rule_files:\n- {:?}\n", r.display().to_string()))
+            .unwrap_or_default();
+        Prometheus::with_config(
+            s,
+            "prometheus",
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 {rule_files}\
+                 scrape_configs:\n- job_name: lapse\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n"
+            ),
+        )
+        .start()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn log(&self) -> String {
@@ -143,10 +211,51 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    /// The alerts of every rule group, firing or pending (`/api/v1/alerts`).
+    pub fn alerts(&self) -> Vec<Value> {
+        self.api("/api/v1/alerts")["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Calls `probe` every 250 ms until it returns `Ok`, for at most
+    /// [`PROMETHEUS_DEADLINE`]; panics with its last `Err` and the log.
+    #[track_caller]
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        mut probe: impl FnMut(&Prometheus) -> Result<T, String>,
+    ) -> T {
+        let started = Instant::now();
+        loop {
+            match probe(self) {
+                Ok(done) => {
+                    println!("{what}: after {} ms", started.elapsed().as_millis());
+                    return done;
+                }
+                Err(why) if started.elapsed() > PROMETHEUS_DEADLINE => panic!(
+                    "{what}: not after {PROMETHEUS_DEADLINE:?}: {why}\n--- Prometheus {}'s log ---\n{}",
+                    self.name,
+                    self.log()
+                ),
+                Err(_) => std::thread::sleep(Duration::from_millis(250)),
+            }
+        }
+    }
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!("--- the end of Prometheus {}'s log ---\n{tail}", self.name);
+        }
     }
 }
 
