@@ -33,6 +33,7 @@ mod check {
     mod logs;
     mod malformed;
     mod metrics_options;
+    mod multi_cluster;
     mod nagios;
     mod notify;
     mod openstack;

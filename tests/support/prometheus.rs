@@ -212,6 +212,36 @@ impl Prometheus {
 }
 
 impl Prometheus {
+    /// An instant query's result vector; Err with Prometheus's reason if
+    /// it refuses the query (a dashboard's, say) or cannot be reached.
+    pub fn try_query(&self, promql: &str) -> Result<Vec<Value>, String> {
+        let r = self
+            .get(&format!("/api/v1/query?query={}", percent_encode(promql)))
+            .map_err(|e| e.to_string())?;
+        let body: Value = serde_json::from_str(&r.body).map_err(|e| format!("{e}: {}", r.body))?;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// When each rule group's last evaluation started (`/api/v1/rules`).
+    pub fn last_evaluations(&self) -> Vec<time::OffsetDateTime> {
+        self.api("/api/v1/rules")["groups"]
+            .as_array()
+            .expect("rule groups")
+            .iter()
+            .map(|g| {
+                let at = g["lastEvaluation"].as_str().expect("lastEvaluation");
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|e| panic!("{at}: {e}"))
+            })
+            .collect()
+    }
+
     /// The alerts of every rule group, firing or pending (`/api/v1/alerts`).
     pub fn alerts(&self) -> Vec<Value> {
         self.api("/api/v1/alerts")["alerts"]
@@ -268,4 +298,77 @@ pub fn percent_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Each Grafana variable reference in `text` (`$name`, `${name}`,
+/// `${name:format}`, `[[name]]`, `[[name:format]]`): its range and name.
+pub fn references(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let ident = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let rest = &text[at..];
+        let (open, close) = if rest.starts_with("${") {
+            ("${", "}")
+        } else if rest.starts_with("[[") {
+            ("[[", "]]")
+        } else if let Some(after) = rest.strip_prefix('$') {
+            let len = ident(after);
+            if len > 0 {
+                found.push((at..at + 1 + len, after[..len].to_string()));
+            }
+            at += 1 + len;
+            continue;
+        } else {
+            at += rest.chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        let inner = &rest[open.len()..];
+        let end = inner
+            .find(close)
+            .unwrap_or_else(|| panic!("unclosed {open} in {text}"));
+        let name = inner[..end].split(':').next().unwrap_or("").to_string();
+        let len = open.len() + end + close.len();
+        found.push((at..at + len, name));
+        at += len;
+    }
+    found
+}
+
+pub fn substitute(text: &str, values: &std::collections::BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut last = 0;
+    for (range, name) in references(text) {
+        let value = values
+            .get(&name)
+            .unwrap_or_else(|| panic!("${name} has no value to put in {text}"));
+        out.push_str(&text[last..range.start]);
+        out.push_str(value);
+        last = range.end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grafana_references_in_every_form() {
+        let text = r#"x{a=~"$a", b=~"${b}", c=~"${c:regex}", d=~"[[d]]", e=~"[[e:csv]]"}[$__rate_interval] $ 5"#;
+        let names: Vec<String> = references(text).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e", "__rate_interval"]);
+        let values = ["a", "b", "c", "d", "e", "__rate_interval"]
+            .iter()
+            .map(|n| (n.to_string(), n.to_uppercase()))
+            .collect();
+        assert_eq!(
+            substitute(text, &values),
+            r#"x{a=~"A", b=~"B", c=~"C", d=~"D", e=~"E"}[__RATE_INTERVAL] $ 5"#
+        );
+    }
 }
