@@ -58,6 +58,11 @@ fn options(len: usize) -> Options {
     options.duplicate_keys = DuplicateKeyPolicy::LastWins;
     // YAML 1.2 booleans only: a token `y` or `on` stays a string.
     options.strict_booleans = true;
+    // Nothing reads comments; kept, the parser buffers them while it looks
+    // ahead and refuses a run of more than ~32 comment lines inside a
+    // mapping ("too many buffered comments"), which a commented kubeconfig
+    // or rules file has.
+    options.emit_comments = false;
     options.budget = Some(budget(len));
     let mut alias_limits = AliasLimits::default();
     alias_limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
@@ -151,6 +156,13 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn long_comment_blocks_inside_a_mapping_parse() {
+        let text = format!("a:\n{}  b: 1\n", "  # a comment line\n".repeat(500));
+        let docs: Vec<Value> = documents(&text).unwrap();
+        assert_eq!(docs, [json!({"a": {"b": 1}})]);
+    }
 
     #[test]
     fn several_documents() {

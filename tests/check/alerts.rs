@@ -45,11 +45,12 @@ fn yaml(path: &Path) -> Value {
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
 }
 
-/// Every rule of the `lapse` group, by alert name.
+/// Every rule of the `lapse` group, by alert name (the `lapse-summary`
+/// group records, see [`recording_rules`]).
 fn rules() -> BTreeMap<String, Value> {
     let file = yaml(&rules_file());
     let groups = file["groups"].as_array().expect("groups");
-    assert_eq!(groups.len(), 1, "one group: {groups:#?}");
+    assert_eq!(groups.len(), 2, "two groups: {groups:#?}");
     assert_eq!(groups[0]["name"], "lapse");
     groups[0]["rules"]
         .as_array()
@@ -67,7 +68,95 @@ fn promtool_checks_the_rules() {
     require(PROMTOOL);
     let out = run(PROMTOOL, &["check", "rules", "lapse.rules.yml"]);
     let stdout = assert_success("promtool check rules alerts/lapse.rules.yml", &out);
-    assert_contains(&stdout, "SUCCESS: 13 rules found");
+    assert_contains(&stdout, "SUCCESS: 20 rules found");
+}
+
+/// The `lapse-summary` group: what it records, each tested with exact
+/// values in lapse.rules.test.yml.
+#[test]
+fn recording_rules_are_named_by_level_and_tested() {
+    let file = yaml(&rules_file());
+    let group = &file["groups"][1];
+    assert_eq!(group["name"], "lapse-summary");
+    let records: Vec<(String, String)> = group["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                r["record"]
+                    .as_str()
+                    .expect("recording rules only")
+                    .to_string(),
+                r["labels"]["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("cluster:lapse_credentials:count", "expired"),
+        ("cluster:lapse_credentials:count", "critical"),
+        ("cluster:lapse_credentials:count", "warning"),
+        ("cluster:lapse_credentials:count", "ok"),
+        ("cluster:lapse_credentials:count", "no_expiry"),
+        ("cluster:lapse_credential_expires_in_seconds:min", ""),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(records, want);
+    let tests = yaml(&alerts_dir().join("lapse.rules.test.yml"));
+    let tested: BTreeSet<&str> = tests["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .flat_map(|g| g["promql_expr_test"].as_array().into_iter().flatten())
+        .map(|t| t["expr"].as_str().expect("expr"))
+        .collect();
+    for (record, _) in &want {
+        assert!(tested.contains(record.as_str()), "{record} untested");
+    }
+}
+
+/// Shipped rules read only the default families (README.md, "Metrics"),
+/// and the credential alerts aggregate away every target label.
+#[test]
+fn rules_use_only_default_families_and_fire_once_per_credential_per_cluster() {
+    let text = std::fs::read_to_string(rules_file()).expect("read the rules");
+    for opt_in in [
+        "lapse_credential_expired",
+        "lapse_credential_not_after_timestamp_seconds",
+        "lapse_credential_not_before_timestamp_seconds",
+    ] {
+        assert!(!text.contains(opt_in), "{opt_in} is opt-in");
+    }
+    assert!(
+        !text.contains("$labels.namespace"),
+        "namespace is object_namespace"
+    );
+    let rules = rules();
+    let targets = "without (instance, pod, node, job, container, endpoint, service, namespace)";
+    for name in [
+        "LapseCredentialExpiringSoon",
+        "LapseCredentialExpiringCritical",
+        "LapseCredentialExpired",
+        "LapseTokenWithoutExpiry",
+        "LapseCredentialNotYetValid",
+    ] {
+        let expr = rules[name]["expr"].as_str().expect("expr");
+        // Every use of a credential family is aggregated.
+        let uses = expr.matches("(lapse_credential_").count();
+        let aggregated = expr
+            .matches(&format!("{targets} (lapse_credential_"))
+            .count();
+        assert_eq!(uses, aggregated, "{name}: {expr}");
+        assert!(uses >= 2, "{name}: {expr}");
+        assert_contains(expr, "group_left (serial, fingerprint)");
+        assert!(!expr.contains("job=\""), "{name}: {expr}");
+    }
+    for name in ["LapseAbsent", "LapseClusterAbsent"] {
+        let expr = rules[name]["expr"].as_str().expect("expr");
+        assert!(!expr.contains("job="), "{name} names a job: {expr}");
+    }
 }
 
 #[test]
@@ -83,6 +172,7 @@ fn every_alert_is_labelled_annotated_and_tested_both_ways() {
     let rules = rules();
     let expected: BTreeSet<&str> = [
         "LapseAbsent",
+        "LapseClusterAbsent",
         "LapseConfigReloadFailed",
         "LapseCredentialExpired",
         "LapseCredentialExpiringCritical",
@@ -157,16 +247,16 @@ fn expiry_windows_meet_without_overlap() {
     let expr = |name: &str| rules[name]["expr"].as_str().expect("expr").to_string();
     let soon = expr("LapseCredentialExpiringSoon");
     let critical = expr("LapseCredentialExpiringCritical");
-    assert_contains(&soon, "lapse_credential_expires_in_seconds <= 30 * 86400");
-    assert_contains(&soon, "lapse_credential_expires_in_seconds > 7 * 86400");
+    assert_contains(&soon, "(lapse_credential_expires_in_seconds) <= 30 * 86400");
+    assert_contains(&soon, "(lapse_credential_expires_in_seconds) > 7 * 86400");
     assert_contains(
         &critical,
-        "lapse_credential_expires_in_seconds <= 7 * 86400",
+        "(lapse_credential_expires_in_seconds) <= 7 * 86400",
     );
-    assert_contains(&critical, "lapse_credential_expires_in_seconds > 0");
+    assert_contains(&critical, "(lapse_credential_expires_in_seconds) > 0");
     assert_contains(
         &expr("LapseCredentialExpired"),
-        "lapse_credential_expired == 1",
+        "(lapse_credential_expires_in_seconds) >= 0",
     );
 }
 
@@ -178,7 +268,10 @@ fn alertmanager_example_mails_lapse_alerts_by_severity() {
         assert!(config["global"][key].is_string(), "global.{key}");
     }
     let route = &config["route"];
-    assert_eq!(route["group_by"], json!(["alertname", "namespace"]));
+    assert_eq!(
+        route["group_by"],
+        json!(["alertname", "cluster", "object_namespace"])
+    );
     let receivers: BTreeMap<&str, &Value> = config["receivers"]
         .as_array()
         .expect("receivers")
@@ -314,11 +407,18 @@ fn prometheus_raises_the_expiry_alerts_over_a_real_lapse() {
     assert_fields(
         &expired_alert["labels"],
         json!({
-            "severity": "critical", "job": "lapse", "kind": "x509", "source": "file",
+            "severity": "critical", "kind": "x509", "source": "file",
             "path": "certs/expired.crt", "index": "0", "subject_cn": "old.example",
             "issuer_cn": "alerts-ca", "fingerprint": expired.fingerprint_label(),
         }),
     );
+    // One per credential: the target's labels are aggregated away.
+    for target in ["job", "instance"] {
+        assert!(
+            expired_alert["labels"][target].is_null(),
+            "{expired_alert:#}"
+        );
+    }
     let summary = expired_alert["annotations"]["summary"]
         .as_str()
         .unwrap_or("");
@@ -347,7 +447,10 @@ fn prometheus_raises_the_expiry_alerts_over_a_real_lapse() {
         .unwrap_or("");
     assert_contains(
         description,
-        "It lives in certs/soon.crt (lapse on 127.0.0.1:",
+        &format!(
+            "It lives in certs/soon.crt. Fingerprint {}, serial ",
+            soon.fingerprint_label()
+        ),
     );
 
     // `for: 1h`; the token's kind matched.
@@ -395,9 +498,12 @@ fn prometheus_raises_the_expiry_alerts_over_a_real_lapse() {
 
     // Every rule evaluates without error against lapse's real series.
     let rules = prometheus.api("/api/v1/rules");
-    let group = &rules["groups"][0];
-    assert_eq!(group["name"], "lapse");
-    for rule in group["rules"].as_array().expect("rules") {
+    let groups = rules["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2, "{rules:#}");
+    for rule in groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules"))
+    {
         assert_eq!(rule["health"], "ok", "{rule:#}");
     }
 }

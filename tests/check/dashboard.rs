@@ -1,7 +1,9 @@
 //! The Grafana dashboard `dashboards/lapse.json`: every panel is titled
 //! and queried, every variable it names is defined and every one defined is
-//! used, credential queries honour the kind/source/namespace/instance
-//! filters — and every PromQL expression, with the variables substituted,
+//! used, credential queries honour the kind/source/object_namespace/cluster/
+//! instance filters, only default families are read, no import-time input
+//! is left for file-provisioned Grafana to resolve — and every PromQL
+//! expression, with the variables substituted,
 //! is valid and returns data from a real Prometheus that has scraped a real
 //! `lapse serve` over a tree with a credential in every state.
 //!
@@ -17,15 +19,20 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// The filter every query over a credential family carries.
-const CREDENTIAL_FILTER: [&str; 4] = [
+const CREDENTIAL_FILTER: [&str; 5] = [
     r#"kind=~"$kind""#,
     r#"source=~"$source""#,
-    r#"namespace=~"$namespace""#,
+    r#"object_namespace=~"$object_namespace""#,
+    r#"cluster=~"$cluster""#,
     r#"instance=~"$instance""#,
 ];
 /// The filter every query over lapse's own metrics carries: their `source`
 /// is a scanner (`files`, `kubernetes`), not a credential's source.
-const INSTANCE_FILTER: &str = r#"instance=~"$instance""#;
+/// `cluster=~".*"` (All) also matches a series without the label, so one
+/// cluster without external labels shows everything.
+const INSTANCE_FILTER: [&str; 2] = [r#"cluster=~"$cluster""#, r#"instance=~"$instance""#];
+/// The variables that filter, each matching everything with All.
+const FILTERS: [&str; 5] = ["cluster", "kind", "source", "object_namespace", "instance"];
 /// Variables Grafana defines itself, and what the test puts in their place.
 const BUILTINS: [(&str, &str); 3] = [
     ("__rate_interval", "1m"),
@@ -159,7 +166,7 @@ fn substitutions(dashboard: &Value) -> BTreeMap<&'static str, String> {
             .to_string()
     };
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    for name in ["kind", "source", "namespace", "instance"] {
+    for name in FILTERS {
         values.insert(name, ".*".to_string());
     }
     values.insert("warning", threshold("warning"));
@@ -179,9 +186,13 @@ fn every_panel_is_titled_and_queries_prometheus() {
         (36..=41).contains(&schema),
         "schemaVersion {schema}: Grafana 10 and 11 import 36–41"
     );
-    assert_fields(
-        &d["__inputs"][0],
-        json!({"name": "DS_PROMETHEUS", "type": "datasource", "pluginId": "prometheus"}),
+    // No import-time input: a file-provisioned Grafana (the chart's
+    // sidecar ConfigMap) never resolves `${DS_PROMETHEUS}`; the datasource
+    // variable picks the default Prometheus.
+    assert!(d.get("__inputs").is_none(), "__inputs: {:#}", d["__inputs"]);
+    assert!(
+        !serde_json::to_string(&d).unwrap().contains("DS_PROMETHEUS"),
+        "an import-time input is referenced"
     );
     let requires: BTreeSet<(String, String)> = d["__requires"]
         .as_array()
@@ -271,7 +282,12 @@ fn every_variable_used_is_defined_and_every_one_defined_is_used() {
         vars["datasource"],
         json!({"type": "datasource", "query": "prometheus"}),
     );
-    for name in ["kind", "source", "namespace", "instance"] {
+    assert_eq!(
+        vars["datasource"]["current"],
+        json!({}),
+        "the default datasource"
+    );
+    for name in FILTERS {
         let v = vars[name];
         assert_fields(
             v,
@@ -301,26 +317,19 @@ fn every_variable_used_is_defined_and_every_one_defined_is_used() {
         }
     }
 
-    let inputs: BTreeSet<&str> = d["__inputs"]
-        .as_array()
-        .expect("__inputs")
-        .iter()
-        .filter_map(|i| i["name"].as_str())
-        .collect();
     let builtins: BTreeSet<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
     let mut all = Vec::new();
     strings(&d, String::new(), &mut all);
     let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut undefined = Vec::new();
-    // A variable's selected and offered values (`$__all`, `${DS_PROMETHEUS}`
-    // that import replaces) are values, not references to check.
+    // A variable's selected and offered values (`$__all`) are values, not
+    // references to check.
     let value_of_a_variable = |at: &str| {
         at.starts_with(".templating.") && (at.contains(".current.") || at.contains(".options["))
     };
     for (at, text) in &all {
         for (_, name) in references(text) {
-            let defined =
-                vars.contains_key(name) || builtins.contains(name) || inputs.contains(name);
+            let defined = vars.contains_key(name) || builtins.contains(name);
             if !defined && !value_of_a_variable(at) {
                 undefined.push(format!("  ${name} at {at}: {text}"));
             }
@@ -341,9 +350,6 @@ fn every_variable_used_is_defined_and_every_one_defined_is_used() {
             .flatten()
             .any(|at| !at.starts_with(&own));
         assert!(elsewhere, "${name} is defined but nothing uses it");
-    }
-    for input in inputs {
-        assert!(used.contains_key(input), "__inputs {input} is never used");
     }
 }
 
@@ -393,8 +399,13 @@ fn every_query_filters_by_the_template_variables() {
             let needed: &[&str] = if metric.starts_with("lapse_credential_") {
                 &CREDENTIAL_FILTER
             } else {
-                &[INSTANCE_FILTER]
+                &INSTANCE_FILTER
             };
+            for opt_in in ["_expired", "_not_after_timestamp", "_not_before_timestamp"] {
+                if metric.contains(opt_in) {
+                    missing.push(format!("  {panel}: {metric} is an opt-in family: {expr}"));
+                }
+            }
             for m in needed {
                 if !matchers.contains(m) {
                     missing.push(format!("  {panel}: {metric} lacks {m}: {expr}"));
@@ -415,7 +426,7 @@ fn at(unix: i64) -> OffsetDateTime {
 }
 
 /// A tree with a credential in every state the dashboard counts, one from a
-/// Secret (so `namespace` has a value), a broken file, and mail that never
+/// Secret (so `object_namespace` has a value), a broken file, and mail that never
 /// goes out (a closed port), so every family lapse exports has series.
 fn every_state(s: &Scratch) {
     let now = unix_now();
@@ -595,9 +606,15 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         let expected: &[&str] = match name.as_str() {
             "kind" => &["x509", "jwt"],
             "source" => &["file", "secret"],
-            "namespace" => &["shop"],
+            "object_namespace" => &["shop"],
             _ => &[],
         };
+        // One Prometheus without external labels: no cluster to offer, and
+        // All (`.*`) is what every query above ran with.
+        if name == "cluster" {
+            assert!(offered.is_empty(), "${name}: {offered:?}");
+            continue;
+        }
         assert!(!offered.is_empty(), "${name}: {query} offers nothing");
         for want in expected {
             assert!(

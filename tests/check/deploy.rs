@@ -184,6 +184,19 @@ const MODES: &[Mode] = &[
         ],
     },
     Mode {
+        name: "dashboard",
+        args: &[
+            "--set",
+            "cluster.enabled=false",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "dashboard.namespace=monitoring",
+            "--set-json",
+            r#"dashboard.annotations={"grafana_folder":"Security"}"#,
+        ],
+    },
+    Mode {
         name: "notify",
         args: &[
             "--set",
@@ -323,6 +336,7 @@ fn every_mode_renders_exactly_its_objects() {
                 ]))
                 .collect(),
         ),
+        ("dashboard", set(&["ConfigMap monitoring/lapse-dashboard"])),
         (
             "notify",
             set(&cluster)
@@ -513,6 +527,89 @@ fn the_charts_rules_file_is_alerts_rules_byte_for_byte() {
 }
 
 #[test]
+fn the_charts_dashboard_is_dashboards_json_byte_for_byte_in_a_configmap_for_grafanas_sidecar() {
+    let chart = read(&format!("{CHART}/files/lapse.json"));
+    let dashboard = read("dashboards/lapse.json");
+    assert!(
+        chart == dashboard,
+        "{CHART}/files/lapse.json differs from dashboards/lapse.json: \
+         cp dashboards/lapse.json {CHART}/files/lapse.json"
+    );
+    let r = rendering("dashboard");
+    let cm = find(&r.docs, "ConfigMap", "lapse-dashboard");
+    assert_eq!(cm["metadata"]["namespace"], "monitoring");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        cm["metadata"]["annotations"],
+        json!({"grafana_folder": "Security"})
+    );
+    assert_eq!(str_of(&cm["data"]["lapse.json"], "data"), dashboard);
+    // Off by default.
+    for r in renderings().iter().filter(|r| r.mode != "dashboard") {
+        assert!(!r.text.contains("grafana_dashboard"), "{} mode", r.mode);
+    }
+}
+
+/// Each DaemonSet pod labels its series with its node (downward API), so
+/// the alerts can count a credential once across nodes.
+#[test]
+fn the_daemonset_labels_every_series_with_its_node() {
+    let plain = plain_manifests();
+    let daemonsets = [
+        (
+            "deploy/daemonset.yaml".to_string(),
+            find(&plain["deploy/daemonset.yaml"], "DaemonSet", "lapse-nodes"),
+        ),
+        (
+            format!("{CHART} (nodes mode)"),
+            find(&rendering("nodes").docs, "DaemonSet", "lapse-nodes"),
+        ),
+    ];
+    for (at, ds) in daemonsets {
+        let c = &ds["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["name"], "lapse", "{at}");
+        assert_eq!(
+            c["args"],
+            json!([
+                "serve",
+                "--config",
+                "/etc/lapse/lapse.yaml",
+                "--metrics.label",
+                "node=$(NODE_NAME)"
+            ]),
+            "{at}"
+        );
+        assert_eq!(
+            c["env"],
+            json!([{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]),
+            "{at}"
+        );
+    }
+    // The Deployment's pods are not per node.
+    let deployment = find(&rendering("cluster").docs, "Deployment", "lapse");
+    let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert!(c["env"].is_null(), "{c:#}");
+    // lapse takes the flag as the kubelet passes it, the variable expanded.
+    let s = Scratch::new();
+    let cert = Cert::ca(
+        "node-ca",
+        time::macros::datetime!(2025-01-01 0:00 UTC),
+        time::macros::datetime!(2035-01-01 0:00 UTC),
+    );
+    s.write("pki/ca.crt", &cert.pem);
+    let server = s
+        .serve()
+        .args(["--metrics.label", "node=worker-7", "pki"])
+        .start();
+    let m = server.metrics();
+    assert_eq!(
+        m.one("lapse_credential_info", &[("path", "pki/ca.crt")])
+            .label("node"),
+        "worker-7"
+    );
+}
+
+#[test]
 fn the_prometheus_rule_is_alerts_rules_and_promtool_accepts_it() {
     assert!(
         Path::new(PROMTOOL).exists(),
@@ -534,7 +631,7 @@ fn the_prometheus_rule_is_alerts_rules_and_promtool_accepts_it() {
     std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).expect("write");
     let out = run(PROMTOOL, &["check", "rules", path.to_str().unwrap()]);
     let stdout = assert_success("promtool check rules (the PrometheusRule's spec)", &out);
-    assert_contains(&stdout, "SUCCESS: 13 rules found");
+    assert_contains(&stdout, "SUCCESS: 20 rules found");
 }
 
 #[test]
@@ -844,8 +941,16 @@ fn every_lapse_yaml_is_accepted_by_lapse_and_mounted_where_lapse_reads_it() {
             .expect("containers")
             .iter()
             .find(|c| {
+                // The DaemonSet's add `--metrics.label node=$(NODE_NAME)`.
                 c["name"] == "lapse"
-                    && c["args"] == json!(["serve", "--config", "/etc/lapse/lapse.yaml"])
+                    && c["args"].as_array().is_some_and(|a| {
+                        a[..3]
+                            == [
+                                json!("serve"),
+                                json!("--config"),
+                                json!("/etc/lapse/lapse.yaml"),
+                            ]
+                    })
             })
         else {
             continue;

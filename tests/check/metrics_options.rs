@@ -3,6 +3,7 @@
 //! series, opt-in families, serial and fingerprint on every series, and
 //! clear start-up errors naming the field.
 
+use super::serve_http::one_cert;
 use crate::support::*;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -11,19 +12,10 @@ use time::macros::datetime;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A certificate and a JWT whose `sub` names a service account.
+/// A certificate (serve_http's, certs/web.crt, 2025-06-01 to 2031-06-01)
+/// and a JWT whose `sub` names a service account.
 fn tree(s: &Scratch) -> Cert {
-    let ca = Cert::ca(
-        "options-ca",
-        datetime!(2025-01-01 0:00 UTC),
-        datetime!(2040-01-01 0:00 UTC),
-    );
-    let leaf = ca.issue(
-        "web.example",
-        datetime!(2025-06-01 0:00 UTC),
-        datetime!(2031-06-01 0:00 UTC),
-    );
-    s.write("certs/web.crt", &leaf.pem);
+    let leaf = one_cert(s);
     let token = jwt(
         json!({"sub": "system:serviceaccount:ci:deployer", "iat": 1_780_000_000, "exp": 1_900_000_000}),
         "options-signature",

@@ -11,7 +11,7 @@ use time::macros::datetime;
 
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-fn one_cert(s: &Scratch) -> Cert {
+pub(super) fn one_cert(s: &Scratch) -> Cert {
     let ca = Cert::ca(
         "http-ca",
         datetime!(2025-01-01 0:00 UTC),

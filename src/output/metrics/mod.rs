@@ -27,7 +27,7 @@ mod text;
 
 use crate::credential::{Credential, Kind, Timestamp};
 use crate::inventory::Part;
-use crate::inventory::Snapshot;
+use crate::inventory::{Snapshot, SourceStatus};
 use crate::telemetry::SelfMetrics;
 pub use config::{Descriptive, MetricsConfig};
 use families::CREDENTIAL_FAMILIES;
@@ -325,58 +325,44 @@ pub fn render_families(
     }
 }
 
+/// One gauge per source: name, help, value.
+type SourceFamily = (&'static str, &'static str, fn(&SourceStatus) -> Option<f64>);
+
+const SOURCE_FAMILIES: [SourceFamily; 3] = [
+    (
+        "lapse_source_up",
+        "1 if the source's last scan succeeded, else 0",
+        |s| Some(if s.up { 1.0 } else { 0.0 }),
+    ),
+    (
+        "lapse_source_last_scan_timestamp_seconds",
+        "When the source's last scan finished, as a Unix timestamp",
+        |s| s.last_scan.map(|t| t as f64),
+    ),
+    (
+        "lapse_source_rescan_interval_seconds",
+        "How often the source scans at the least; a last scan older than three of these is a stalled source",
+        |s| s.rescan_interval.map(|i| i as f64),
+    ),
+];
+
 /// The sources' families and `lapse_file_errors`: what follows the
 /// credential families, and changes only with the snapshot.
 pub fn render_sources(snapshot: &Snapshot, labels: &LabelCache) -> String {
     let constants = labels.constants.as_str();
     let mut out = String::new();
-    family_header(
-        &mut out,
-        "lapse_source_up",
-        "1 if the source's last scan succeeded, else 0",
-        "gauge",
-    );
-    for (name, status) in &snapshot.sources {
-        sample(
-            &mut out,
-            "lapse_source_up",
-            constants,
-            &[&format!("source=\"{name}\"")],
-            if status.up { 1.0 } else { 0.0 },
-        );
-    }
-    family_header(
-        &mut out,
-        "lapse_source_last_scan_timestamp_seconds",
-        "When the source's last scan finished, as a Unix timestamp",
-        "gauge",
-    );
-    for (name, status) in &snapshot.sources {
-        if let Some(t) = status.last_scan {
-            sample(
-                &mut out,
-                "lapse_source_last_scan_timestamp_seconds",
-                constants,
-                &[&format!("source=\"{name}\"")],
-                t as f64,
-            );
-        }
-    }
-    family_header(
-        &mut out,
-        "lapse_source_rescan_interval_seconds",
-        "How often the source scans at the least; a last scan older than three of these is a stalled source",
-        "gauge",
-    );
-    for (name, status) in &snapshot.sources {
-        if let Some(i) = status.rescan_interval {
-            sample(
-                &mut out,
-                "lapse_source_rescan_interval_seconds",
-                constants,
-                &[&format!("source=\"{name}\"")],
-                i as f64,
-            );
+    for (name, help, value) in SOURCE_FAMILIES {
+        family_header(&mut out, name, help, "gauge");
+        for (source, status) in &snapshot.sources {
+            if let Some(v) = value(status) {
+                sample(
+                    &mut out,
+                    name,
+                    constants,
+                    &[&format!("source=\"{source}\"")],
+                    v,
+                );
+            }
         }
     }
     let error_paths: HashSet<&str> = snapshot.all_errors().map(|e| e.path.as_str()).collect();

@@ -83,7 +83,17 @@ Arguments: root, component (values), config (its lapse.yaml), securityContext, m
 - name: lapse
   image: {{ include "lapse.image" $root | quote }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  {{- if .nodeLabel }}
+  # Each pod's series carry its node, so a credential is told apart per node
+  # and the alerts can count it once across them (alerts/README.md).
+  args: [serve, --config, /etc/lapse/lapse.yaml, --metrics.label, node=$(NODE_NAME)]
+  env:
+    - name: NODE_NAME
+      valueFrom:
+        fieldRef: {fieldPath: spec.nodeName}
+  {{- else }}
   args: [serve, --config, /etc/lapse/lapse.yaml]
+  {{- end }}
   ports:
     - name: metrics
       containerPort: 10070
