@@ -11,7 +11,8 @@
 //! the central Prometheus loads, so alerts fire at their first evaluation.
 
 use crate::support::prometheus::{
-    PROMETHEUS, Prometheus, percent_encode, references, require, substitute,
+    PROMETHEUS, Prometheus, dashboard, expressions, percent_encode, references, require,
+    substitute, values_for, variables,
 };
 use crate::support::*;
 use serde_json::{Value, json};
@@ -221,7 +222,7 @@ fn two_clusters_through_remote_write_to_a_central_prometheus() {
                 .start(),
         ),
     ];
-    let east = Cluster::start("east", east_dir, east_lapses, &central);
+    let mut east = Cluster::start("east", east_dir, east_lapses, &central);
 
     // West: the same common certificate at the same path, and its own.
     let west_dir = Scratch::new();
@@ -320,8 +321,13 @@ fn two_clusters_through_remote_write_to_a_central_prometheus() {
     });
     alerts_fire_once_per_cluster(&central, &kubelet_ca);
     recorded_counts(&central);
-    // Last: the dashboard (the data and the rules above do not need it).
+    // The soonest per cluster: east's expired certificate (a day ago),
+    // west's API certificate (in 2 days).
+    let soonest = [("east", now - day), ("west", now + 2 * day)];
+    recorded_soonest(&central, now, &soonest);
+    // The dashboard (the data and the rules above do not need it).
     dashboard_queries(&central, &clusters);
+    one_node_down(&central, &mut east);
     println!(
         "two clusters through remote_write: {} ms in all",
         started.elapsed().as_millis()
@@ -386,6 +392,86 @@ fn alerts_fire_once_per_cluster(central: &Prometheus, kubelet_ca: &Cert) {
     );
 }
 
+/// `cluster:lapse_credential_expires_in_seconds:min`, where the rules
+/// record it: each cluster's soonest not_after less the evaluation time,
+/// which lies between `started` and now (±1 s: certificates carry whole
+/// seconds).
+fn recorded_soonest(
+    central: &Prometheus,
+    started: OffsetDateTime,
+    soonest: &[(&str, OffsetDateTime)],
+) {
+    let recorded = central.query("cluster:lapse_credential_expires_in_seconds:min");
+    if recorded.is_empty() {
+        println!("no cluster:lapse_credential_expires_in_seconds:min recorded; not checked");
+        return;
+    }
+    let until = OffsetDateTime::now_utc();
+    let got: BTreeMap<&str, f64> = recorded
+        .iter()
+        .map(|s| (label(s, "cluster"), value(s)))
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        soonest.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+        "{recorded:#?}"
+    );
+    for (cluster, not_after) in soonest {
+        let (low, high) = (
+            (*not_after - until).whole_seconds() as f64 - 1.0,
+            (*not_after - started).whole_seconds() as f64 + 1.0,
+        );
+        assert!(
+            (low..=high).contains(&got[cluster]),
+            "soonest in {cluster}: {}, expected within [{low}, {high}]",
+            got[cluster]
+        );
+    }
+}
+
+/// A DaemonSet pod gone: LapseAbsent fires once, for that node's target
+/// in east; nothing for west, and no cluster-wide absence.
+fn one_node_down(central: &Prometheus, east: &mut Cluster) {
+    let (job, gone) = east.lapses.remove(2);
+    let instance = format!("127.0.0.1:{}", gone.port);
+    drop(gone);
+    let absent = |p: &Prometheus| -> Vec<Value> {
+        p.alerts()
+            .into_iter()
+            .filter(|a| {
+                a["state"] == "firing"
+                    && a["labels"]["alertname"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Absent")
+            })
+            .collect()
+    };
+    central.wait_until("LapseAbsent for the stopped node's lapse", |p| {
+        let firing = absent(p);
+        if firing.is_empty() {
+            Err("no Absent alert firing".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    // Its next evaluation too: nothing more, nothing else.
+    let fired = OffsetDateTime::now_utc();
+    central.wait_until("every rule group evaluated after it fired", |p| {
+        if p.last_evaluations().iter().all(|at| *at > fired) {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    });
+    let firing = absent(central);
+    assert_eq!(firing.len(), 1, "one Absent alert: {firing:#?}");
+    assert_fields(
+        &firing[0]["labels"],
+        json!({"alertname": "LapseAbsent", "cluster": "east", "job": job, "instance": instance}),
+    );
+}
+
 /// The per-cluster summary recording rule, where the rules define it.
 fn recorded_counts(central: &Prometheus) {
     let recorded = central.query("cluster:lapse_credentials:count");
@@ -410,80 +496,14 @@ fn recorded_counts(central: &Prometheus) {
     }
 }
 
-fn dashboard() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/lapse.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
-}
-
-/// Every target of every panel, rows' nested panels included:
-/// (panel type, panel title, expression).
-fn expressions(d: &Value) -> Vec<(String, String, String)> {
-    fn walk(list: &Value, out: &mut Vec<(String, String, String)>) {
-        for panel in list.as_array().into_iter().flatten() {
-            walk(&panel["panels"], out);
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                if let Some(expr) = target["expr"].as_str() {
-                    let text = |k: &str| panel[k].as_str().unwrap_or("").to_string();
-                    out.push((text("type"), text("title"), expr.to_string()));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&d["panels"], &mut out);
-    out
-}
-
-fn variables(d: &Value) -> BTreeMap<String, Value> {
-    d["templating"]["list"]
-        .as_array()
-        .expect("templating.list")
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().expect("a variable name").to_string(),
-                v.clone(),
-            )
-        })
-        .collect()
-}
-
-/// `$cluster` is `cluster`; the other query variables match everything;
-/// custom ones (thresholds) keep their default; Grafana's own get sensible values.
-fn values_for(vars: &BTreeMap<String, Value>, cluster: &str) -> BTreeMap<String, String> {
-    let mut values: BTreeMap<String, String> = [
-        ("__range", "1h"),
-        ("__range_s", "3600"),
-        ("__range_ms", "3600000"),
-        ("__interval", "15s"),
-        ("__interval_ms", "15000"),
-        ("__rate_interval", "1m"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (name, var) in vars {
-        let current = &var["current"]["value"];
-        let default = current
-            .as_str()
-            .or_else(|| current[0].as_str())
-            .or_else(|| var["options"][0]["value"].as_str())
-            .unwrap_or(".*");
-        let value = match var["type"].as_str().unwrap_or("") {
-            _ if name == "cluster" => cluster,
-            "query" | "datasource" | "adhoc" => ".*",
-            _ if default == "$__all" => ".*",
-            _ => default,
-        };
-        values.insert(name.clone(), value.to_string());
-    }
-    values
-}
+/// What `$cluster` is set to, the clusters and instances it must see, and
+/// the column of [`COUNTS`] to expect (None: their sum).
+type Selection<'a> = (String, BTreeSet<&'a str>, BTreeSet<String>, Option<usize>);
 
 /// (a): every panel's query, with `$cluster` set to each cluster, sees
-/// that cluster only; the status counts are exact; the variables offer
-/// both clusters and, with one chosen, that cluster's values only.
+/// that cluster only, and with All (the variable's allValue) both; the
+/// status counts are exact (summed for All); the variables offer both
+/// clusters and, with one chosen, that cluster's values only.
 fn dashboard_queries(central: &Prometheus, clusters: &[&Cluster]) {
     let d = dashboard();
     let vars = variables(&d);
@@ -500,14 +520,34 @@ fn dashboard_queries(central: &Prometheus, clusters: &[&Cluster]) {
             failures.push(format!("{title}: does not select by $cluster: {expr}"));
         }
     }
+    let all = vars["cluster"]["allValue"]
+        .as_str()
+        .unwrap_or(".*")
+        .to_string();
+    let mut selections: Vec<Selection> = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                c.name.to_string(),
+                BTreeSet::from([c.name]),
+                c.instances(),
+                Some(i),
+            )
+        })
+        .collect();
+    selections.push((
+        all,
+        clusters.iter().map(|c| c.name).collect(),
+        clusters.iter().flat_map(|c| c.instances()).collect(),
+        None,
+    ));
     let mut answered: BTreeSet<&str> = BTreeSet::new();
-    for (i, cluster) in clusters.iter().enumerate() {
-        let values = values_for(&vars, cluster.name);
-        let instances = cluster.instances();
+    for (chosen, names, instances, column) in &selections {
+        let values = values_for(&vars, chosen);
         for (kind, title, expr) in &exprs {
             let promql = substitute(expr, &values);
-            let fail =
-                |why: String| format!("{title} (cluster {}): {why}\n    {promql}", cluster.name);
+            let fail = |why: String| format!("{title} ($cluster={chosen}): {why}\n    {promql}");
             let result = match central.try_query(&promql) {
                 Ok(r) => r,
                 Err(why) => {
@@ -520,7 +560,7 @@ fn dashboard_queries(central: &Prometheus, clusters: &[&Cluster]) {
             }
             for s in &result {
                 let (c, instance) = (label(s, "cluster"), label(s, "instance"));
-                if (!c.is_empty() && c != cluster.name)
+                if (!c.is_empty() && !names.contains(c))
                     || (!instance.is_empty() && !instances.contains(instance))
                 {
                     failures.push(fail(format!(
@@ -533,13 +573,15 @@ fn dashboard_queries(central: &Prometheus, clusters: &[&Cluster]) {
                 .iter()
                 .find(|(status, _, _)| kind == "stat" && title.eq_ignore_ascii_case(status));
             if let Some((_, east, west)) = count {
-                let want = [*east, *west][i];
+                let want = column.map_or(east + west, |i| [*east, *west][i]);
                 let got: Vec<f64> = result.iter().map(value).collect();
                 if got != vec![want] {
                     failures.push(fail(format!("counts {got:?}, expected [{want}]")));
                 }
             }
         }
+        let Some(i) = column else { continue };
+        let cluster = clusters[*i];
         // A variable's selector with this cluster chosen matches this cluster only.
         for (name, var) in &vars {
             let query = var["query"]["query"]

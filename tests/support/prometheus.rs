@@ -7,6 +7,7 @@
 
 use super::{Client, Response, Scratch, free_port};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -351,6 +352,78 @@ pub fn substitute(text: &str, values: &std::collections::BTreeMap<String, String
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// lapse's Grafana dashboard, read at test time.
+pub fn dashboard() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/lapse.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
+}
+
+/// Every target of every panel, rows' nested panels included:
+/// (panel type, panel title, expression).
+pub fn expressions(d: &Value) -> Vec<(String, String, String)> {
+    fn walk(list: &Value, out: &mut Vec<(String, String, String)>) {
+        for panel in list.as_array().into_iter().flatten() {
+            walk(&panel["panels"], out);
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    let text = |k: &str| panel[k].as_str().unwrap_or("").to_string();
+                    out.push((text("type"), text("title"), expr.to_string()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&d["panels"], &mut out);
+    out
+}
+
+pub fn variables(d: &Value) -> BTreeMap<String, Value> {
+    d["templating"]["list"]
+        .as_array()
+        .expect("templating.list")
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().expect("a variable name").to_string(),
+                v.clone(),
+            )
+        })
+        .collect()
+}
+
+/// `$cluster` is `cluster`; the other query variables match everything;
+/// custom ones (thresholds) keep their default; Grafana's own get sensible values.
+pub fn values_for(vars: &BTreeMap<String, Value>, cluster: &str) -> BTreeMap<String, String> {
+    let mut values: BTreeMap<String, String> = [
+        ("__range", "1h"),
+        ("__range_s", "3600"),
+        ("__range_ms", "3600000"),
+        ("__interval", "15s"),
+        ("__interval_ms", "15000"),
+        ("__rate_interval", "1m"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (name, var) in vars {
+        let current = &var["current"]["value"];
+        let default = current
+            .as_str()
+            .or_else(|| current[0].as_str())
+            .or_else(|| var["options"][0]["value"].as_str())
+            .unwrap_or(".*");
+        let value = match var["type"].as_str().unwrap_or("") {
+            _ if name == "cluster" => cluster,
+            "query" | "datasource" | "adhoc" => ".*",
+            _ if default == "$__all" => ".*",
+            _ => default,
+        };
+        values.insert(name.clone(), value.to_string());
+    }
+    values
 }
 
 #[cfg(test)]
