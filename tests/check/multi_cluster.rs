@@ -11,13 +11,12 @@
 //! the central Prometheus loads, so alerts fire at their first evaluation.
 
 use crate::support::prometheus::{
-    PROMETHEUS, Prometheus, dashboard, expressions, percent_encode, references, require,
-    substitute, values_for, variables,
+    PROMETHEUS, Prometheus, dashboard, expressions, label, percent_encode, references, require,
+    shipped_rules_firing_at_once, substitute, value, values_for, variables,
 };
 use crate::support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Instant;
 use time::OffsetDateTime;
 
@@ -107,49 +106,6 @@ impl Cluster {
     }
 }
 
-/// The rules files in `alerts/` (`*.rules.yml`, whatever they are called
-/// today), each as JSON with every `for:` set to 0s, written into `s`.
-fn rules_without_for(s: &Scratch) -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {dir:?}: {e}"))
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".rules.yml"))
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no *.rules.yml in {dir:?}");
-    names
-        .iter()
-        .map(|name| {
-            let text = std::fs::read_to_string(dir.join(name)).expect("read the rules");
-            let mut doc: Value = serde_saphyr::from_str(&text)
-                .unwrap_or_else(|e| panic!("parse alerts/{name}: {e}"));
-            for group in doc["groups"].as_array_mut().expect("groups") {
-                for rule in group["rules"].as_array_mut().expect("rules") {
-                    if rule.get("for").is_some() {
-                        rule["for"] = json!("0s");
-                    }
-                }
-            }
-            let rel = format!("central/rules/{name}");
-            s.write(&rel, doc.to_string());
-            println!("central Prometheus loads alerts/{name}");
-            s.abs(&rel)
-        })
-        .collect()
-}
-
-fn value(series: &Value) -> f64 {
-    series["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("not a sample: {series}"))
-}
-
-fn label<'a>(series: &'a Value, name: &str) -> &'a str {
-    series["metric"][name].as_str().unwrap_or("")
-}
-
 /// `count by (cluster) (EXPR)` as a map.
 fn count_by_cluster(p: &Prometheus, expr: &str) -> BTreeMap<String, f64> {
     p.query(&format!("count by (cluster) ({expr})"))
@@ -170,7 +126,7 @@ fn two_clusters_through_remote_write_to_a_central_prometheus() {
     let kubelet_ca = ca.issue("kubelet-ca", year_ago, now + 3 * day);
 
     let central_dir = Scratch::new();
-    let rule_files: String = rules_without_for(&central_dir)
+    let rule_files: String = shipped_rules_firing_at_once(&central_dir)
         .iter()
         .map(|f| format!("- {f:?}\n"))
         .collect();

@@ -6,7 +6,7 @@
 //! `cluster` attached, and every series arrives with the same labels in
 //! both jobs apart from those, none renamed to `exported_*`.
 
-use crate::support::prometheus::{PROMETHEUS, Prometheus, require};
+use crate::support::prometheus::{PROMETHEUS, Prometheus, require, value};
 use crate::support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,13 +38,6 @@ fn labels(series: &Value) -> BTreeMap<String, String> {
 fn own(mut l: BTreeMap<String, String>) -> BTreeMap<String, String> {
     l.retain(|k, _| k != "job" && k != "instance" && !TARGET_LABELS.iter().any(|(t, _)| t == k));
     l
-}
-
-fn value(series: &Value) -> f64 {
-    series["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("not a sample: {series}"))
 }
 
 fn map(pairs: Value) -> BTreeMap<String, String> {

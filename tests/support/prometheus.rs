@@ -6,7 +6,7 @@
 //! message saying so instead of skipping them silently.
 
 use super::{Client, Response, Scratch, free_port};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -352,6 +352,52 @@ pub fn substitute(text: &str, values: &std::collections::BTreeMap<String, String
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// A query result's sample value.
+pub fn value(series: &Value) -> f64 {
+    series["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("not a sample: {series}"))
+}
+
+/// A query result's label; "" when absent, as PromQL treats it.
+pub fn label<'a>(series: &'a Value, name: &str) -> &'a str {
+    series["metric"][name].as_str().unwrap_or("")
+}
+
+/// The rules files in `alerts/` (`*.rules.yml`, whatever they are called
+/// today), each as JSON with every `for:` set to 0s (alerts fire at their
+/// first evaluation), written into `s`: their paths.
+pub fn shipped_rules_firing_at_once(s: &Scratch) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {dir:?}: {e}"))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".rules.yml"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no *.rules.yml in {dir:?}");
+    names
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(name)).expect("read the rules");
+            let mut doc: Value = serde_saphyr::from_str(&text)
+                .unwrap_or_else(|e| panic!("parse alerts/{name}: {e}"));
+            for group in doc["groups"].as_array_mut().expect("groups") {
+                for rule in group["rules"].as_array_mut().expect("rules") {
+                    if rule.get("for").is_some() {
+                        rule["for"] = json!("0s");
+                    }
+                }
+            }
+            let rel = format!("central/rules/{name}");
+            s.write(&rel, doc.to_string());
+            println!("central Prometheus loads alerts/{name}");
+            s.abs(&rel)
+        })
+        .collect()
 }
 
 /// lapse's Grafana dashboard, read at test time.
