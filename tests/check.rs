@@ -33,6 +33,7 @@ mod check {
     mod logs;
     mod malformed;
     mod metrics_options;
+    mod multi_cluster;
     mod nagios;
     mod notify;
     mod openstack;
@@ -50,6 +51,7 @@ mod check {
     mod serve_reload;
     mod serve_tls;
     mod serve_watch;
+    mod target_labels;
     mod token_files;
     mod token_rules;
     mod tokens;
