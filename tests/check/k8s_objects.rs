@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 /// A Secret object with base64 `data`.
-fn secret(namespace: &str, name: &str, kind: &str, data: &[(&str, &[u8])]) -> Value {
+pub(super) fn secret(namespace: &str, name: &str, kind: &str, data: &[(&str, &[u8])]) -> Value {
     let data: serde_json::Map<String, Value> = data
         .iter()
         .map(|(k, v)| (k.to_string(), Value::String(b64(v))))
@@ -36,7 +36,7 @@ fn config_map(namespace: &str, name: &str, data: &[(&str, &str)]) -> Value {
 }
 
 /// `kind: List` with these items, as `kubectl get ... -o json` prints it.
-fn list(items: Vec<Value>) -> Value {
+pub(super) fn list(items: Vec<Value>) -> Value {
     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
 }
 

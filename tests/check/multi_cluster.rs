@@ -10,6 +10,7 @@
 //! deterministic; the rules' `for:` durations are set to 0 in the copy
 //! the central Prometheus loads, so alerts fire at their first evaluation.
 
+use super::target_labels::ingress_dump;
 use crate::support::prometheus::{
     PROMETHEUS, Prometheus, dashboard, expressions, label, percent_encode, references, require,
     shipped_rules_firing_at_once, substitute, value, values_for, variables,
@@ -145,14 +146,7 @@ fn two_clusters_through_remote_write_to_a_central_prometheus() {
     let expired = ca.issue("old.east.example", year_ago, now - day);
     east_dir.write("certs/expired.crt", &expired.pem);
     let ingress = ca.issue("ingress.east.example", year_ago, now + 200 * day);
-    let dump = json!({
-        "apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
-        "items": [{
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": "ingress-tls", "namespace": "kube-system"},
-            "data": {"tls.crt": b64(&ingress.pem), "tls.key": b64(&ingress.key_pem)},
-        }],
-    });
+    let dump = ingress_dump(&ingress);
     east_dir.write("dump.json", dump.to_string());
     // Short-lived (60 days), 40 days left: OK, and on the short-lived panel.
     let short = ca.issue("short.east.example", now - 20 * day, now + 40 * day);

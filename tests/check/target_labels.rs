@@ -6,6 +6,8 @@
 //! `cluster` attached, and every series arrives with the same labels in
 //! both jobs apart from those, none renamed to `exported_*`.
 
+use super::k8s_objects::{list, secret};
+
 use crate::support::prometheus::{PROMETHEUS, Prometheus, require, value};
 use crate::support::*;
 use serde_json::{Value, json};
@@ -49,6 +51,19 @@ fn map(pairs: Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `kubectl get secrets -A -o json` with one TLS Secret, kube-system/ingress-tls, holding `cert`.
+pub(super) fn ingress_dump(cert: &Cert) -> Value {
+    list(vec![secret(
+        "kube-system",
+        "ingress-tls",
+        "kubernetes.io/tls",
+        &[
+            ("tls.crt", cert.pem.as_bytes()),
+            ("tls.key", cert.key_pem.as_bytes()),
+        ],
+    )])
+}
+
 #[test]
 fn every_credential_label_arrives_unrenamed_under_target_labels() {
     require(PROMETHEUS);
@@ -70,14 +85,7 @@ fn every_credential_label_arrives_unrenamed_under_target_labels() {
     );
     s.write("certs/web.crt", &web.pem);
     // A TLS Secret in kube-system, as `kubectl get secrets -A -o json` prints it.
-    let dump = json!({
-        "apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
-        "items": [{
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": "ingress-tls", "namespace": "kube-system"},
-            "data": {"tls.crt": b64(&ingress.pem), "tls.key": b64(&ingress.key_pem)},
-        }],
-    });
+    let dump = ingress_dump(&ingress);
     s.write("dump.json", dump.to_string());
     let (iat, exp) = (
         unix(datetime!(2026-01-01 0:00 UTC)),

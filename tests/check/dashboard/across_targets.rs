@@ -24,10 +24,8 @@ const TOKEN: &str = r#"kind="jwt",source="secret",path="/api/v1/namespaces/ci/se
 fn input_series() -> Vec<Value> {
     let mut series = Vec::new();
     let mut add = |s: String, values: &str| series.push(json!({"series": s, "values": values}));
-    for (instance, node) in [("10.1.0.11", "east-1"), ("10.1.0.12", "east-2")] {
-        let t = format!(
-            r#"cluster="east",job="lapse-nodes",instance="{instance}:10070",node="{node}""#
-        );
+    // The CA as one target exports it: expires_in, validity and info.
+    let ca_copy = |add: &mut dyn FnMut(String, &str), t: &str| {
         add(
             format!("lapse_credential_expires_in_seconds{{{t},{CA}}}"),
             "100000x5",
@@ -40,20 +38,15 @@ fn input_series() -> Vec<Value> {
             format!(r#"lapse_credential_info{{{t},{CA},serial="01",fingerprint="e1e1"}}"#),
             "1x5",
         );
+    };
+    for (instance, node) in [("10.1.0.11", "east-1"), ("10.1.0.12", "east-2")] {
+        let t = format!(
+            r#"cluster="east",job="lapse-nodes",instance="{instance}:10070",node="{node}""#
+        );
+        ca_copy(&mut add, &t);
     }
     let t = r#"cluster="east",job="kubernetes-pods",instance="10.1.0.13:10070",namespace="lapse",pod="lapse-nodes-c",node="east-3",exported_node="east-3""#;
-    add(
-        format!("lapse_credential_expires_in_seconds{{{t},{CA}}}"),
-        "100000x5",
-    );
-    add(
-        format!("lapse_credential_validity_seconds{{{t},{CA}}}"),
-        "400000x5",
-    );
-    add(
-        format!(r#"lapse_credential_info{{{t},{CA},serial="01",fingerprint="e1e1"}}"#),
-        "1x5",
-    );
+    ca_copy(&mut add, t);
     for pod in ["lapse-0", "lapse-1"] {
         let t = format!(
             r#"cluster="east",job="lapse",instance="{pod}:10070",namespace="lapse",pod="{pod}""#
