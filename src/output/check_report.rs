@@ -242,6 +242,9 @@ fn pretty_element<T: Serialize>(item: &T, buf: &mut Vec<u8>) {
     buf.extend_from_slice(b",\n");
 }
 
+/// Credentials rendered per task in [`Report::write_json`].
+const JSON_CHUNK: usize = 512;
+
 /// `[]`, or the elements between brackets without the last element's comma.
 fn write_array(
     out: &mut impl std::io::Write,
@@ -332,6 +335,12 @@ impl Report<'_> {
     /// (a test holds the two equal), with the credentials rendered on every
     /// core, since rendering them was the largest step left on one core.
     pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.write_json_in(out, JSON_CHUNK * crate::par::workers() * 2)
+    }
+
+    /// [`Report::write_json`], rendering `window` credentials at a time.
+    fn write_json_in(&self, out: &mut impl std::io::Write, window: usize) -> std::io::Result<()> {
+        let window = window.max(1);
         out.write_all(b"{\n  \"generated_at\": ")?;
         serde_json::to_writer(&mut *out, &rfc3339(self.now))?;
         out.write_all(b",\n  \"credentials\": ")?;
@@ -339,14 +348,30 @@ impl Report<'_> {
             .enumerate()
             .map(|(i, c)| (*c, self.listing.uses(i)))
             .collect();
-        let chunks = crate::par::map_chunks(&listed, 512, |cs| {
-            let mut buf = Vec::with_capacity(cs.len() * 640);
-            for (c, uses) in cs {
-                self.json_credential(c, uses).write_element(&mut buf);
+        // Rendered a window at a time and written before the next, so the
+        // report is never held whole (64 MB at 100,000 credentials).
+        if listed.is_empty() {
+            out.write_all(b"[]")?;
+        } else {
+            out.write_all(b"[\n")?;
+            for (w, part) in listed.chunks(window).enumerate() {
+                let mut chunks = crate::par::map_chunks(part, JSON_CHUNK, |cs| {
+                    let mut buf = Vec::with_capacity(cs.len() * 640);
+                    for (c, uses) in cs {
+                        self.json_credential(c, uses).write_element(&mut buf);
+                    }
+                    buf
+                });
+                let last = (w + 1) * window >= listed.len();
+                if let (true, Some(end)) = (last, chunks.last_mut()) {
+                    end.truncate(end.len() - 2);
+                }
+                for c in &chunks {
+                    out.write_all(c)?;
+                }
             }
-            buf
-        });
-        write_array(out, chunks)?;
+            out.write_all(b"\n  ]")?;
+        }
         out.write_all(b",\n  \"errors\": ")?;
         let mut errors = Vec::new();
         for e in self.json_errors() {
@@ -563,6 +588,13 @@ mod tests {
         };
         let mut streamed = Vec::new();
         report.write_json(&mut streamed).unwrap();
+        // Windows smaller than the list, one not a multiple of a chunk:
+        // the same text.
+        for window in [1, 700] {
+            let mut windowed = Vec::new();
+            report.write_json_in(&mut windowed, window).unwrap();
+            assert_eq!(windowed, streamed, "window {window}");
+        }
         let whole = JsonReport {
             generated_at: rfc3339(report.now),
             credentials: credentials
