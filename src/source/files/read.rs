@@ -14,6 +14,10 @@
 //! past it the read is an error entry and its thread is left to finish.
 //! At most [`MAX_STUCK`] threads may be stuck at once; past that, and for
 //! a path whose earlier read is still stuck, reads are refused at once.
+//! The hand-off to a reader thread costs more than reading a small file,
+//! so a walked regular file in a directory on a local disk or memory
+//! filesystem ([`local_dir`]) is read on the caller's thread instead
+//! ([`read_local`]): such a read waits for the disk, never for a server.
 //! This module never parses what it reads.
 
 use crate::credential::{ErrorEntry, ErrorReason};
@@ -122,10 +126,10 @@ fn entry(path: &Path, reason: ErrorReason, message: impl Into<String>) -> ErrorE
     }
 }
 
-/// The read itself, on a reader thread.
-fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> {
-    // O_NONBLOCK | O_NOCTTY; for regular files O_NONBLOCK changes nothing.
-    let mut file = OpenOptions::new()
+/// Opens `path` `O_NONBLOCK | O_NOCTTY` (for regular files O_NONBLOCK
+/// changes nothing) and checks the open handle against `accept`.
+fn open_checked(path: &Path, accept: Accept) -> Result<(File, Metadata), ErrorEntry> {
+    let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
@@ -134,6 +138,12 @@ fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> 
     if let Some(why) = refusal(&meta, accept) {
         return Err(entry(path, ErrorReason::Read, why));
     }
+    Ok((file, meta))
+}
+
+/// The read itself, on a reader thread.
+fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> {
+    let (mut file, meta) = open_checked(path, accept)?;
     if accept == Accept::Regular
         && let Some(fs) = kernel_filesystem(&file)
     {
@@ -148,6 +158,11 @@ fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> 
         // deadline bounds it). A FIFO's open waits for a writer.
         file = File::open(path).map_err(|e| io_error(path, &e))?;
     }
+    read_open(path, file, &meta, cap)
+}
+
+/// Reads an open file to its end under `cap`; `meta`: its `fstat`.
+fn read_open(path: &Path, mut file: File, meta: &Metadata, cap: u64) -> Result<Bytes, ErrorEntry> {
     let too_large = || {
         entry(
             path,
@@ -173,7 +188,7 @@ fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> 
         };
         bytes.truncate(n);
         if n as u64 == size {
-            return Ok((bytes, Signature::of(&meta)));
+            return Ok((bytes, Signature::of(meta)));
         }
     }
     // Pipes, devices, files of no stated size (/proc) and files that
@@ -186,7 +201,64 @@ fn read_now(path: &Path, cap: u64, accept: Accept) -> Result<Bytes, ErrorEntry> 
     if bytes.len() as u64 > cap {
         return Err(too_large());
     }
-    Ok((bytes, Signature::of(&meta)))
+    Ok((bytes, Signature::of(meta)))
+}
+
+/// A walked directory on a local disk or memory filesystem, by its device:
+/// reads there do not hang the way a network or FUSE mount's can.
+pub type LocalDev = Option<u64>;
+
+/// `dir`'s device if `dir` is on a filesystem whose reads cannot hang
+/// (ext2/3/4, XFS, Btrfs, ZFS, F2FS, bcachefs, tmpfs, ramfs, overlayfs,
+/// squashfs, EROFS, ISO 9660, FAT); `None` for everything else: NFS, SMB, FUSE,
+/// 9p, Ceph, kernel filesystems, anything unknown.
+#[cfg(target_os = "linux")]
+pub fn local_dir(dir: &Path) -> LocalDev {
+    use std::os::unix::ffi::OsStrExt;
+    const LOCAL: [u64; 13] = [
+        0xef53,      // ext2/3/4
+        0x5846_5342, // XFS
+        0x9123_683e, // Btrfs
+        0x2fc1_2fc1, // ZFS
+        0xf2f5_2010, // F2FS
+        0xca45_1a4e, // bcachefs
+        0x0102_1994, // tmpfs (Secret and projected volumes)
+        0x8584_58f6, // ramfs
+        0x794c_7630, // overlayfs (container root filesystems)
+        0x7371_7368, // squashfs
+        0xe0f5_e1e2, // EROFS
+        0x9660,      // ISO 9660
+        0x4d44,      // FAT
+    ];
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes one statfs into the zeroed buffer it is given,
+    // for a NUL-terminated path that `c` keeps alive.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+        return None;
+    }
+    if !LOCAL.contains(&(fs.f_type as u64)) {
+        return None;
+    }
+    std::fs::metadata(dir).ok().map(|m| m.dev())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn local_dir(_: &Path) -> LocalDev {
+    None
+}
+
+/// [`read`] for a walked file in a directory [`local_dir`] vouched for:
+/// on the calling thread, without a reader thread's hand-off (which cost
+/// more than the read itself). A file that is not on that directory's
+/// device (a bind mount over it) is left to [`read`], deadline and all.
+pub fn read_local(path: &Path, cap: u64, dev: u64, timeout: Duration) -> Result<Bytes, ErrorEntry> {
+    let (file, meta) = open_checked(path, Accept::Regular)?;
+    if meta.dev() != dev {
+        drop(file);
+        return read(path, cap, Accept::Regular, timeout);
+    }
+    read_open(path, file, &meta, cap)
 }
 
 /// What a file looks like from outside: identity, size and change times
@@ -447,5 +519,31 @@ mod tests {
         assert_eq!(err.reason, ErrorReason::TooLarge);
         let err = read(Path::new("/"), 10, Accept::Named, second).unwrap_err();
         assert_eq!(err.message, "is a directory");
+    }
+
+    #[test]
+    fn local_files_are_read_in_place_and_others_through_the_deadline() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        // The suite's temporary directory is on a local filesystem (ext4 or
+        // tmpfs); /proc and /sys are kernel interfaces, not to be vouched for.
+        assert_eq!(local_dir(dir.path()), Some(dev));
+        assert_eq!(local_dir(Path::new("/proc/self")), None);
+        assert_eq!(local_dir(Path::new("/sys")), None);
+        assert_eq!(local_dir(&dir.path().join("gone")), None);
+        let file = dir.path().join("a.crt");
+        std::fs::write(&file, b"hello").unwrap();
+        let second = Duration::from_secs(1);
+        let (bytes, sig) = read_local(&file, 100, dev, second).unwrap();
+        assert_eq!((bytes.as_slice(), sig.size), (&b"hello"[..], 5));
+        let err = read_local(&file, 4, dev, second).unwrap_err();
+        assert_eq!(err.message, "larger than the 4 B size cap; not read");
+        // Not on the directory's device: the checked path, which refuses
+        // a kernel filesystem's file.
+        let err = read_local(Path::new("/proc/self/status"), 1 << 20, dev, second).unwrap_err();
+        assert_eq!(err.message, "a procfs file, not read");
+        let err = read_local(&dir.path().join("gone"), 100, dev, second).unwrap_err();
+        assert_eq!(err.message, "no such file or directory");
     }
 }

@@ -8,7 +8,7 @@
 //! is simply one scan. A bad file never stops a scan, and nothing here
 //! looks inside bytes: that is [`crate::parse`]'s.
 
-use super::read::{self, Accept};
+use super::read::{self, Accept, LocalDev};
 use super::walk::{self, Filter, Found, Signature};
 use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{FileId, Origin, Part, SourceReport, Via};
@@ -54,14 +54,20 @@ impl Default for ScanOptions {
 
 impl ScanOptions {
     /// Reads `path` under the cap and the deadline; `named`: a root,
-    /// which may be a pipe (see [`read`]).
-    fn read(&self, path: &Path, named: bool) -> Result<(Vec<u8>, Signature), ErrorEntry> {
-        let accept = if named {
-            Accept::Named
-        } else {
-            Accept::Regular
-        };
-        read::read(path, self.max_file_size, accept, self.read_timeout)
+    /// which may be a pipe; `local_dev`: a walked file on a local
+    /// filesystem, read in place (see [`read`]).
+    fn read(
+        &self,
+        path: &Path,
+        named: bool,
+        local_dev: LocalDev,
+    ) -> Result<(Vec<u8>, Signature), ErrorEntry> {
+        let (cap, timeout) = (self.max_file_size, self.read_timeout);
+        match (named, local_dev) {
+            (true, _) => read::read(path, cap, Accept::Named, timeout),
+            (false, Some(dev)) => read::read_local(path, cap, dev, timeout),
+            (false, None) => read::read(path, cap, Accept::Regular, timeout),
+        }
     }
 }
 
@@ -268,6 +274,7 @@ impl Scanner {
                     Some(Found {
                         path: p.0.clone(),
                         sig: Signature::stat(&p.0)?,
+                        local_dev: None,
                     })
                 })
                 .collect();
@@ -360,16 +367,17 @@ impl Scanner {
 fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
     // Files are read while the walk goes on.
     let (read, mut walk_errors) = crate::par::map_streamed(
-        |found| walk::walk_each(roots, &opts.filter, found),
-        |path: PathBuf| {
+        |emit| walk::walk_each(roots, &opts.filter, &mut |path, local| emit((path, local))),
+        |(path, local_dev): (PathBuf, LocalDev)| {
             let path = &path;
             tracing::trace!(path = %path.display(), "reading");
             let named = roots.contains(path);
-            let (found, scanned) = match opts.read(path, named) {
+            let (found, scanned) = match opts.read(path, named, local_dev) {
                 Ok((bytes, sig)) => (
                     Found {
                         path: path.clone(),
                         sig,
+                        local_dev,
                     },
                     scan_bytes(path, &bytes, Some(sig), opts),
                 ),
@@ -378,6 +386,7 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
                     let found = Found {
                         path: path.clone(),
                         sig: Signature::stat(path).ok_or_else(|| e.clone())?,
+                        local_dev,
                     };
                     let part = Part {
                         path: path.clone(),
@@ -426,7 +435,7 @@ type ReadFile = (Found, (Part, Deps));
 
 fn scan_file(found: &Found, named: bool, opts: &ScanOptions) -> (Part, Deps) {
     tracing::trace!(path = %found.path.display(), "reading");
-    match opts.read(&found.path, named) {
+    match opts.read(&found.path, named, found.local_dev) {
         Ok((bytes, _)) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
         Err(e) => (
             Part {
@@ -548,7 +557,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
                 reason: ErrorReason::Read,
                 message: why.to_string(),
             }),
-            None => opts.read(&r.path, false),
+            None => opts.read(&r.path, false, None),
         };
         match read {
             Ok((bytes, _)) => {

@@ -5,7 +5,7 @@
 //! Every problem becomes an [`ErrorEntry`] naming the path; nothing here
 //! aborts a scan.
 
-use super::read::{self, Accept};
+use super::read::{self, Accept, LocalDev};
 pub use super::read::{Signature, io_error};
 use crate::credential::{ErrorEntry, ErrorReason};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -71,12 +71,13 @@ impl Filter {
 pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEntry>) {
     let (paths, mut errors) = walk(roots, filter);
     let mut found = Vec::with_capacity(paths.len());
-    for path in paths {
+    for (path, local_dev) in paths {
         match std::fs::metadata(&path) {
             Ok(meta) => found.push((
                 Found {
                     path,
                     sig: Signature::of(&meta),
+                    local_dev,
                 },
                 (),
             )),
@@ -88,10 +89,12 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEnt
 
 /// The paths under `roots` that name regular files (symlinks followed) and
 /// pass the filter, and the roots that are not directories, unsorted and
-/// not yet stat'ed: the walk reads directories only.
-pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry>) {
+/// not yet stat'ed: the walk reads directories only. With each path, its
+/// directory's device when that is a local filesystem and the path is no
+/// symlink ([`read::local_dir`]): such a file may be read in place.
+pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<(PathBuf, LocalDev)>, Vec<ErrorEntry>) {
     let mut paths = Vec::new();
-    let errors = walk_each(roots, filter, &mut |p| paths.push(p));
+    let errors = walk_each(roots, filter, &mut |p, local| paths.push((p, local)));
     (paths, errors)
 }
 
@@ -99,7 +102,7 @@ pub fn walk(roots: &[PathBuf], filter: &Filter) -> (Vec<PathBuf>, Vec<ErrorEntry
 pub fn walk_each(
     roots: &[PathBuf],
     filter: &Filter,
-    found: &mut dyn FnMut(PathBuf),
+    found: &mut dyn FnMut(PathBuf, LocalDev),
 ) -> Vec<ErrorEntry> {
     let mut errors = Vec::new();
     for root in roots {
@@ -113,9 +116,12 @@ pub fn walk_each(
         if !meta.is_dir() {
             // Named on the command line: read it even when it is not a
             // regular file (`lapse check <(kubectl get secrets -o yaml)`).
-            found(root.clone());
+            found(root.clone(), None);
             continue;
         }
+        // By depth, the directories above the entry at hand: the walk is
+        // depth-first, so the last directory met one level up is the parent.
+        let mut dirs: Vec<LocalDev> = Vec::new();
         let walk = walkdir::WalkDir::new(root)
             .follow_links(true)
             .into_iter()
@@ -123,9 +129,15 @@ pub fn walk_each(
         for entry in walk {
             match entry {
                 Ok(e) if e.file_type().is_file() && filter.wanted_file(e.path()) => {
-                    found(e.into_path());
+                    let parent = e.depth().checked_sub(1).and_then(|d| dirs.get(d));
+                    let local = parent.copied().flatten().filter(|_| !e.path_is_symlink());
+                    found(e.into_path(), local);
                 }
-                Ok(e) if e.file_type().is_dir() || !filter.wanted_file(e.path()) => {}
+                Ok(e) if e.file_type().is_dir() => {
+                    dirs.truncate(e.depth());
+                    dirs.push(read::local_dir(e.path()));
+                }
+                Ok(e) if !filter.wanted_file(e.path()) => {}
                 // FIFOs, sockets, devices (symlinks followed): never opened,
                 // and said so.
                 Ok(e) => {
@@ -185,6 +197,8 @@ pub fn dedupe<T>(items: Vec<(Found, T)>) -> Vec<(Found, T)> {
 pub struct Found {
     pub path: PathBuf,
     pub sig: Signature,
+    /// See [`walk`]: where the file may be read in place.
+    pub local_dev: LocalDev,
 }
 
 /// Lower is plainer.
@@ -268,6 +282,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn walked_files_carry_their_local_directory_unless_symlinked() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(dir.path().join("a.crt"), b"a").unwrap();
+        std::fs::write(sub.join("b.crt"), b"b").unwrap();
+        std::os::unix::fs::symlink(sub.join("b.crt"), dir.path().join("c.crt")).unwrap();
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        let (mut paths, errors) = walk(&[dir.path().to_path_buf()], &Filter::default());
+        paths.sort();
+        assert!(errors.is_empty());
+        let names: Vec<(String, LocalDev)> = paths
+            .iter()
+            .map(|(p, l)| {
+                (
+                    p.strip_prefix(dir.path()).unwrap().display().to_string(),
+                    *l,
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("a.crt".to_string(), Some(dev)),
+                ("c.crt".to_string(), None),
+                ("sub/b.crt".to_string(), Some(dev)),
+            ]
+        );
+        // A file named on purpose is never read in place.
+        let file = dir.path().join("a.crt");
+        let (paths, _) = walk(std::slice::from_ref(&file), &Filter::default());
+        assert_eq!(paths, [(file, None)]);
+    }
+
+    #[test]
     fn plainest_path_wins() {
         let visible = Path::new("/m/tls.crt");
         let data = Path::new("/m/..data/tls.crt");
@@ -301,7 +351,14 @@ mod tests {
         .iter()
         .map(|p| {
             let path = PathBuf::from(p);
-            (Found { path, sig }, ())
+            (
+                Found {
+                    path,
+                    sig,
+                    local_dev: None,
+                },
+                (),
+            )
         })
         .collect();
         drop_superseded_rotations(&mut files);
