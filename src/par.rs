@@ -58,11 +58,12 @@ pub fn map_chunks<T: Sync, R: Send>(
 
 /// `f` over the items `produce` hands out, on every core, starting while
 /// `produce` is still running (a directory walk feeding reads); results in
-/// no particular order, with what `produce` returns.
+/// no particular order, one vector per worker (joined, they would be
+/// copied once more while the parts are held), with what `produce` returns.
 pub fn map_streamed<T: Send, R: Send, P>(
     produce: impl FnOnce(&mut dyn FnMut(T)) -> P,
     f: impl Fn(T) -> R + Sync,
-) -> (Vec<R>, P) {
+) -> (Vec<Vec<R>>, P) {
     const BATCH: usize = 32;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(workers() * 4);
     let rx = Mutex::new(rx);
@@ -95,10 +96,10 @@ pub fn map_streamed<T: Send, R: Send, P>(
             let _ = tx.send(batch);
         }
         drop(tx);
-        let mut results = Vec::new();
+        let mut results = Vec::with_capacity(handles.len());
         for h in handles {
             match h.join() {
-                Ok(r) => results.extend(r),
+                Ok(r) => results.push(r),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
@@ -122,7 +123,7 @@ mod tests {
 
     #[test]
     fn streamed_results_are_all_there() {
-        let (mut squares, told) = super::map_streamed(
+        let (squares, told) = super::map_streamed(
             |emit| {
                 for i in 0..1000u64 {
                     emit(i);
@@ -131,10 +132,12 @@ mod tests {
             },
             |x| x * x,
         );
+        assert_eq!(squares.len(), super::workers());
+        let mut squares: Vec<u64> = squares.into_iter().flatten().collect();
         squares.sort_unstable();
         assert_eq!(squares, (0..1000u64).map(|x| x * x).collect::<Vec<_>>());
         assert_eq!(told, "done");
         let (none, ()) = super::map_streamed(|_: &mut dyn FnMut(u8)| {}, |x| x);
-        assert!(none.is_empty());
+        assert!(none.iter().all(Vec::is_empty));
     }
 }

@@ -322,14 +322,15 @@ impl Scanner {
         };
         self.files = kept
             .into_iter()
-            .map(|(found, (part, deps))| {
-                delta.new_errors.extend(part.errors.iter().cloned());
+            .map(|f| {
+                delta.new_errors.extend(f.part.errors.iter().cloned());
+                let key = PathKey(f.part.path.clone());
                 let state = FileState {
-                    sig: found.sig,
-                    deps,
-                    part: Arc::new(part),
+                    sig: f.sig,
+                    deps: f.deps,
+                    part: f.part,
                 };
-                (PathKey(found.path), state)
+                (key, state)
             })
             .collect();
         self.walk_errors = walk_errors;
@@ -366,47 +367,42 @@ impl Scanner {
 /// A file reached twice (a symlink) is parsed twice and kept once.
 fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
     // Files are read while the walk goes on.
-    let (read, mut walk_errors) = crate::par::map_streamed(
+    let (per_worker, mut walk_errors) = crate::par::map_streamed(
         |emit| walk::walk_each(roots, &opts.filter, &mut |path, local| emit((path, local))),
         |(path, local_dev): (PathBuf, LocalDev)| {
-            let path = &path;
             tracing::trace!(path = %path.display(), "reading");
-            let named = roots.contains(path);
-            let (found, scanned) = match opts.read(path, named, local_dev) {
-                Ok((bytes, sig)) => (
-                    Found {
-                        path: path.clone(),
-                        sig,
-                        local_dev,
-                    },
-                    scan_bytes(path, &bytes, Some(sig), opts),
-                ),
+            let named = roots.contains(&path);
+            let ((part, deps), sig) = match opts.read(&path, named, local_dev) {
+                Ok((bytes, sig)) => (scan_bytes(&path, &bytes, Some(sig), opts), sig),
                 // Unreadable but there: an error part, as later scans give it.
                 Err(e) => {
-                    let found = Found {
-                        path: path.clone(),
-                        sig: Signature::stat(path).ok_or_else(|| e.clone())?,
-                        local_dev,
-                    };
+                    let sig = Signature::stat(&path).ok_or_else(|| e.clone())?;
                     let part = Part {
-                        path: path.clone(),
+                        path,
                         errors: vec![e],
                         ..Default::default()
                     };
-                    (found, (part, Vec::new()))
+                    ((part, Vec::new()), sig)
                 }
             };
-            Ok::<_, ErrorEntry>((found, scanned))
+            Ok::<_, ErrorEntry>(ReadFile {
+                sig,
+                part: Arc::new(part),
+                deps,
+            })
         },
     );
-    let mut read_ok = Vec::with_capacity(read.len());
-    for r in read {
+    // One copy, of small records, at its exact size; each worker's vector
+    // is freed once emptied.
+    let mut read = Vec::with_capacity(per_worker.iter().map(Vec::len).sum());
+    for r in per_worker.into_iter().flatten() {
         match r {
-            Ok(item) => read_ok.push(item),
+            Ok(item) => read.push(item),
             Err(e) => walk_errors.push(e),
         }
     }
-    (walk::dedupe(read_ok), walk_errors)
+    walk::dedupe(&mut read, |f| (f.part.path.as_path(), f.sig.id()));
+    (read, walk_errors)
 }
 
 /// One-shot read of files and directories, as a report for the
@@ -417,8 +413,8 @@ pub fn read_once(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) ->
     let (files, walk_errors) = read_all(roots, opts);
     let parts: Vec<Arc<Part>> = stdin
         .into_iter()
-        .chain(files.into_iter().map(|(_, (part, _))| part))
         .map(Arc::new)
+        .chain(files.into_iter().map(|f| f.part))
         .collect();
     SourceReport {
         parts,
@@ -430,8 +426,13 @@ pub fn read_once(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) ->
 
 type Deps = Vec<(PathBuf, Option<Signature>)>;
 
-/// A file as found, and what reading it gave.
-type ReadFile = (Found, (Part, Deps));
+/// A file the first scan read: how it looked, what it gave (its path is
+/// the part's), what it depends on.
+struct ReadFile {
+    sig: Signature,
+    part: Arc<Part>,
+    deps: Deps,
+}
 
 fn scan_file(found: &Found, named: bool, opts: &ScanOptions) -> (Part, Deps) {
     tracing::trace!(path = %found.path.display(), "reading");

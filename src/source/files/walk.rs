@@ -73,18 +73,16 @@ pub fn discover(roots: &[PathBuf], filter: &Filter) -> (Vec<Found>, Vec<ErrorEnt
     let mut found = Vec::with_capacity(paths.len());
     for (path, local_dev) in paths {
         match std::fs::metadata(&path) {
-            Ok(meta) => found.push((
-                Found {
-                    path,
-                    sig: Signature::of(&meta),
-                    local_dev,
-                },
-                (),
-            )),
+            Ok(meta) => found.push(Found {
+                path,
+                sig: Signature::of(&meta),
+                local_dev,
+            }),
             Err(e) => errors.push(io_error(&path, &e)),
         }
     }
-    (dedupe(found).into_iter().map(|(f, ())| f).collect(), errors)
+    dedupe(&mut found, |f| (&f.path, f.sig.id()));
+    (found, errors)
 }
 
 /// The paths under `roots` that name regular files (symlinks followed) and
@@ -159,20 +157,22 @@ pub fn walk_each(
 }
 
 /// Each file once, under its plainest path (see [`discover`]), in path
-/// order, superseded kubelet rotations left out. `T` rides along: what
-/// was already read from each path, if anything.
-pub fn dedupe<T>(items: Vec<(Found, T)>) -> Vec<(Found, T)> {
+/// order, superseded kubelet rotations left out, in place. `key`: an
+/// item's path and file identity; the rest of an item rides along (what
+/// was already read from the path, if anything).
+pub fn dedupe<T>(items: &mut Vec<T>, key: impl Fn(&T) -> (&Path, (u64, u64))) {
     let mut best: HashMap<(u64, u64), usize> = HashMap::with_capacity(items.len());
     let mut keep = vec![false; items.len()];
-    for (i, (f, _)) in items.iter().enumerate() {
-        match best.entry(f.sig.id()) {
+    for (i, item) in items.iter().enumerate() {
+        let (path, id) = key(item);
+        match best.entry(id) {
             Entry::Vacant(v) => {
                 v.insert(i);
                 keep[i] = true;
             }
             Entry::Occupied(mut o) => {
                 let j = *o.get();
-                if rank(&f.path) < rank(&items[j].0.path) {
+                if rank(path) < rank(key(&items[j]).0) {
                     keep[j] = false;
                     keep[i] = true;
                     o.insert(i);
@@ -180,16 +180,14 @@ pub fn dedupe<T>(items: Vec<(Found, T)>) -> Vec<(Found, T)> {
             }
         }
     }
-    let mut files: Vec<(Found, T)> = items
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(item, kept)| kept.then_some(item))
-        .collect();
+    drop(best);
+    let mut kept = keep.into_iter();
+    items.retain(|_| kept.next().unwrap_or(false));
     // One sort at the end (the walk itself is unsorted), in the scanner's
-    // map order, so that map is built in one pass.
-    files.sort_by_cached_key(|(f, _)| crate::paths::sort_key(&f.path));
-    drop_superseded_rotations(&mut files);
-    files
+    // map order, so that map is built in one pass. Paths are unique now
+    // (a path names one file), so an unstable sort gives the one order.
+    items.sort_unstable_by(|a, b| crate::paths::cmp(key(a).0, key(b).0));
+    drop_superseded_rotations(items, |item| key(item).0);
 }
 
 /// A file the walk found, with what it looked like then.
@@ -214,10 +212,10 @@ fn rank(path: &Path) -> (usize, bool, usize, PathBuf) {
 /// Removes `<prefix>-<anything>.pem` beside a kept `<prefix>-current.pem`.
 /// The file `-current.pem` links to was folded into it by the dedupe, so
 /// every sibling still listed is an older rotation.
-fn drop_superseded_rotations<T>(files: &mut Vec<(Found, T)>) {
+fn drop_superseded_rotations<T>(files: &mut Vec<T>, path: impl Fn(&T) -> &Path) {
     let current: Vec<(PathBuf, String)> = files
         .iter()
-        .map(|(f, _)| &f.path)
+        .map(&path)
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?;
             let prefix = name.strip_suffix("current.pem")?;
@@ -232,8 +230,8 @@ fn drop_superseded_rotations<T>(files: &mut Vec<(Found, T)>) {
     if current.is_empty() {
         return;
     }
-    files.retain(|(f, _)| {
-        let p = &f.path;
+    files.retain(|f| {
+        let p = path(f);
         let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
             return true;
         };
@@ -341,7 +339,7 @@ mod tests {
             mtime_ns: 0,
             ctime_ns: 0,
         };
-        let mut files: Vec<(Found, ())> = [
+        let mut files: Vec<Found> = [
             "/pki/kubelet-client-2025-01-01-00-00-00.pem",
             "/pki/kubelet-client-current.pem",
             "/pki/kubelet-server-2025-01-01-00-00-00.pem",
@@ -349,23 +347,14 @@ mod tests {
             "/other/kubelet-client-2025-01-01-00-00-00.pem",
         ]
         .iter()
-        .map(|p| {
-            let path = PathBuf::from(p);
-            (
-                Found {
-                    path,
-                    sig,
-                    local_dev: None,
-                },
-                (),
-            )
+        .map(|p| Found {
+            path: PathBuf::from(p),
+            sig,
+            local_dev: None,
         })
         .collect();
-        drop_superseded_rotations(&mut files);
-        let kept: Vec<&str> = files
-            .iter()
-            .map(|(f, _)| f.path.to_str().unwrap())
-            .collect();
+        drop_superseded_rotations(&mut files, |f| &f.path);
+        let kept: Vec<&str> = files.iter().map(|f| f.path.to_str().unwrap()).collect();
         assert_eq!(
             kept,
             [
