@@ -7,6 +7,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::Arc;
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
@@ -201,13 +202,15 @@ pub struct ObjectRef {
 /// Who a credential names: subject and issuer (distinguished names for
 /// certificates, `sub`/`iss` claims for tokens).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// Text is kept at its exact size; an issuer's is shared by every
+/// credential it issued (see `parse::cert`).
 pub struct Identity {
-    pub subject: Option<String>,
-    pub issuer: Option<String>,
-    pub subject_cn: Option<String>,
-    pub issuer_cn: Option<String>,
+    pub subject: Option<Box<str>>,
+    pub issuer: Option<Arc<str>>,
+    pub subject_cn: Option<Box<str>>,
+    pub issuer_cn: Option<Arc<str>>,
     /// Certificate serial number, lowercase hex.
-    pub serial: Option<String>,
+    pub serial: Option<Box<str>>,
 }
 
 /// One credential found somewhere.
@@ -221,7 +224,9 @@ pub struct Credential {
     pub entry: Option<String>,
     /// Position in a bundle (certificates only).
     pub index: Option<u32>,
-    pub object: Option<ObjectRef>,
+    /// Boxed: most credentials are read from files, and the record is
+    /// kept for each of them.
+    pub object: Option<Box<ObjectRef>>,
     pub identity: Identity,
     pub not_before: Option<Timestamp>,
     /// `None` when nothing says it ever lapses.
@@ -231,7 +236,7 @@ pub struct Credential {
     /// Kubernetes bound tokens: when the kubelet should have rotated it.
     pub warn_after: Option<Timestamp>,
     /// A short remark for people (never secret text), e.g. why the expiry is unknown.
-    pub note: Option<String>,
+    pub note: Option<Box<str>>,
 }
 
 impl Credential {
@@ -266,7 +271,7 @@ impl Credential {
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.note = Some(note.into());
+        self.note = Some(note.into().into_boxed_str());
         self
     }
 
@@ -551,5 +556,16 @@ mod tests {
             Fingerprint::of(b"abc").text()["sha256:".len()..]
         );
         assert_eq!(super::hex_lower(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size {
+    /// One record is kept per credential found, for as long as it stands:
+    /// a field that grows it should be boxed, or earn its place.
+    #[test]
+    fn a_credential_record_stays_small() {
+        assert_eq!(std::mem::size_of::<super::Credential>(), 248);
+        assert_eq!(std::mem::size_of::<super::Identity>(), 80);
     }
 }

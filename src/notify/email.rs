@@ -73,9 +73,12 @@ fn name(c: &Credential) -> String {
     let name = c
         .identity
         .subject_cn
-        .clone()
-        .or_else(|| c.identity.subject.clone())
-        .unwrap_or_else(|| format!("{} {}", c.kind.as_str(), c.fingerprint.short(12)));
+        .as_deref()
+        .or(c.identity.subject.as_deref())
+        .map_or_else(
+            || format!("{} {}", c.kind.as_str(), c.fingerprint.short(12)),
+            str::to_string,
+        );
     plain(&name).into_owned()
 }
 

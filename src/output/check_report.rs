@@ -626,7 +626,7 @@ mod tests {
                 c.path = format!("/etc/pki/\"q\\{i}\u{1}\u{1f}\u{7f}\u{8}\u{c}\r\u{e9}\n.crt");
                 c.entry = (i % 2 == 0).then(|| format!("users[{i}]"));
                 c.index = (i % 3 == 0).then_some(i);
-                c.identity.subject = Some(format!("CN=host-{i},O=Ex\tample"));
+                c.identity.subject = Some(format!("CN=host-{i},O=Ex\tample").into());
                 c.not_before = (i % 5 != 0).then_some(1_700_000_000);
                 c
             })

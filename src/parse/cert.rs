@@ -6,6 +6,7 @@
 //! string type says, and a byte that cannot be decoded becomes U+FFFD.
 
 use crate::credential::{Credential, Fingerprint, Identity, Kind, Timestamp};
+use std::sync::Arc;
 use x509_parser::asn1_rs::Tag;
 use x509_parser::objects::{oid_registry, oid2abbrev};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -87,12 +88,13 @@ fn dn(name: &X509Name) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-type NameText = (Option<String>, Option<String>);
+type NameText = (Option<Arc<str>>, Option<Arc<str>>);
 
 thread_local! {
     /// Issuer names repeat (one CA signs a directory of certificates), and
     /// formatting a name was a sixth of parsing a certificate: each
-    /// issuer's text is made once per thread, keyed by its DER. Bounded.
+    /// issuer's text is made once per thread, keyed by its DER, and shared
+    /// by every certificate it issued. Bounded.
     static ISSUER_TEXT: std::cell::RefCell<std::collections::HashMap<Vec<u8>, NameText>> =
         std::cell::RefCell::default();
 }
@@ -104,7 +106,7 @@ fn issuer_text(name: &X509Name) -> NameText {
         if let Some(hit) = cache.get(name.as_raw()) {
             return hit.clone();
         }
-        let text = (dn(name), name_cn(name));
+        let text = (dn(name).map(Arc::from), name_cn(name).map(Arc::from));
         if cache.len() >= 256 {
             cache.clear();
         }
@@ -133,11 +135,11 @@ pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
     c.not_before = Some(not_before);
     let (issuer, issuer_cn) = issuer_text(cert.issuer());
     c.identity = Identity {
-        subject: dn(cert.subject()),
+        subject: dn(cert.subject()).map(String::into_boxed_str),
         issuer,
-        subject_cn: name_cn(cert.subject()),
+        subject_cn: name_cn(cert.subject()).map(String::into_boxed_str),
         issuer_cn,
-        serial: Some(crate::credential::hex_lower(cert.raw_serial())),
+        serial: Some(crate::credential::hex_lower(cert.raw_serial()).into_boxed_str()),
     };
     Ok(c)
 }

@@ -177,8 +177,8 @@ fn jwt_claims(text: &str, fingerprint: Fingerprint) -> Result<Credential, String
     let mut c = Credential::new(Kind::Jwt, fingerprint).expiring(exp);
     c.not_before = nbf.or(iat);
     let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
-    c.identity.subject = text_claim("sub");
-    c.identity.issuer = text_claim("iss");
+    c.identity.subject = text_claim("sub").map(Into::into);
+    c.identity.issuer = text_claim("iss").map(Into::into);
     if let Some(k8s) = claims.get("kubernetes.io") {
         c.warn_after = k8s.get("warnafter").and_then(parse_unix);
     }

@@ -328,7 +328,7 @@ fn legacy_token(obj: &K8sObject, found: &mut [Credential]) {
                 c.expiry_source = ExpirySource::Embedded;
                 c.note = Some(format!(
                     "legacy service-account token: the API server rejects it ({LEGACY_INVALID_SINCE})"
-                ));
+                ).into());
             }
             None => {
                 c.note = Some(
@@ -378,7 +378,7 @@ fn bootstrap_token(
     let mut c = Credential::new(Kind::BootstrapToken, Fingerprint::of(token.as_bytes()))
         .expiring(not_after);
     // The token id is public (it names the Secret); the secret half is not.
-    c.identity.subject = Some(id.to_string());
+    c.identity.subject = Some(id.into());
     if not_after.is_none() {
         c.note = Some("bootstrap token without expiration: it never expires".into());
     }

@@ -198,7 +198,7 @@ impl Parsed {
         cred.source = source;
         cred.entry = ctx.entry_for(field);
         cred.index = index;
-        cred.object = ctx.object.clone();
+        cred.object = ctx.object.clone().map(Box::new);
         if self.credentials.len() >= Cap::Credentials.limit(self.input_len) {
             self.cap_reached(ctx, Cap::Credentials);
             return;

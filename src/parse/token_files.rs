@@ -164,7 +164,7 @@ impl Tokens<'_, '_> {
             jwt::add_token(self.ctx, self.source, "token", token.trim(), self.out);
             for c in &mut self.out.credentials[before..] {
                 if c.identity.subject.is_none() {
-                    c.identity.subject = field(doc, "name").map(str::to_string);
+                    c.identity.subject = field(doc, "name").map(Into::into);
                 }
                 if c.not_after.is_none() {
                     c.note = Some(
@@ -193,7 +193,7 @@ impl Tokens<'_, '_> {
         }
         .expiring(Some(not_after));
         c.note = None;
-        c.identity.subject = field(doc, "user_id").map(str::to_string);
+        c.identity.subject = field(doc, "user_id").map(Into::into);
         self.out.add(self.ctx, self.source, "id", None, c);
     }
 
@@ -225,7 +225,7 @@ impl Tokens<'_, '_> {
             .expiring(Some(not_after));
         c.not_before = field(token, "issued_at").and_then(parse_timestamp);
         let user = get(token, "user");
-        c.identity.subject = user.and_then(|u| field(u, "name")).map(str::to_string);
+        c.identity.subject = user.and_then(|u| field(u, "name")).map(Into::into);
         self.out.add(self.ctx, self.source, "token", None, c);
     }
 
@@ -272,7 +272,7 @@ impl Tokens<'_, '_> {
             .expiring(Some(not_after));
         c.not_before = not_before;
         let user = get(doc, "access").and_then(|a| get(a, "user"));
-        c.identity.subject = user.and_then(|u| field(u, "name")).map(str::to_string);
+        c.identity.subject = user.and_then(|u| field(u, "name")).map(Into::into);
         self.out.add(self.ctx, self.source, "access.token", None, c);
     }
 
@@ -313,7 +313,7 @@ impl Tokens<'_, '_> {
         };
         let mut c =
             Credential::new(Kind::OpaqueToken, Fingerprint::of(id.as_bytes())).expiring(not_after);
-        c.identity.subject = field(app, keys.name).map(str::to_string);
+        c.identity.subject = field(app, keys.name).map(Into::into);
         if not_after.is_none() {
             c.note = Some("application credential without expires_at: it never expires".into());
         }

@@ -129,15 +129,18 @@ pub(super) fn apply(
         c.not_before = Some(issued);
         c.not_after = Some(issued + rule.validity);
         c.expiry_source = ExpirySource::ValidityWindow;
-        c.note = Some(format!(
-            "declared validity {} from {}",
-            crate::units::human_span(rule.validity),
-            match (&rule.issued_at, own) {
-                (_, Some(_)) => "the token's own issue time".to_string(),
-                (IssuedAt::Mtime, None) => "the file's modification time".to_string(),
-                (IssuedAt::Field(f), None) => format!("field {f}"),
-            }
-        ));
+        c.note = Some(
+            format!(
+                "declared validity {} from {}",
+                crate::units::human_span(rule.validity),
+                match (&rule.issued_at, own) {
+                    (_, Some(_)) => "the token's own issue time".to_string(),
+                    (IssuedAt::Mtime, None) => "the file's modification time".to_string(),
+                    (IssuedAt::Field(f), None) => format!("field {f}"),
+                }
+            )
+            .into(),
+        );
     }
 }
 

@@ -12,12 +12,12 @@ fn secret_certificate() -> Credential {
     c.source = Source::Secret;
     c.path = "kubernetes".into();
     c.index = Some(0);
-    c.object = Some(ObjectRef {
+    c.object = Some(Box::new(ObjectRef {
         namespace: "kube-system".into(),
         name: "etcd".into(),
         key: "tls.crt".into(),
         labels: vec![("app.kubernetes.io/name".into(), "etcd".into())],
-    });
+    }));
     c.identity.subject = Some("CN=etcd".into());
     c.identity.subject_cn = Some("etcd".into());
     c.identity.issuer_cn = Some("etcd-ca".into());
