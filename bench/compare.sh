@@ -223,6 +223,9 @@ LAYOUT=$(keep_section "The layout change (issue 11): check and serve at N = 10,0
 HOSTILE=$(keep_section "Hostile clients and bad days (issue 12)")
 FORMATS=$(keep_section "Files from every tool (issue 13)")
 SCRAPE=$(keep_section "Scrape size and compression (issue 14)")
+ISSUE15_1=$(keep_section '`lapse check` memory (issue 15, first step)')
+ISSUE15_2=$(keep_section '`lapse check` speed and memory (issue 15, second step)')
+ISSUE15_3=$(keep_section '`lapse serve` start-up: watches added after the first scan (issue 15, third step)')
 NEW=$(mktemp)
 {
   cat <<MD
@@ -314,6 +317,12 @@ $HOSTILE
 $FORMATS
 
 $SCRAPE
+
+$ISSUE15_1
+
+$ISSUE15_2
+
+$ISSUE15_3
 
 ## Kubernetes
 

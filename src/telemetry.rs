@@ -8,6 +8,8 @@
 
 mod process;
 
+pub use process::release_free_memory;
+
 use crate::credential::ErrorReason;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

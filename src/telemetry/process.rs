@@ -75,6 +75,18 @@ fn max_fds() -> Option<u64> {
     ok.then_some(limit.rlim_cur as u64)
 }
 
+/// Hands the heap's freed pages back to the kernel (glibc keeps what a
+/// full scan's temporaries freed: ~20 MiB at 100,000 files). Called after
+/// a full scan is published; a few milliseconds at that size. A no-op
+/// where the allocator is not glibc's.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; 0 keeps no padding.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Process {
     /// `None` where there is no `/proc/self/stat` (not Linux).
     pub fn new() -> Option<Process> {

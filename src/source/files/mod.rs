@@ -95,19 +95,15 @@ impl FileSource {
                 None
             }
         };
-        // The roots are watched before the first scan, so a change while it
-        // runs (seconds, on a large tree) is seen; referenced files are
-        // known, and watched, once it is done.
-        let first = pattern::expand(&self.roots);
-        if let Some(w) = watches.as_mut() {
-            let (roots, dirs) = watched(&first);
-            w.update(&roots, &dirs, &[], &metrics);
-        }
+        // The watches are added after the first scan, not before it: every
+        // file lapse opens under a watch wakes the watcher thread (notify
+        // subscribes to IN_OPEN), a third of the first scan's CPU on a
+        // large tree. A change during that scan is caught by a second,
+        // stat-only pass once the watches are in place; only then is the
+        // inventory published, so /readyz never says ready unwatched.
+        let mut first_pass = watches.is_some();
         // The last scan's expansion; its errors are logged once each.
-        let mut expansion = pattern::Expansion {
-            roots: first.roots,
-            ..Default::default()
-        };
+        let mut expansion = pattern::Expansion::default();
         let mut unmatched = Unmatched::default();
         let mut poll = tokio::time::interval(watch::POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -124,6 +120,7 @@ impl FileSource {
             let patterns = self.roots.clone();
             let started = Instant::now();
             let changed = pending.take();
+            let full = changed.is_none();
             let previous = expansion.roots.clone();
             let (s, delta, expanded, touched) = match tokio::task::spawn_blocking(move || {
                 let mut s = s;
@@ -172,6 +169,16 @@ impl FileSource {
                 deps.extend(s.dependencies());
                 w.update(&roots, &deps, &touched, &metrics)
             });
+            if std::mem::take(&mut first_pass) {
+                tracing::debug!(
+                    parsed = delta.parsed,
+                    scan_ms = took.as_millis() as u64,
+                    "first scan done; watching, then checking what changed meanwhile"
+                );
+                crate::telemetry::release_free_memory();
+                scanner = Some(s);
+                continue;
+            }
             let publishing = Instant::now();
             inventory.publish(
                 SOURCE,
@@ -189,6 +196,9 @@ impl FileSource {
                 publish_ms = publishing.elapsed().as_millis() as u64,
                 "scan done"
             );
+            if full {
+                crate::telemetry::release_free_memory();
+            }
             scanner = Some(s);
             if renewed {
                 continue;
