@@ -174,7 +174,6 @@ impl FileSource {
                     scan_ms = took.as_millis() as u64,
                     "first scan done; watching, then checking what changed meanwhile"
                 );
-                crate::telemetry::release_free_memory();
                 scanner = Some(s);
                 continue;
             }
