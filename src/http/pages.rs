@@ -16,33 +16,167 @@
 //! kept beside the text for as long as the text is, so no scrape
 //! compresses more than what changed since the last.
 //!
+//! A large page is not kept whole as text: a part that would take the
+//! page's text past [`TEXT_KEPT_BYTES`] is compressed as it is rendered
+//! and kept only compressed (at 100,000 credentials the text is 81 MiB,
+//! its gzip a twelfth), and a client that does not take gzip gets it
+//! inflated a piece at a time as it reads.
+//!
 //! Rendering runs on a thread of its own, never on the blocking pool the
 //! scans use, so no number of requests delays a scan; requests wait for
 //! it in turn, and only the first of a second renders.
 
-use super::gzip::{self, Coding, Deflated};
+use super::gzip::{self, Coding, Deflated, Deflater, Level};
 use crate::credential::{Thresholds, Timestamp};
 use crate::inventory::Snapshot;
-use crate::output::metrics::{self, LabelCache};
+use crate::output::metrics::{self, FamilySink, LabelCache, PIECE_BYTES};
 use crate::output::page::page_noting;
 use crate::telemetry::SelfMetrics;
 use hyper::body::Bytes;
 use std::sync::{Arc, Weak};
 use tokio::sync::Mutex;
 
-/// Pieces are cut to this size, so a client's write takes one at a time.
-const PIECE_BYTES: usize = 256 * 1024;
+/// How much of a `/metrics` page is kept as text; the parts past it are
+/// kept compressed only. A page of 10,000 certificates (13.4 MB) is kept
+/// whole, so a client that does not ask for gzip is sent it without any
+/// work per scrape.
+const TEXT_KEPT_BYTES: usize = 16 << 20;
 
-/// A page to send: its pieces in order, their length, and the coding
-/// they are in.
+/// A page to send: its pieces in order, the length of what they hold,
+/// and the coding it is sent in.
 pub struct Page {
-    pub pieces: Vec<Bytes>,
+    pieces: Vec<Piece>,
     pub len: usize,
     pub coding: Coding,
 }
 
+/// What a page's piece is: bytes to send, or a compressed part to send
+/// inflated.
+enum Piece {
+    Bytes(Bytes),
+    Inflated(Deflated),
+}
+
+impl Page {
+    /// The bytes to send, in order; a compressed part is inflated a piece
+    /// at a time, as the client takes them.
+    pub fn into_frames(self) -> impl Iterator<Item = Bytes> + Send + Sync + 'static {
+        self.pieces
+            .into_iter()
+            .flat_map(|p| -> Box<dyn Iterator<Item = Bytes> + Send + Sync> {
+                match p {
+                    Piece::Bytes(b) => Box::new(std::iter::once(b)),
+                    Piece::Inflated(part) => Box::new(part.inflate(PIECE_BYTES)),
+                }
+            })
+    }
+}
+
 /// One rendered part of a page, cut into pieces.
 type Part = Arc<[Bytes]>;
+
+/// A part of `/metrics` as kept: its text, unless the page's text was
+/// too large to keep, and its gzip, once a gzip client asked or when the
+/// text is not kept. One of the two is always there.
+#[derive(Clone)]
+struct Rendered {
+    text: Option<Part>,
+    gz: Option<Deflated>,
+}
+
+impl Rendered {
+    fn text(text: Part) -> Self {
+        Rendered {
+            text: Some(text),
+            gz: None,
+        }
+    }
+
+    /// How much text is kept.
+    fn text_kept(&self) -> usize {
+        self.text
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(Bytes::len)
+            .sum()
+    }
+
+    /// The part in pieces, as text.
+    fn identity(&self, into: &mut Vec<Piece>) -> usize {
+        match (&self.text, &self.gz) {
+            (Some(text), _) => {
+                into.extend(text.iter().cloned().map(Piece::Bytes));
+                text.iter().map(Bytes::len).sum()
+            }
+            (None, Some(gz)) => {
+                into.push(Piece::Inflated(gz.clone()));
+                gz.text_len() as usize
+            }
+            (None, None) => 0,
+        }
+    }
+}
+
+/// Where the families a render makes go: a part's pieces are kept as text
+/// while the page's text stays within `room`; a part that would pass it
+/// is compressed as it comes, from the piece that would have.
+struct Keeping {
+    room: usize,
+    text: Vec<Bytes>,
+    len: usize,
+    deflater: Option<Deflater>,
+    failed: bool,
+    done: Vec<(usize, Rendered)>,
+}
+
+impl Keeping {
+    fn new(room: usize) -> Self {
+        Keeping {
+            room,
+            text: Vec::new(),
+            len: 0,
+            deflater: None,
+            failed: false,
+            done: Vec::new(),
+        }
+    }
+}
+
+impl FamilySink for Keeping {
+    fn piece(&mut self, family: usize, text: String) {
+        let text = Bytes::from(text);
+        if self.deflater.is_none() && self.len + text.len() > self.room {
+            let mut deflater = Deflater::new(level(family));
+            for kept in self.text.drain(..) {
+                self.failed |= deflater.write(&kept).is_none();
+            }
+            self.deflater = Some(deflater);
+        }
+        match &mut self.deflater {
+            Some(deflater) => self.failed |= deflater.write(&text).is_none(),
+            None => {
+                self.len += text.len();
+                self.text.push(text);
+            }
+        }
+    }
+
+    fn end(&mut self, family: usize) {
+        let rendered = match self.deflater.take() {
+            Some(deflater) => {
+                let gz = deflater.finish();
+                self.failed |= gz.is_none();
+                Rendered { text: None, gz }
+            }
+            None => {
+                self.room -= self.len;
+                Rendered::text(std::mem::take(&mut self.text).into())
+            }
+        };
+        self.len = 0;
+        self.done.push((family, rendered));
+    }
+}
 
 #[derive(Default)]
 struct Kept {
@@ -50,11 +184,8 @@ struct Kept {
     snapshot: Weak<Snapshot>,
     /// The second the clock's families were rendered at.
     now: Timestamp,
-    families: Vec<Option<Part>>,
-    sources: Option<Part>,
-    /// `families` and `sources` compressed, once a gzip client asked.
-    families_gz: Vec<Option<Deflated>>,
-    sources_gz: Option<Deflated>,
+    families: Vec<Option<Rendered>>,
+    sources: Option<Rendered>,
     /// Lapse's own metrics, classic text and OpenMetrics, and compressed.
     own: [Option<(Bytes, Option<Deflated>)>; 2],
     /// The HTML page, for `snapshot` at `html_now`, and compressed.
@@ -67,9 +198,7 @@ impl Kept {
         if !Weak::ptr_eq(&self.snapshot, &Arc::downgrade(snapshot)) {
             self.snapshot = Arc::downgrade(snapshot);
             self.families = vec![None; metrics::FAMILIES];
-            self.families_gz = vec![None; metrics::FAMILIES];
             self.sources = None;
-            self.sources_gz = None;
             self.html = None;
         }
         if self.now != now {
@@ -77,7 +206,6 @@ impl Kept {
             for (i, f) in self.families.iter_mut().enumerate() {
                 if metrics::family_uses_now(i) {
                     *f = None;
-                    self.families_gz[i] = None;
                 }
             }
         }
@@ -85,9 +213,19 @@ impl Kept {
 }
 
 /// The server's pages, kept between requests.
-#[derive(Default)]
 pub struct Pages {
     kept: Mutex<Kept>,
+    /// How much of `/metrics` is kept as text ([`TEXT_KEPT_BYTES`]).
+    text_kept: usize,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Pages {
+            kept: Mutex::default(),
+            text_kept: TEXT_KEPT_BYTES,
+        }
+    }
 }
 
 impl std::fmt::Debug for Pages {
@@ -96,11 +234,7 @@ impl std::fmt::Debug for Pages {
     }
 }
 
-fn cut(text: String) -> Part {
-    cut_bytes(Bytes::from(text))
-}
-
-fn cut_bytes(bytes: Bytes) -> Part {
+fn cut(bytes: Bytes) -> Part {
     (0..bytes.len())
         .step_by(PIECE_BYTES)
         .map(|at| bytes.slice(at..bytes.len().min(at + PIECE_BYTES)))
@@ -152,15 +286,31 @@ impl Pages {
             .collect();
         if !missing.is_empty() || kept.sources.is_none() {
             let want_sources = kept.sources.is_none();
+            // The text the parts not rendered now keep.
+            let kept_text: usize = kept
+                .families
+                .iter()
+                .chain(std::iter::once(&kept.sources))
+                .flatten()
+                .map(Rendered::text_kept)
+                .sum();
+            let room = self.text_kept.saturating_sub(kept_text);
             let (snapshot, labels) = (snapshot.clone(), labels.clone());
             let (families, sources) = off_runtime(move || {
-                let mut families = Vec::new();
-                metrics::render_families(&snapshot, &labels, now, &missing, &mut |i, text| {
-                    families.push((i, cut(text)))
+                let mut keeping = Keeping::new(room);
+                metrics::render_families(&snapshot, &labels, now, &missing, &mut keeping);
+                if keeping.failed {
+                    // Compressing cannot fail on memory it was given; if
+                    // it did, the page is still whole, as text.
+                    keeping = Keeping::new(usize::MAX);
+                    metrics::render_families(&snapshot, &labels, now, &missing, &mut keeping);
+                }
+                let sources = want_sources.then(|| {
+                    Rendered::text(cut(Bytes::from(metrics::render_sources(
+                        &snapshot, &labels,
+                    ))))
                 });
-                let sources =
-                    want_sources.then(|| cut(metrics::render_sources(&snapshot, &labels)));
-                (families, sources)
+                (keeping.done, sources)
             })
             .await;
             for (i, part) in families {
@@ -178,7 +328,7 @@ impl Pages {
         let (own, own_gz) = slot.get_or_insert_with(|| (Bytes::from(text), None));
         // Lapse's own metrics are a few kilobytes: compressed here.
         if coding == Coding::Gzip && own_gz.is_none() {
-            *own_gz = gzip::deflate(std::slice::from_ref(own));
+            *own_gz = gzip::deflate(std::slice::from_ref(own), Level::Fast);
         }
         let (own, own_gz) = (own.clone(), own_gz.clone());
         if coding == Coding::Gzip
@@ -186,15 +336,18 @@ impl Pages {
         {
             return page;
         }
-        let mut pieces: Vec<Bytes> = kept
+        let mut pieces = Vec::new();
+        let mut len = 0;
+        for part in kept
             .families
             .iter()
             .chain(std::iter::once(&kept.sources))
             .flatten()
-            .flat_map(|part| part.iter().cloned())
-            .collect();
-        pieces.push(own);
-        let len = pieces.iter().map(Bytes::len).sum();
+        {
+            len += part.identity(&mut pieces);
+        }
+        len += own.len();
+        pieces.push(Piece::Bytes(own));
         Page {
             pieces,
             len,
@@ -236,6 +389,16 @@ impl Pages {
     }
 }
 
+/// How hard part `i` of `/metrics` (a family, or the sources past them)
+/// is compressed: fast when it is made again every second.
+fn level(i: usize) -> Level {
+    if i < metrics::FAMILIES && metrics::family_uses_now(i) {
+        Level::Fast
+    } else {
+        Level::Kept
+    }
+}
+
 /// The `/metrics` page in gzip from `kept`'s parts, compressing those not
 /// compressed yet (off the runtime); `None` if compressing failed.
 async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
@@ -245,43 +408,54 @@ async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
         .iter()
         .chain(std::iter::once(&kept.sources))
         .enumerate()
-        .filter(|(i, _)| match kept.families_gz.get(*i) {
-            Some(gz) => gz.is_none(),
-            None => kept.sources_gz.is_none(),
+        .filter_map(|(i, part)| match part {
+            Some(Rendered {
+                text: Some(text),
+                gz: None,
+            }) => Some((i, text.clone())),
+            _ => None,
         })
-        .filter_map(|(i, part)| Some((i, part.clone()?)))
         .collect();
     if !todo.is_empty() {
         let done = off_runtime(move || {
             todo.into_iter()
-                .map(|(i, part)| (i, gzip::deflate(&part)))
+                .map(|(i, part)| (i, gzip::deflate(&part, level(i))))
                 .collect::<Vec<_>>()
         })
         .await;
         for (i, gz) in done {
-            match kept.families_gz.get_mut(i) {
-                Some(slot) => *slot = Some(gz?),
-                None => kept.sources_gz = Some(gz?),
+            let slot = match kept.families.get_mut(i) {
+                Some(slot) => slot,
+                None => &mut kept.sources,
+            };
+            if let Some(part) = slot {
+                part.gz = Some(gz?);
             }
         }
     }
     let parts: Vec<&Deflated> = kept
         .families
         .iter()
-        .zip(&kept.families_gz)
-        .chain(std::iter::once((&kept.sources, &kept.sources_gz)))
-        .filter(|(plain, _)| plain.is_some())
-        .map(|(_, gz)| gz.as_ref())
+        .chain(std::iter::once(&kept.sources))
+        .flatten()
+        .map(|part| part.gz.as_ref())
         .chain(std::iter::once(Some(&own)))
         .collect::<Option<_>>()?;
-    let mut pieces = vec![gzip::header()];
+    let mut pieces = vec![Piece::Bytes(gzip::header())];
     pieces.extend(
         parts
             .iter()
-            .flat_map(|p| cut_bytes(p.bytes.clone()).to_vec()),
+            .flat_map(|p| cut(p.bytes.clone()).to_vec())
+            .map(Piece::Bytes),
     );
-    pieces.push(gzip::trailer(parts.iter().copied()));
-    let len = pieces.iter().map(Bytes::len).sum();
+    pieces.push(Piece::Bytes(gzip::trailer(parts.iter().copied())));
+    let len = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => b.len(),
+            Piece::Inflated(part) => part.text_len() as usize,
+        })
+        .sum();
     Some(Page {
         pieces,
         len,
@@ -292,18 +466,160 @@ async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credential::{Credential, Fingerprint, Kind};
+    use crate::inventory::{Inventory, Origin, Part as FilePart, SourceReport, Via};
+    use std::io::Read;
+
+    const NOW: Timestamp = 1_800_000_000;
+
+    fn snapshot(n: usize) -> Arc<Snapshot> {
+        let credentials: Vec<Credential> = (0..n)
+            .map(|i| {
+                let mut c = Credential::new(Kind::X509, Fingerprint::of(&i.to_le_bytes()))
+                    .expiring(Some(NOW + 86_400 + i as i64));
+                c.not_before = Some(NOW - 86_400);
+                c.path = format!("/etc/pki/tls/{i:06}.pem");
+                c
+            })
+            .collect();
+        let inventory = Inventory::new(&["files"]);
+        let part = FilePart {
+            path: "/etc/pki/tls".into(),
+            origins: vec![
+                Origin {
+                    file: None,
+                    via: Via::Own
+                };
+                n
+            ],
+            credentials,
+            errors: Vec::new(),
+        };
+        inventory.publish(
+            "files",
+            SourceReport {
+                parts: vec![Arc::new(part)],
+                errors: Vec::new(),
+                up: true,
+                last_scan: Some(NOW),
+            },
+        );
+        inventory.snapshot()
+    }
+
+    async fn body(pages: &Pages, snapshot: &Arc<Snapshot>, coding: Coding) -> (Vec<u8>, Page) {
+        let labels = Arc::new(LabelCache::default());
+        let own = SelfMetrics::new(&[("files", &[])], &[]);
+        let page = pages
+            .metrics(snapshot, &labels, &own, NOW, false, coding)
+            .await;
+        let len = page.len;
+        let coding = page.coding;
+        let pieces: Vec<Bytes> = page.into_frames().collect();
+        let bytes = pieces.concat();
+        assert_eq!(bytes.len(), len);
+        (
+            bytes,
+            Page {
+                pieces: Vec::new(),
+                len,
+                coding,
+            },
+        )
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+        out
+    }
+
+    /// The length of family `name`'s text in `page`.
+    fn family_len(page: &str, name: &str) -> usize {
+        let at = page.find(&format!("# HELP {name} ")).expect(name);
+        let next = page[at + 1..]
+            .find("# HELP ")
+            .map_or(page.len(), |n| at + 1 + n);
+        next - at
+    }
+
+    #[tokio::test]
+    async fn a_page_past_the_text_kept_is_kept_compressed_and_sent_the_same() {
+        let snapshot = snapshot(10_000);
+        let (text, _) = body(&Pages::default(), &snapshot, Coding::Identity).await;
+        let page = String::from_utf8(text.clone()).unwrap();
+        let expires = family_len(&page, "lapse_credential_expires_in_seconds");
+        let no_expiry = family_len(&page, "lapse_credential_no_expiry");
+        let warn_after = family_len(&page, "lapse_credential_warn_after_timestamp_seconds");
+        // Room for the first family and the headers of the two with no
+        // series, not for validity_seconds or info.
+        assert_eq!(expires, 1_000_177);
+        let tight = Pages {
+            text_kept: 1 << 20,
+            ..Pages::default()
+        };
+        let (again, page) = body(&tight, &snapshot, Coding::Identity).await;
+        assert_eq!(page.coding, Coding::Identity);
+        assert!(
+            again == text,
+            "the same page from the parts kept compressed"
+        );
+        let state = |kept: &Kept| -> Vec<(usize, bool)> {
+            kept.families
+                .iter()
+                .flatten()
+                .map(|p| (p.text_kept(), p.gz.is_some()))
+                .collect()
+        };
+        assert_eq!(
+            state(&*tight.kept.lock().await),
+            [
+                // Rendered first, and kept as text.
+                (expires, false),
+                // Left out by the default configuration.
+                (0, false),
+                (0, false),
+                // Past the room: compressed as rendered, no text kept.
+                (0, true),
+                (0, false),
+                // Headers only, within the room.
+                (no_expiry, false),
+                (warn_after, false),
+                (0, true),
+            ]
+        );
+        let (gz, page) = body(&tight, &snapshot, Coding::Gzip).await;
+        assert_eq!(page.coding, Coding::Gzip);
+        assert!(gunzip(&gz) == text, "the same page in gzip");
+        // The text kept is compressed once a gzip client asks, and kept.
+        assert_eq!(
+            state(&*tight.kept.lock().await),
+            [
+                (expires, true),
+                (0, true),
+                (0, true),
+                (0, true),
+                (0, true),
+                (no_expiry, true),
+                (warn_after, true),
+                (0, true),
+            ]
+        );
+    }
 
     #[test]
     fn a_part_is_cut_into_pieces_that_make_it_whole() {
         let text: String = (0..PIECE_BYTES * 2 + 10)
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
-        let part = cut(text.clone());
+        let part = cut(Bytes::from(text.clone()));
         assert_eq!(
             part.iter().map(Bytes::len).collect::<Vec<_>>(),
             [PIECE_BYTES, PIECE_BYTES, 10]
         );
         assert_eq!(part.concat(), text.as_bytes());
-        assert!(cut(String::new()).is_empty());
+        assert!(cut(Bytes::new()).is_empty());
     }
 }

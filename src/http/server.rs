@@ -189,7 +189,7 @@ impl App {
             )
             .await;
         let (len, coding) = (page.len, page.coding);
-        let frames = page.pieces.into_iter().map(|b| Ok(Frame::data(b)));
+        let frames = page.into_frames().map(|b| Ok(Frame::data(b)));
         let body = StreamBody::new(futures::stream::iter(frames));
         let content_type = if openmetrics {
             metrics::OPENMETRICS_CONTENT_TYPE

@@ -256,9 +256,7 @@ pub fn render(
     openmetrics: bool,
 ) -> String {
     let mut page = String::new();
-    render_families(snapshot, labels, now, &all_families(), &mut |_, text| {
-        page.push_str(&text)
-    });
+    render_families(snapshot, labels, now, &all_families(), &mut page);
     page.push_str(&render_sources(snapshot, labels));
     page.push_str(&render_self(self_metrics, openmetrics, labels));
     page
@@ -276,15 +274,36 @@ pub fn family_uses_now(family: usize) -> bool {
     CREDENTIAL_FAMILIES[family].uses_now
 }
 
-/// Renders the credential families `which` (indices below [`FAMILIES`]),
-/// handing each one's whole text to `emit` with its index; a family the
-/// reader's configuration leaves out is empty text.
+/// How long a piece of a family's text grows before [`render_families`]
+/// hands it on: a reader that keeps pieces shares them between clients,
+/// and a reader that compresses them never holds a family whole.
+pub const PIECE_BYTES: usize = 256 * 1024;
+
+/// Where [`render_families`] puts each family's text, a piece at a time.
+pub trait FamilySink {
+    /// The next piece of family `family`'s text, about [`PIECE_BYTES`]
+    /// long, ending with a whole line.
+    fn piece(&mut self, family: usize, text: String);
+    /// Family `family` is complete. A family the reader's configuration
+    /// leaves out ends with no piece.
+    fn end(&mut self, _family: usize) {}
+}
+
+/// The whole text, families one after another.
+impl FamilySink for String {
+    fn piece(&mut self, _family: usize, text: String) {
+        self.push_str(&text);
+    }
+}
+
+/// Renders the credential families `which` (indices below [`FAMILIES`])
+/// into `sink`, one family after another.
 pub fn render_families(
     snapshot: &Arc<Snapshot>,
     labels: &LabelCache,
     now: Timestamp,
     which: &[usize],
-    emit: &mut dyn FnMut(usize, String),
+    sink: &mut dyn FamilySink,
 ) {
     let cached = labels.rows(snapshot);
     let parts = &snapshot.assembled.parts;
@@ -302,13 +321,15 @@ pub fn render_families(
         })
         .collect();
     let constants = labels.constants.as_str();
+    // Room for one more line past the piece size, so a piece is not grown.
+    let fresh = || String::with_capacity(PIECE_BYTES + 4096);
     for &i in which {
         if !labels.config.families[i] {
-            emit(i, String::new());
+            sink.end(i);
             continue;
         }
         let family = &CREDENTIAL_FAMILIES[i];
-        let mut out = String::with_capacity(64 + rows.len() * 200);
+        let mut out = fresh();
         family_header(&mut out, family.name, family.help, "gauge");
         for (c, l) in &rows {
             if let Some(v) = (family.value)(c, now) {
@@ -319,9 +340,16 @@ pub fn render_families(
                     &l.pieces(family.descriptive),
                     v,
                 );
+                if out.len() >= PIECE_BYTES {
+                    sink.piece(i, std::mem::replace(&mut out, fresh()));
+                }
             }
         }
-        emit(i, out);
+        if !out.is_empty() {
+            out.shrink_to_fit();
+            sink.piece(i, out);
+        }
+        sink.end(i);
     }
 }
 

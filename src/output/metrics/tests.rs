@@ -65,7 +65,7 @@ fn page(config: MetricsConfig, credentials: Vec<Credential>) -> String {
         &cache,
         NOW,
         &all_families(),
-        &mut |_, t| out.push_str(&t),
+        &mut out,
     );
     out.push_str(&render_sources(&inventory.snapshot(), &cache));
     out.lines()
