@@ -8,7 +8,7 @@
 
 mod process;
 
-pub use process::release_free_memory;
+pub use process::{release_free_memory, tune_allocator};
 
 use crate::credential::ErrorReason;
 use prometheus_client::metrics::counter::Counter;

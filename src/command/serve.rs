@@ -66,6 +66,7 @@ fn split(settings: Settings) -> (Plan, WebConfig, Thresholds) {
 }
 
 pub fn run(args: &ServeArgs) -> i32 {
+    crate::telemetry::tune_allocator();
     let reload = ReloadMetrics::default();
     let settings = match Settings::serve(args, reload.certificate_failures.clone()) {
         Ok(s) => s,

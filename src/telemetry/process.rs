@@ -75,6 +75,27 @@ fn max_fds() -> Option<u64> {
     ok.then_some(limit.rlim_cur as u64)
 }
 
+/// Allocations of this size or more get pages of their own, handed back
+/// when freed, in place of glibc's default: 128 KiB, raised to the size of
+/// each such block freed (up to 32 MiB), with the per-thread heaps then
+/// kept up to twice that. Measured, `lapse serve` reading 20,000 Secrets
+/// of which 5,000 are 100 KiB Opaque: 141-168 MiB resident once ready
+/// (peak 191-201) by default, 49 MiB (peak 86) with this; time to ready
+/// 7-8 s -> 10 s on a loaded two-core machine.
+const OWN_PAGES_FROM: i32 = 64 * 1024;
+
+/// Tunes the allocator for a long-running process: a large block (a
+/// Secret's payload, a list page, a piece of `/metrics`) is given back as
+/// soon as it is freed, not kept in a heap for good. A no-op where the
+/// allocator is not glibc's.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets one of glibc's own malloc parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_PAGES_FROM);
+    }
+}
+
 /// Hands the heap's freed pages back to the kernel (glibc keeps what a
 /// full scan's temporaries freed: 12 MiB at 100,000 files). Called after
 /// each full scan. A no-op

@@ -58,7 +58,8 @@ async fn every_page_of_every_scope_then_no_watch() {
         .iter()
         .filter(|l| l.path == "/api/v1/secrets")
         .collect();
-    assert_eq!(secrets.len(), 3, "pages of 500");
+    assert_eq!(secrets.len(), 22, "pages of 50");
+    assert!(secrets.iter().all(|l| l.param("limit") == Some("50")));
     assert!(secrets[1..].iter().all(|l| l.param("continue").is_some()));
     assert_eq!(
         secrets[0].param("fieldSelector"),

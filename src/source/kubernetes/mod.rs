@@ -50,8 +50,12 @@ pub const HEARTBEAT: Duration = Duration::from_secs(60);
 /// Changes closer together than this are published together.
 const BATCH: Duration = Duration::from_millis(100);
 
-/// Objects per LIST page, as kube-runtime's watcher asks for.
-const PAGE: u32 = 500;
+/// Objects per LIST page. kube-runtime's watcher asks for 500; lapse reads
+/// each page whole before decoding it, so a page of 500 Secrets of
+/// 100 KiB is 68 MB of JSON in memory at once. Measured, 20,000 Secrets
+/// of which 5,000 are 100 KiB Opaque: peak RSS 212 MiB at 500, 183 at 50
+/// (glibc's default heap), the same time to ready (3.0-3.6 s).
+const PAGE: u32 = 50;
 
 /// A one-shot LIST retries a 410 (its continue token expired) or a 429
 /// this many times before it reports the scope as failed.
