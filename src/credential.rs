@@ -218,8 +218,9 @@ pub struct Identity {
 pub struct Credential {
     pub kind: Kind,
     pub source: Source,
-    /// The file it was read from (`-` for standard input).
-    pub path: String,
+    /// The file it was read from (`-` for standard input); shared by the
+    /// credentials of one file.
+    pub path: Arc<str>,
     /// Where inside that file, e.g. `users[deployer].token`.
     pub entry: Option<String>,
     /// Position in a bundle (certificates only).
@@ -245,7 +246,7 @@ impl Credential {
         Credential {
             kind,
             source: Source::File,
-            path: String::new(),
+            path: Arc::from(""),
             entry: None,
             index: None,
             object: None,
@@ -565,7 +566,7 @@ mod size {
     /// a field that grows it should be boxed, or earn its place.
     #[test]
     fn a_credential_record_stays_small() {
-        assert_eq!(std::mem::size_of::<super::Credential>(), 248);
+        assert_eq!(std::mem::size_of::<super::Credential>(), 240);
         assert_eq!(std::mem::size_of::<super::Identity>(), 80);
     }
 }

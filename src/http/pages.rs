@@ -485,7 +485,7 @@ mod tests {
                 let mut c = Credential::new(Kind::X509, Fingerprint::of(&i.to_le_bytes()))
                     .expiring(Some(NOW + 86_400 + i as i64));
                 c.not_before = Some(NOW - 86_400);
-                c.path = format!("/etc/pki/tls/{i:06}.pem");
+                c.path = format!("/etc/pki/tls/{i:06}.pem").into();
                 c
             })
             .collect();

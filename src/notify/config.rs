@@ -118,7 +118,7 @@ impl Route {
                 .namespace
                 .as_ref()
                 .is_none_or(|ns| object.is_some_and(|o| &o.namespace == ns))
-            && self.path.as_ref().is_none_or(|g| g.is_match(&c.path))
+            && self.path.as_ref().is_none_or(|g| g.is_match(&*c.path))
             && self.labels.iter().all(|(k, v)| {
                 object.is_some_and(|o| o.labels.iter().any(|(lk, lv)| lk == k && lv == v))
             })

@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 /// What an operator does about a credential of this kind, where it lives.
 pub fn action(c: &Credential) -> &'static str {
-    let path = c.path.as_str();
+    let path = &*c.path;
     let entry = c.entry.as_deref().unwrap_or("");
     let aks_hci = path.contains("wssd")
         || path.contains("cloudlogin")
@@ -60,7 +60,7 @@ pub fn action(c: &Credential) -> &'static str {
 }
 
 fn place(c: &Credential) -> String {
-    let mut out = c.path.clone();
+    let mut out = c.path.to_string();
     if let Some(entry) = &c.entry {
         let _ = write!(out, " [{entry}]");
     }

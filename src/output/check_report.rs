@@ -447,13 +447,13 @@ impl Report<'_> {
             .enumerate()
             .map(|(i, c)| {
                 let status = self.status(c);
-                let mut place = c.path.clone();
+                let mut place = c.path.to_string();
                 if let Some(e) = &c.entry {
                     place.push_str(&format!(" [{e}]"));
                 }
                 if let Some(i) = c
                     .index
-                    .filter(|_| per_entry[&(c.path.as_str(), c.entry.as_deref())] > 1)
+                    .filter(|_| per_entry[&(&*c.path, c.entry.as_deref())] > 1)
                 {
                     place.push_str(&format!(" #{i}"));
                 }
@@ -623,7 +623,8 @@ mod tests {
             .map(|i| {
                 let mut c = Credential::new(Kind::X509, Fingerprint::of(&i.to_be_bytes()))
                     .expiring(Some(1_800_000_000 + i64::from(i) * 3600));
-                c.path = format!("/etc/pki/\"q\\{i}\u{1}\u{1f}\u{7f}\u{8}\u{c}\r\u{e9}\n.crt");
+                c.path =
+                    format!("/etc/pki/\"q\\{i}\u{1}\u{1f}\u{7f}\u{8}\u{c}\r\u{e9}\n.crt").into();
                 c.entry = (i % 2 == 0).then(|| format!("users[{i}]"));
                 c.index = (i % 3 == 0).then_some(i);
                 c.identity.subject = Some(format!("CN=host-{i},O=Ex\tample").into());

@@ -185,7 +185,7 @@ fn entries(out: &mut String, report: &Report) {
     }
     for &i in shown.iter().take(MAX_ENTRIES) {
         let c = creds[i];
-        let several = per_entry[&(c.path.as_str(), c.entry.as_deref())] > 1;
+        let several = per_entry[&(&*c.path, c.entry.as_deref())] > 1;
         entry_line(out, report, c, several);
     }
     if shown.len() > MAX_ENTRIES {
@@ -313,7 +313,7 @@ mod tests {
             .map(|i| {
                 let mut c = Credential::new(Kind::X509, Fingerprint::of(&[i]))
                     .expiring(Some(1_800_000_000 - 60));
-                c.path = format!("{i:02}.pem");
+                c.path = format!("{i:02}.pem").into();
                 c
             })
             .collect();

@@ -191,7 +191,7 @@ mod tests {
             .map(|i| {
                 let mut c = Credential::new(Kind::X509, Fingerprint::of(&i.to_be_bytes()))
                     .expiring(Some(NOW + (i + 1) * 86_400));
-                c.path = format!("/pki/{i:04}.pem");
+                c.path = format!("/pki/{i:04}.pem").into();
                 c
             })
             .collect();

@@ -327,7 +327,7 @@ const NAMES: [&str; 5] = ["input", "tls.crt", "token", "dir/config", "-"];
 /// Credentials, errors and references all name `name`.
 fn assert_names(name: &str, parsed: &Parsed) {
     for c in &parsed.credentials {
-        assert_eq!(c.path, name);
+        assert_eq!(&*c.path, name);
     }
     for e in &parsed.errors {
         assert_eq!(e.path, name);

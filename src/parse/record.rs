@@ -6,6 +6,7 @@
 use crate::credential::{Credential, ErrorEntry, ErrorReason, ObjectRef, Source};
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Nested containers (a kubeconfig inside a Secret inside a List) are
 /// followed this deep and no deeper.
@@ -92,6 +93,9 @@ pub struct Parsed {
     input_len: usize,
     /// PKCS#12 key-derivation iterations spent so far.
     pub(crate) p12_work: u64,
+    /// The path the last credential was given, shared with the next of
+    /// the same file: one copy per file, not one per credential.
+    path: Option<Arc<str>>,
 }
 
 /// What a referenced file is expected to hold.
@@ -194,7 +198,10 @@ impl Parsed {
         index: Option<u32>,
         mut cred: Credential,
     ) {
-        cred.path = ctx.path.to_string();
+        cred.path = match &self.path {
+            Some(p) if **p == *ctx.path => p.clone(),
+            _ => self.path.insert(Arc::from(ctx.path)).clone(),
+        };
         cred.source = source;
         cred.entry = ctx.entry_for(field);
         cred.index = index;

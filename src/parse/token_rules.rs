@@ -89,7 +89,7 @@ pub(super) fn apply(
                     let mut c = super::jwt::token_credential(token).unwrap_or_else(|_| {
                         Credential::new(Kind::OpaqueToken, Fingerprint::of(token.as_bytes()))
                     });
-                    c.path = label.to_string();
+                    c.path = label.into();
                     parsed.credentials.push(c);
                 }
             }
@@ -193,7 +193,7 @@ fn token_in_document(label: &str, doc: &Value, rules: &[&TokenRule], parsed: &mu
         .retain(|e| !(e.entry.is_none() && e.reason == ErrorReason::Parse));
     match super::jwt::token_credential(token) {
         Ok(mut c) => {
-            c.path = label.to_string();
+            c.path = label.into();
             c.entry = Some(name.to_string());
             parsed.credentials.push(c);
         }
