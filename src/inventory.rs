@@ -331,6 +331,38 @@ pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
     }
 }
 
+/// For tests elsewhere: a snapshot of one `files` source whose one part
+/// holds `credentials` (each its part's own) and `errors`, scanned at
+/// `last_scan`.
+#[cfg(test)]
+pub fn files_snapshot(
+    credentials: Vec<Credential>,
+    errors: Vec<ErrorEntry>,
+    last_scan: Option<Timestamp>,
+) -> Arc<Snapshot> {
+    let inventory = Inventory::new(&["files"]);
+    let own = Origin {
+        file: None,
+        via: Via::Own,
+    };
+    let part = Part {
+        path: "tree".into(),
+        origins: vec![own; credentials.len()],
+        credentials,
+        errors,
+    };
+    inventory.publish(
+        "files",
+        SourceReport {
+            parts: vec![Arc::new(part)],
+            errors: Vec::new(),
+            up: true,
+            last_scan,
+        },
+    );
+    inventory.snapshot()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

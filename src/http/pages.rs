@@ -474,7 +474,7 @@ async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
 mod tests {
     use super::*;
     use crate::credential::{Credential, Fingerprint, Kind};
-    use crate::inventory::{Inventory, Origin, Part as FilePart, SourceReport, Via};
+    use crate::inventory::files_snapshot;
     use std::io::Read;
 
     const NOW: Timestamp = 1_800_000_000;
@@ -489,32 +489,12 @@ mod tests {
                 c
             })
             .collect();
-        let inventory = Inventory::new(&["files"]);
-        let part = FilePart {
-            path: "/etc/pki/tls".into(),
-            origins: vec![
-                Origin {
-                    file: None,
-                    via: Via::Own
-                };
-                n
-            ],
-            credentials,
-            errors: Vec::new(),
-        };
-        inventory.publish(
-            "files",
-            SourceReport {
-                parts: vec![Arc::new(part)],
-                errors: Vec::new(),
-                up: true,
-                last_scan: Some(NOW),
-            },
-        );
-        inventory.snapshot()
+        files_snapshot(credentials, Vec::new(), Some(NOW))
     }
 
-    async fn body(pages: &Pages, snapshot: &Arc<Snapshot>, coding: Coding) -> (Vec<u8>, Page) {
+    /// The page sent for `coding`: its bytes (checked against its
+    /// length) and the coding it was sent in.
+    async fn body(pages: &Pages, snapshot: &Arc<Snapshot>, coding: Coding) -> (Vec<u8>, Coding) {
         let labels = Arc::new(LabelCache::default());
         let own = SelfMetrics::new(&[("files", &[])], &[]);
         let page = pages
@@ -525,14 +505,7 @@ mod tests {
         let pieces: Vec<Bytes> = page.into_frames().collect();
         let bytes = pieces.concat();
         assert_eq!(bytes.len(), len);
-        (
-            bytes,
-            Page {
-                pieces: Vec::new(),
-                len,
-                coding,
-            },
-        )
+        (bytes, coding)
     }
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -567,8 +540,8 @@ mod tests {
             text_kept: 1 << 20,
             ..Pages::default()
         };
-        let (again, page) = body(&tight, &snapshot, Coding::Identity).await;
-        assert_eq!(page.coding, Coding::Identity);
+        let (again, sent) = body(&tight, &snapshot, Coding::Identity).await;
+        assert_eq!(sent, Coding::Identity);
         assert!(
             again == text,
             "the same page from the parts kept compressed"
@@ -597,8 +570,8 @@ mod tests {
                 (0, true),
             ]
         );
-        let (gz, page) = body(&tight, &snapshot, Coding::Gzip).await;
-        assert_eq!(page.coding, Coding::Gzip);
+        let (gz, sent) = body(&tight, &snapshot, Coding::Gzip).await;
+        assert_eq!(sent, Coding::Gzip);
         assert!(gunzip(&gz) == text, "the same page in gzip");
         // The text kept is compressed once a gzip client asks, and kept.
         assert_eq!(

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::credential::{Fingerprint, ObjectRef, Source};
-use crate::inventory::{Inventory, Origin, SourceReport, Via};
+use crate::inventory::files_snapshot;
 
 const NOW: Timestamp = 1_800_000_000;
 
@@ -35,39 +35,11 @@ fn jwt() -> Credential {
 }
 
 fn page(config: MetricsConfig, credentials: Vec<Credential>) -> String {
-    let inventory = Inventory::new(&["files"]);
-    let origins = vec![
-        Origin {
-            file: None,
-            via: Via::Own
-        };
-        credentials.len()
-    ];
-    let part = Part {
-        path: "tree".into(),
-        credentials,
-        origins,
-        errors: Vec::new(),
-    };
-    inventory.publish(
-        "files",
-        SourceReport {
-            parts: vec![Arc::new(part)],
-            errors: Vec::new(),
-            up: true,
-            last_scan: Some(NOW),
-        },
-    );
+    let snapshot = files_snapshot(credentials, Vec::new(), Some(NOW));
     let cache = LabelCache::new(config);
     let mut out = String::new();
-    render_families(
-        &inventory.snapshot(),
-        &cache,
-        NOW,
-        &all_families(),
-        &mut out,
-    );
-    out.push_str(&render_sources(&inventory.snapshot(), &cache));
+    render_families(&snapshot, &cache, NOW, &all_families(), &mut out);
+    out.push_str(&render_sources(&snapshot, &cache));
     out.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| format!("{l}\n"))
