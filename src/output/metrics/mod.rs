@@ -3,9 +3,9 @@
 //!
 //! Self-observation (counters, the scan-duration histogram, build info)
 //! lives in a prometheus-client registry. The per-credential families are
-//! written directly: each credential's label set is escaped once, when its
-//! file changes, and kept in the reader's [`LabelCache`], so a scrape of
-//! 100,000 credentials only formats numbers. Both are OpenMetrics text; the
+//! written directly from the credentials, a label set at a time; the
+//! reader's [`LabelCache`] works out once per snapshot which label sets
+//! repeat (see there). Both are OpenMetrics text; the
 //! classic Prometheus text format is derived from it for clients that ask.
 //!
 //! The page is made of parts a reader may keep and share while what each
@@ -33,6 +33,7 @@ pub use config::{Descriptive, MetricsConfig};
 use families::CREDENTIAL_FAMILIES;
 pub use families::FAMILIES;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, Weak};
 use text::{family_header, label, sample};
 
@@ -40,37 +41,21 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A credential's label set, escaped and ready to write: `text` is what
-/// its value series carry; `extra` the `serial` and `fingerprint` labels
-/// that `lapse_credential_info` inserts at `at` (empty when `text` has
-/// them already, with `metrics.descriptive_labels: every_series`).
-pub struct Labels {
-    pub text: Box<str>,
-    pub extra: Box<str>,
-    at: u32,
+/// What a label set is written for: a value family, or
+/// `lapse_credential_info`, which also carries `serial` and `fingerprint`
+/// (every family does with `metrics.descriptive_labels: every_series`).
+#[derive(Clone, Copy)]
+struct Layout {
+    descriptive: bool,
+    /// The `~N` a repeated label set's `index` gets, 0 for none.
+    suffix: u32,
 }
 
-impl Labels {
-    /// The pieces to write for a value family, or for the info family.
-    fn pieces(&self, descriptive: bool) -> [&str; 3] {
-        if descriptive {
-            let (a, b) = self.text.split_at(self.at as usize);
-            [a, &self.extra, b]
-        } else {
-            [&self.text, "", ""]
-        }
-    }
-}
-
-/// The label set identifying a credential, escaped and ready to write.
-pub fn label_set(c: &Credential, index_suffix: Option<usize>, descriptive: Descriptive) -> Labels {
+/// Writes the label set identifying a credential, escaped, into `out`.
+fn write_label_set(out: &mut String, c: &Credential, layout: Layout) {
     let object = c.object.as_ref();
-    let index = match (c.index, index_suffix) {
-        (Some(i), None) => i.to_string(),
-        (Some(i), Some(n)) => format!("{i}~{n}"),
-        (None, None) => String::new(),
-        (None, Some(n)) => format!("~{n}"),
-    };
+    let mut digits = [0u8; 48];
+    let index = index_text(&mut digits, c.index, layout.suffix);
     // A certificate's principal is its subject_cn; a token's, its subject.
     let subject = match c.kind {
         Kind::X509 => None,
@@ -81,7 +66,7 @@ pub fn label_set(c: &Credential, index_suffix: Option<usize>, descriptive: Descr
         ("source", c.source.as_str()),
         ("path", &c.path),
         ("entry", c.entry.as_deref().unwrap_or("")),
-        ("index", &index),
+        ("index", index),
         (
             "object_namespace",
             object.map(|o| o.namespace.as_str()).unwrap_or(""),
@@ -92,58 +77,73 @@ pub fn label_set(c: &Credential, index_suffix: Option<usize>, descriptive: Descr
         ("issuer_cn", c.identity.issuer_cn.as_deref().unwrap_or("")),
         ("subject", subject.unwrap_or("")),
     ];
-    let mut out = String::with_capacity(256);
     for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
-        label(&mut out, k, v);
+        label(out, k, v);
     }
-    let mut extra = String::new();
-    let fingerprint = c.fingerprint.short(16);
-    let descriptive_labels = [
-        ("serial", c.identity.serial.as_deref().unwrap_or("")),
-        ("fingerprint", fingerprint.as_str()),
-    ];
-    for (k, v) in descriptive_labels.iter().filter(|(_, v)| !v.is_empty()) {
-        match descriptive {
-            Descriptive::EverySeries => label(&mut out, k, v),
-            Descriptive::Info => {
-                extra.push(',');
-                let mut one = String::new();
-                label(&mut one, k, v);
-                extra.push_str(&one);
-            }
+    if layout.descriptive {
+        let fingerprint = c.fingerprint.short(16);
+        let descriptive = [
+            ("serial", c.identity.serial.as_deref().unwrap_or("")),
+            ("fingerprint", fingerprint.as_str()),
+        ];
+        for (k, v) in descriptive.iter().filter(|(_, v)| !v.is_empty()) {
+            label(out, k, v);
         }
     }
-    let at = out.len() as u32;
+    let mut name = String::new();
     for (k, v) in object.map(|o| o.labels.as_slice()).unwrap_or_default() {
-        let name: String = k
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        label(&mut out, &format!("secret_label_{name}"), v);
-    }
-    Labels {
-        text: out.into_boxed_str(),
-        extra: extra.into_boxed_str(),
-        at,
+        name.clear();
+        name.push_str("secret_label_");
+        name.extend(k.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        }));
+        label(out, &name, v);
     }
 }
 
-/// Label sets kept by the metrics reader between scrapes. A snapshot's
-/// rows are worked out once (every label set escaped, repeats renamed),
-/// and a part that is in the next snapshot too keeps its label sets, so a
-/// scrape of an unchanged snapshot only formats numbers and one that
-/// follows a change escapes only the changed files' labels. The reader's
+/// The `index` label's value: the credential's index, then `~suffix`
+/// for a repeated label set; written into `buf` without allocating.
+fn index_text(buf: &mut [u8; 48], index: Option<u32>, suffix: u32) -> &str {
+    fn digits(buf: &mut [u8], at: &mut usize, mut n: u64) {
+        let start = *at;
+        loop {
+            buf[*at] = b'0' + (n % 10) as u8;
+            *at += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        buf[start..*at].reverse();
+    }
+    let mut at = 0;
+    if let Some(i) = index {
+        digits(buf, &mut at, u64::from(i));
+    }
+    if suffix > 0 {
+        buf[at] = b'~';
+        at += 1;
+        digits(buf, &mut at, u64::from(suffix));
+    }
+    std::str::from_utf8(&buf[..at]).unwrap_or_default()
+}
+
+/// Which label sets a snapshot's series carry, worked out once per
+/// snapshot: every credential's label set is hashed, repeats get a
+/// distinguishing `index` suffix, and a part that is in the next snapshot
+/// too keeps its hashes, so a change rehashes only the changed files'.
+/// The label text itself is not kept (at 100,000 credentials it was
+/// 21 MB): each render writes it again from the credential. The reader's
 /// [`MetricsConfig`] is fixed for its life.
 pub struct LabelCache {
     config: MetricsConfig,
     /// The constant labels, escaped.
     constants: String,
+    hasher: std::hash::RandomState,
     state: Mutex<Option<Arc<Rows>>>,
 }
 
@@ -162,17 +162,12 @@ impl std::fmt::Debug for LabelCache {
 /// The rows of one snapshot.
 struct Rows {
     snapshot: Weak<Snapshot>,
-    /// Each part's label sets, in the snapshot's part order. The `Weak`
-    /// keeps the part's allocation, so its address names it until dropped.
-    parts: Vec<(Weak<Part>, Arc<[Labels]>)>,
-    /// (part, credential, a renamed label set for a repeat) per visible credential.
-    rows: Vec<(u32, u32, Option<Box<Labels>>)>,
-}
-
-impl Rows {
-    fn labels(&self, part: u32, credential: u32) -> &Labels {
-        &self.parts[part as usize].1[credential as usize]
-    }
+    /// Each part's label-set hashes, in the snapshot's part order. The
+    /// `Weak` keeps the part's allocation, so its address names it until
+    /// dropped.
+    parts: Vec<(Weak<Part>, Arc<[u64]>)>,
+    /// (part, credential, index suffix or 0) per visible credential.
+    rows: Vec<(u32, u32, u32)>,
 }
 
 impl LabelCache {
@@ -180,12 +175,27 @@ impl LabelCache {
         LabelCache {
             constants: text::constant_labels(&config.labels),
             config,
+            hasher: std::hash::RandomState::new(),
             state: Mutex::new(None),
         }
     }
 
     pub fn config(&self) -> &MetricsConfig {
         &self.config
+    }
+
+    /// How a value family's label set is laid out, with `suffix`.
+    fn value_layout(&self, suffix: u32) -> Layout {
+        Layout {
+            descriptive: self.config.descriptive == Descriptive::EverySeries,
+            suffix,
+        }
+    }
+
+    fn hash(&self, c: &Credential, suffix: u32, scratch: &mut String) -> u64 {
+        scratch.clear();
+        write_label_set(scratch, c, self.value_layout(suffix));
+        self.hasher.hash_one(scratch.as_str())
     }
 
     fn rows(&self, snapshot: &Arc<Snapshot>) -> Arc<Rows> {
@@ -195,46 +205,63 @@ impl LabelCache {
         {
             return rows.clone();
         }
-        let descriptive = self.config.descriptive;
-        let known: HashMap<*const Part, &Arc<[Labels]>> = state
+        let mut scratch = String::new();
+        let known: HashMap<*const Part, &Arc<[u64]>> = state
             .iter()
             .flat_map(|r| r.parts.iter())
-            .map(|(weak, labels)| (weak.as_ptr(), labels))
+            .map(|(weak, hashes)| (weak.as_ptr(), hashes))
             .collect();
-        let parts: Vec<(Weak<Part>, Arc<[Labels]>)> = snapshot
+        let parts: Vec<(Weak<Part>, Arc<[u64]>)> = snapshot
             .assembled
             .parts
             .iter()
             .map(|p| {
-                let labels = known
+                let hashes = known
                     .get(&Arc::as_ptr(p))
-                    .map(|l| (*l).clone())
+                    .map(|h| (*h).clone())
                     .unwrap_or_else(|| {
                         p.credentials
                             .iter()
-                            .map(|c| label_set(c, None, descriptive))
+                            .map(|c| self.hash(c, 0, &mut scratch))
                             .collect()
                     });
-                (Arc::downgrade(p), labels)
+                (Arc::downgrade(p), hashes)
             })
             .collect();
         drop(known);
-        // Distinct label sets, whatever the inputs: a repeat gets `index="N~k"`.
-        let mut rows = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut renamed: HashSet<Box<str>> = HashSet::new();
+        // Distinct label sets, whatever the inputs: a repeat gets
+        // `index="N~k"`. Equal hashes are compared as text.
+        let credential =
+            |pi: u32, ci: u32| &snapshot.assembled.parts[pi as usize].credentials[ci as usize];
+        let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+        let mut seen: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut other = String::new();
         for (pi, ci, c) in snapshot.assembled.visible() {
-            let labels = &*parts[pi].1[ci].text;
-            if seen.insert(labels) {
-                rows.push((pi as u32, ci as u32, None));
-                continue;
+            let (pi, ci) = (pi as u32, ci as u32);
+            let mut suffix = 0;
+            loop {
+                let hash = if suffix == 0 {
+                    parts[pi as usize].1[ci as usize]
+                } else {
+                    self.hash(c, suffix, &mut scratch)
+                };
+                let same = seen.get(&hash).is_some_and(|earlier| {
+                    scratch.clear();
+                    write_label_set(&mut scratch, c, self.value_layout(suffix));
+                    earlier.iter().any(|&r| {
+                        let (epi, eci, es) = rows[r as usize];
+                        other.clear();
+                        write_label_set(&mut other, credential(epi, eci), self.value_layout(es));
+                        other == scratch
+                    })
+                });
+                if !same {
+                    seen.entry(hash).or_default().push(rows.len() as u32);
+                    rows.push((pi, ci, suffix));
+                    break;
+                }
+                suffix = if suffix == 0 { 2 } else { suffix + 1 };
             }
-            let fresh = (2..)
-                .map(|n| label_set(c, Some(n), descriptive))
-                .find(|l| !seen.contains(&*l.text) && !renamed.contains(&l.text))
-                .expect("an unused index suffix");
-            renamed.insert(fresh.text.clone());
-            rows.push((pi as u32, ci as u32, Some(Box::new(fresh))));
         }
         drop(seen);
         let rows = Arc::new(Rows {
@@ -307,22 +334,10 @@ pub fn render_families(
 ) {
     let cached = labels.rows(snapshot);
     let parts = &snapshot.assembled.parts;
-    let rows: Vec<(&Credential, &Labels)> = cached
-        .rows
-        .iter()
-        .map(|(pi, ci, renamed)| {
-            let c = &parts[*pi as usize].credentials[*ci as usize];
-            (
-                c,
-                renamed
-                    .as_deref()
-                    .unwrap_or_else(|| cached.labels(*pi, *ci)),
-            )
-        })
-        .collect();
     let constants = labels.constants.as_str();
     // Room for one more line past the piece size, so a piece is not grown.
     let fresh = || String::with_capacity(PIECE_BYTES + 4096);
+    let mut set = String::new();
     for &i in which {
         if !labels.config.families[i] {
             sink.end(i);
@@ -331,15 +346,14 @@ pub fn render_families(
         let family = &CREDENTIAL_FAMILIES[i];
         let mut out = fresh();
         family_header(&mut out, family.name, family.help, "gauge");
-        for (c, l) in &rows {
+        for &(pi, ci, suffix) in &cached.rows {
+            let c = &parts[pi as usize].credentials[ci as usize];
             if let Some(v) = (family.value)(c, now) {
-                sample(
-                    &mut out,
-                    family.name,
-                    constants,
-                    &l.pieces(family.descriptive),
-                    v,
-                );
+                let mut layout = labels.value_layout(suffix);
+                layout.descriptive |= family.descriptive;
+                set.clear();
+                write_label_set(&mut set, c, layout);
+                sample(&mut out, family.name, constants, &[&set], v);
                 if out.len() >= PIECE_BYTES {
                     sink.piece(i, std::mem::replace(&mut out, fresh()));
                 }

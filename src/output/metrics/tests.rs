@@ -127,3 +127,54 @@ fn accept_negotiation() {
     assert!(!wants_openmetrics(Some("text/plain")));
     assert!(!wants_openmetrics(None));
 }
+
+#[test]
+fn repeats_are_numbered_in_order_and_odd_values_are_escaped() {
+    // Three credentials with one label set: the second and third get
+    // `0~2` and `0~3`. A CN with a quote, a backslash, a newline, an
+    // escape character and a non-ASCII letter is escaped (the common
+    // printable-ASCII value is copied as it is).
+    let mut odd = secret_certificate();
+    odd.fingerprint = Fingerprint::of(b"odd");
+    odd.identity.subject_cn = Some("a\"b\\c\nd\x1be-é".into());
+    let repeats = (0..3).map(|n| {
+        let mut c = secret_certificate();
+        c.fingerprint = Fingerprint::of(&[n]);
+        c
+    });
+    let config = MetricsConfig {
+        families: families::CREDENTIAL_FAMILIES
+            .iter()
+            .map(|f| f.name.ends_with("expires_in_seconds"))
+            .collect(),
+        ..MetricsConfig::default()
+    };
+    let text = page(config, repeats.chain([odd]).collect());
+    let base = "kind=\"x509\",source=\"secret\",path=\"kubernetes\",index=\"0";
+    let rest = "\",object_namespace=\"kube-system\",name=\"etcd\",key=\"tls.crt\",\
+                subject_cn=\"etcd\",issuer_cn=\"etcd-ca\",\
+                secret_label_app_kubernetes_io_name=\"etcd\"} 86400\n";
+    let series: Vec<&str> = text.lines().filter(|l| l.contains("expires_in")).collect();
+    assert_eq!(
+        series,
+        [
+            format!(
+                "lapse_credential_expires_in_seconds{{{base}{}",
+                rest.trim_end()
+            ),
+            format!(
+                "lapse_credential_expires_in_seconds{{{base}~2{}",
+                rest.trim_end()
+            ),
+            format!(
+                "lapse_credential_expires_in_seconds{{{base}~3{}",
+                rest.trim_end()
+            ),
+            "lapse_credential_expires_in_seconds{kind=\"x509\",source=\"secret\",\
+             path=\"kubernetes\",index=\"0\",object_namespace=\"kube-system\",name=\"etcd\",\
+             key=\"tls.crt\",subject_cn=\"a\\\"b\\\\c\\\\nd\\\\x1be-é\",issuer_cn=\"etcd-ca\",\
+             secret_label_app_kubernetes_io_name=\"etcd\"} 86400"
+                .to_string(),
+        ]
+    );
+}

@@ -18,6 +18,14 @@ pub fn number(out: &mut String, value: f64) {
 /// are made plain text (`\r`, `\x1b`), so a CN cannot carry a terminal
 /// sequence into dashboards, alert annotations and their mails.
 pub fn escape(out: &mut String, value: &str) {
+    // Nearly every value is printable ASCII without `\` or `"`: copied whole.
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"')
+    {
+        out.push_str(value);
+        return;
+    }
     for ch in plain(value).chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
