@@ -7,7 +7,7 @@
 
 use crate::credential::{Credential, ErrorEntry, Fingerprint, Source, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// A file's identity: (device, inode).
@@ -45,13 +45,25 @@ pub struct Origin {
 }
 
 /// Everything found in one file and the files it refers to.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Part {
-    pub path: PathBuf,
+    /// Shared with the file source's key for the file.
+    pub path: Arc<Path>,
     pub credentials: Vec<Credential>,
     /// One per credential.
     pub origins: Vec<Origin>,
     pub errors: Vec<ErrorEntry>,
+}
+
+impl Default for Part {
+    fn default() -> Self {
+        Part {
+            path: Path::new("").into(),
+            credentials: Vec::new(),
+            origins: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// One source's latest report.
@@ -346,7 +358,7 @@ pub fn files_snapshot(
         via: Via::Own,
     };
     let part = Part {
-        path: "tree".into(),
+        path: Path::new("tree").into(),
         origins: vec![own; credentials.len()],
         credentials,
         errors,
@@ -381,7 +393,7 @@ mod tests {
             .map(|(c, via, file)| (c, Origin { file, via }))
             .unzip();
         Arc::new(Part {
-            path: path.into(),
+            path: Path::new(path).into(),
             credentials,
             origins,
             errors: Vec::new(),

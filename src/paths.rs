@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Lexical clean-up of `a/b/../c` → `a/c` and `./x` → `x`, as Go's
 /// `filepath.Join` (which client-go uses for kubeconfig paths) does. No
@@ -74,11 +75,11 @@ pub fn sort_key(path: &Path) -> Vec<u8> {
 /// A path as an ordered map key, ordered by [`cmp`]: a directory's
 /// files form one range that starts at the directory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PathKey(pub PathBuf);
+pub struct PathKey(pub Arc<Path>);
 
 impl PathKey {
     pub fn of(path: &Path) -> Self {
-        PathKey(path.to_path_buf())
+        PathKey(path.into())
     }
 }
 

@@ -104,7 +104,7 @@ fn silent_files(args: &CheckArgs, report: &SourceReport) -> Vec<String> {
         .filter(|p| p.as_os_str() != "-" && !p.is_dir() && !pattern::is_pattern(p))
         .filter(|p| {
             report.parts.iter().any(|part| {
-                part.path == **p && part.credentials.is_empty() && part.errors.is_empty()
+                *part.path == ***p && part.credentials.is_empty() && part.errors.is_empty()
             })
         })
         .filter(|p| said.insert(*p))

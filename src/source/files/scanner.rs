@@ -165,7 +165,7 @@ impl Scanner {
         self.files
             .range(PathKey::of(dir)..)
             .next()
-            .is_some_and(|(p, _)| p.0.starts_with(dir) && p.0 != dir)
+            .is_some_and(|(p, _)| p.0.starts_with(dir) && *p.0 != *dir)
     }
 
     fn scope_for(&self, roots: &[PathBuf], event: &Path) -> Scope {
@@ -235,10 +235,10 @@ impl Scanner {
                 .filter(|e| !old_walk.contains(&(e.path.as_str(), e.message.as_str())))
                 .cloned(),
         );
-        let present: HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
+        let present: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
         if full {
             let before = self.files.len();
-            self.files.retain(|p, _| present.contains(&p.0));
+            self.files.retain(|p, _| present.contains(&*p.0));
             delta.removed = before - self.files.len();
         } else {
             // Only the tracked files under each scope: a range of the map.
@@ -250,7 +250,7 @@ impl Scanner {
                         .take_while(move |(p, _)| p.0.starts_with(scope))
                         .map(|(p, _)| p.clone())
                 })
-                .filter(|p| !present.contains(&p.0))
+                .filter(|p| !present.contains(&*p.0))
                 .collect();
             for p in &gone {
                 self.files.remove(p);
@@ -272,7 +272,7 @@ impl Scanner {
                 .filter(|(p, s)| !s.deps.is_empty() && !in_scope(&p.0) && deps_changed(&s.deps))
                 .filter_map(|(p, _)| {
                     Some(Found {
-                        path: p.0.clone(),
+                        path: p.0.to_path_buf(),
                         sig: Signature::stat(&p.0)?,
                         local_dev: None,
                     })
@@ -290,17 +290,17 @@ impl Scanner {
         let (opts, roots) = (&self.opts, &self.roots);
         let scanned = crate::par::map(&stale, |f| {
             let named = roots.contains(&f.path);
-            (f.path.clone(), f.sig, scan_file(f, named, opts))
+            (f.sig, scan_file(f, named, opts))
         });
         delta.parsed = scanned.len();
-        let states = scanned.into_iter().map(|(path, sig, (part, deps))| {
+        let states = scanned.into_iter().map(|(sig, (part, deps))| {
             delta.new_errors.extend(part.errors.iter().cloned());
             let state = FileState {
                 sig,
                 deps,
                 part: Arc::new(part),
             };
-            (PathKey(path), state)
+            (PathKey(state.part.path.clone()), state)
         });
         self.files.extend(states);
         if full {
@@ -378,7 +378,7 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
                 Err(e) => {
                     let sig = Signature::stat(&path).ok_or_else(|| e.clone())?;
                     let part = Part {
-                        path,
+                        path: path.into(),
                         errors: vec![e],
                         ..Default::default()
                     };
@@ -401,7 +401,7 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
             Err(e) => walk_errors.push(e),
         }
     }
-    walk::dedupe(&mut read, |f| (f.part.path.as_path(), f.sig.id()));
+    walk::dedupe(&mut read, |f| (&*f.part.path, f.sig.id()));
     (read, walk_errors)
 }
 
@@ -440,7 +440,7 @@ fn scan_file(found: &Found, named: bool, opts: &ScanOptions) -> (Part, Deps) {
         Ok((bytes, _)) => scan_bytes(&found.path, &bytes, Some(found.sig), opts),
         Err(e) => (
             Part {
-                path: found.path.clone(),
+                path: found.path.as_path().into(),
                 errors: vec![e],
                 ..Default::default()
             },
@@ -472,7 +472,7 @@ fn scan_bytes(
     // at some 400 bytes a record, the spare room was most of a scan's memory.
     parsed.credentials.shrink_to_fit();
     let mut part = Part {
-        path: path.to_path_buf(),
+        path: path.into(),
         origins: vec![own; parsed.credentials.len()],
         credentials: parsed.credentials,
         errors: parsed.errors,

@@ -12,7 +12,6 @@ use crate::parse::{self, K8sKind, K8sObject};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -209,7 +208,7 @@ pub fn derive<K: Derive>(
     Some((
         key,
         Arc::new(Part {
-            path: PathBuf::from(&path),
+            path: std::path::Path::new(&path).into(),
             origins: vec![origin; parsed.credentials.len()],
             credentials: parsed.credentials,
             errors: parsed.errors,
@@ -413,7 +412,7 @@ mod tests {
             via: Via::Own,
         };
         Some(Part {
-            path: PathBuf::from(&path),
+            path: std::path::Path::new(&path).into(),
             origins: vec![origin; parsed.credentials.len()],
             credentials: parsed.credentials,
             errors: parsed.errors,
@@ -584,8 +583,8 @@ mod tests {
         assert_eq!(part.credentials.len(), 1);
         assert_eq!(part.credentials[0].object.as_ref().unwrap().key, "ca.crt");
         assert_eq!(
-            part.path,
-            PathBuf::from("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+            &*part.path,
+            std::path::Path::new("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
         );
     }
 
