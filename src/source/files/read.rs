@@ -269,8 +269,12 @@ pub struct Signature {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
+    /// Seconds and nanoseconds apart, not one `i128`: 48 bytes, not 64
+    /// (kept for every file a serve watches).
+    pub mtime: i64,
+    pub ctime: i64,
+    pub mtime_nsec: u32,
+    pub ctime_nsec: u32,
 }
 
 impl Signature {
@@ -279,8 +283,10 @@ impl Signature {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.len(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            mtime: meta.mtime(),
+            ctime: meta.ctime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
+            ctime_nsec: meta.ctime_nsec() as u32,
         }
     }
 

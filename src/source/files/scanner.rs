@@ -74,7 +74,7 @@ impl ScanOptions {
 struct FileState {
     sig: Signature,
     /// Files the part depends on (references, caches) and how they looked.
-    deps: Vec<(PathBuf, Option<Signature>)>,
+    deps: Box<[(PathBuf, Option<Signature>)]>,
     part: Arc<Part>,
 }
 
@@ -297,7 +297,7 @@ impl Scanner {
             delta.new_errors.extend(part.errors.iter().cloned());
             let state = FileState {
                 sig,
-                deps,
+                deps: deps.into(),
                 part: Arc::new(part),
             };
             (PathKey(state.part.path.clone()), state)
@@ -327,7 +327,7 @@ impl Scanner {
                 let key = PathKey(f.part.path.clone());
                 let state = FileState {
                     sig: f.sig,
-                    deps: f.deps,
+                    deps: f.deps.into(),
                     part: f.part,
                 };
                 (key, state)
@@ -462,7 +462,7 @@ fn scan_bytes(
         .iter()
         .filter(|r| r.matches_path(path))
         .collect();
-    let mtime = sig.map(|s| (s.mtime_ns / 1_000_000_000) as i64);
+    let mtime = sig.map(|s| s.mtime);
     let mut parsed = parse::parse_file_with_rules(&label, bytes, &opts.passwords, &rules, mtime);
     let own = Origin {
         file: sig.map(|s| s.id()),
@@ -586,4 +586,15 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
         }
     }
     deps
+}
+
+#[cfg(test)]
+mod tests {
+    /// One is kept for every file a serve watches (100,000 at a time).
+    #[test]
+    fn a_file_state_stays_small() {
+        assert_eq!(std::mem::size_of::<super::Signature>(), 48);
+        assert_eq!(std::mem::size_of::<super::FileState>(), 72);
+        assert_eq!(std::mem::size_of::<crate::paths::PathKey>(), 16);
+    }
 }

@@ -336,8 +336,10 @@ mod tests {
             dev: 0,
             ino: 0,
             size: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
+            mtime: 0,
+            ctime: 0,
+            mtime_nsec: 0,
+            ctime_nsec: 0,
         };
         let mut files: Vec<Found> = [
             "/pki/kubelet-client-2025-01-01-00-00-00.pem",
