@@ -373,9 +373,11 @@ impl Connection {
         let state = io.conn();
         let write_timeout = self.limits.write_timeout;
         let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            state.begin_response(write_timeout);
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
+            let (app, state) = (app.clone(), state.clone());
+            async move {
+                let response = state.respond(write_timeout, app.handle(req)).await;
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let result = match &self.tls {
             None => {
