@@ -162,10 +162,13 @@ impl std::fmt::Debug for LabelCache {
 /// The rows of one snapshot.
 struct Rows {
     snapshot: Weak<Snapshot>,
-    /// Each part's label-set hashes, in the snapshot's part order. The
-    /// `Weak` keeps the part's allocation, so its address names it until
-    /// dropped.
-    parts: Vec<(Weak<Part>, Arc<[u64]>)>,
+    /// The snapshot's parts, in order. A `Weak` keeps the part's
+    /// allocation, so its address names it until dropped.
+    parts: Vec<Weak<Part>>,
+    /// Where each part's hashes start in `hashes`.
+    starts: Vec<u32>,
+    /// Every credential's label-set hash, part after part.
+    hashes: Vec<u64>,
     /// (part, credential, index suffix or 0) per visible credential.
     rows: Vec<(u32, u32, u32)>,
 }
@@ -206,29 +209,33 @@ impl LabelCache {
             return rows.clone();
         }
         let mut scratch = String::new();
-        let known: HashMap<*const Part, &Arc<[u64]>> = state
+        // The previous snapshot's parts, by address, and their hashes.
+        let known: HashMap<*const Part, &[u64]> = state
             .iter()
-            .flat_map(|r| r.parts.iter())
-            .map(|(weak, hashes)| (weak.as_ptr(), hashes))
-            .collect();
-        let parts: Vec<(Weak<Part>, Arc<[u64]>)> = snapshot
-            .assembled
-            .parts
-            .iter()
-            .map(|p| {
-                let hashes = known
-                    .get(&Arc::as_ptr(p))
-                    .map(|h| (*h).clone())
-                    .unwrap_or_else(|| {
-                        p.credentials
-                            .iter()
-                            .map(|c| self.hash(c, 0, &mut scratch))
-                            .collect()
-                    });
-                (Arc::downgrade(p), hashes)
+            .flat_map(|r| {
+                r.parts.iter().enumerate().map(|(i, weak)| {
+                    let end = r.starts.get(i + 1).map_or(r.hashes.len(), |e| *e as usize);
+                    (weak.as_ptr(), &r.hashes[r.starts[i] as usize..end])
+                })
             })
             .collect();
+        let all = &snapshot.assembled.parts;
+        let mut hashes: Vec<u64> =
+            Vec::with_capacity(all.iter().map(|p| p.credentials.len()).sum());
+        let mut starts: Vec<u32> = Vec::with_capacity(all.len());
+        for p in all {
+            starts.push(hashes.len() as u32);
+            match known.get(&Arc::as_ptr(p)) {
+                Some(h) => hashes.extend_from_slice(h),
+                None => {
+                    for c in &p.credentials {
+                        hashes.push(self.hash(c, 0, &mut scratch));
+                    }
+                }
+            }
+        }
         drop(known);
+        let parts: Vec<Weak<Part>> = all.iter().map(Arc::downgrade).collect();
         // Distinct label sets, whatever the inputs: a repeat gets
         // `index="N~k"`. Equal hashes are compared as text.
         let credential =
@@ -241,7 +248,7 @@ impl LabelCache {
             let mut suffix = 0;
             loop {
                 let hash = if suffix == 0 {
-                    parts[pi as usize].1[ci as usize]
+                    hashes[starts[pi as usize] as usize + ci as usize]
                 } else {
                     self.hash(c, suffix, &mut scratch)
                 };
@@ -267,6 +274,8 @@ impl LabelCache {
         let rows = Arc::new(Rows {
             snapshot: Arc::downgrade(snapshot),
             parts,
+            starts,
+            hashes,
             rows,
         });
         *state = Some(rows.clone());

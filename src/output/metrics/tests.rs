@@ -178,3 +178,62 @@ fn repeats_are_numbered_in_order_and_odd_values_are_escaped() {
         ]
     );
 }
+
+#[test]
+fn a_part_kept_from_the_last_snapshot_keeps_its_label_set_for_repeats() {
+    use crate::inventory::{Inventory, Origin, Part, SourceReport, Via};
+    let part = |path: &str, fp: &[u8]| {
+        let mut c = secret_certificate();
+        c.fingerprint = Fingerprint::of(fp);
+        Arc::new(Part {
+            path: std::path::Path::new(path).into(),
+            credentials: vec![c],
+            origins: vec![Origin {
+                file: None,
+                via: Via::Own,
+            }],
+            errors: Vec::new(),
+        })
+    };
+    let inventory = Inventory::new(&["files"]);
+    let publish = |parts: Vec<Arc<Part>>| {
+        inventory.publish(
+            "files",
+            SourceReport {
+                parts,
+                errors: Vec::new(),
+                up: true,
+                last_scan: Some(NOW),
+            },
+        );
+        inventory.snapshot()
+    };
+    let config = MetricsConfig {
+        families: families::CREDENTIAL_FAMILIES
+            .iter()
+            .map(|f| f.name.ends_with("expires_in_seconds"))
+            .collect(),
+        ..MetricsConfig::default()
+    };
+    let cache = LabelCache::new(config);
+    let render = |snapshot: &Arc<Snapshot>| {
+        let mut out = String::new();
+        render_families(snapshot, &cache, NOW, &all_families(), &mut out);
+        out.lines()
+            .filter(|l| l.starts_with("lapse_"))
+            .map(|l| {
+                l.split_once("index=")
+                    .map_or("", |(_, rest)| &rest[..6])
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let kept = part("a", b"a");
+    assert_eq!(render(&publish(vec![kept.clone()])), ["\"0\",ob"]);
+    // The kept part's hash comes from the last snapshot; the new one
+    // repeats its label set and is numbered after it.
+    assert_eq!(
+        render(&publish(vec![kept.clone(), part("c", b"c")])),
+        ["\"0\",ob", "\"0~2\","]
+    );
+}
