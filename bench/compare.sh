@@ -227,6 +227,7 @@ ISSUE15_1=$(keep_section '`lapse check` memory (issue 15, first step)')
 ISSUE15_2=$(keep_section '`lapse check` speed and memory (issue 15, second step)')
 ISSUE15_3=$(keep_section '`lapse serve` start-up: watches added after the first scan (issue 15, third step)')
 ISSUE15_4=$(keep_section '`lapse serve` memory: `/metrics` kept compressed, Kubernetes pages, the allocator (issue 15, fourth step)')
+ISSUE15_5=$(keep_section '`lapse serve` memory: label sets not kept, paths shared, the 1M tree (issue 15, fifth step)')
 NEW=$(mktemp)
 {
   cat <<MD
@@ -326,6 +327,8 @@ $ISSUE15_2
 $ISSUE15_3
 
 $ISSUE15_4
+
+$ISSUE15_5
 
 ## Kubernetes
 
