@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
 
+mod identity;
+pub use identity::{Identity, Names};
+
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 
@@ -199,20 +202,6 @@ pub struct ObjectRef {
     pub labels: Vec<(String, String)>,
 }
 
-/// Who a credential names: subject and issuer (distinguished names for
-/// certificates, `sub`/`iss` claims for tokens).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-/// Text is kept at its exact size; an issuer's is shared by every
-/// credential it issued (see `parse::cert`).
-pub struct Identity {
-    pub subject: Option<Box<str>>,
-    pub issuer: Option<Arc<str>>,
-    pub subject_cn: Option<Box<str>>,
-    pub issuer_cn: Option<Arc<str>>,
-    /// Certificate serial number, lowercase hex.
-    pub serial: Option<Box<str>>,
-}
-
 /// One credential found somewhere.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
@@ -222,7 +211,7 @@ pub struct Credential {
     /// credentials of one file.
     pub path: Arc<str>,
     /// Where inside that file, e.g. `users[deployer].token`.
-    pub entry: Option<String>,
+    pub entry: Option<Box<str>>,
     /// Position in a bundle (certificates only).
     pub index: Option<u32>,
     /// Boxed: most credentials are read from files, and the record is
@@ -234,10 +223,14 @@ pub struct Credential {
     pub not_after: Option<Timestamp>,
     pub expiry_source: ExpirySource,
     pub fingerprint: Fingerprint,
-    /// Kubernetes bound tokens: when the kubelet should have rotated it.
-    pub warn_after: Option<Timestamp>,
-    /// A short remark for people (never secret text), e.g. why the expiry is unknown.
-    pub note: Option<Box<str>>,
+    rare: Option<Box<Rare>>,
+}
+
+/// Fields few credentials have, boxed so that the others do not carry them.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+struct Rare {
+    warn_after: Option<Timestamp>,
+    note: Option<Box<str>>,
 }
 
 impl Credential {
@@ -255,8 +248,34 @@ impl Credential {
             not_after: None,
             expiry_source: ExpirySource::None,
             fingerprint,
-            warn_after: None,
-            note: None,
+            rare: None,
+        }
+    }
+
+    /// Kubernetes bound tokens: when the kubelet should have rotated it.
+    pub fn warn_after(&self) -> Option<Timestamp> {
+        self.rare.as_ref()?.warn_after
+    }
+
+    /// A short remark for people (never secret text), e.g. why the expiry is unknown.
+    pub fn note(&self) -> Option<&str> {
+        self.rare.as_ref()?.note.as_deref()
+    }
+
+    pub fn set_warn_after(&mut self, at: Option<Timestamp>) {
+        self.rare_mut(|r| r.warn_after = at);
+    }
+
+    pub fn set_note(&mut self, note: Option<String>) {
+        self.rare_mut(|r| r.note = note.map(String::into_boxed_str));
+    }
+
+    /// Changes the rare fields; a record left with none drops the box.
+    fn rare_mut(&mut self, change: impl FnOnce(&mut Rare)) {
+        let mut rare = self.rare.take().unwrap_or_default();
+        change(&mut rare);
+        if *rare != Rare::default() {
+            self.rare = Some(rare);
         }
     }
 
@@ -272,7 +291,7 @@ impl Credential {
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.note = Some(note.into().into_boxed_str());
+        self.set_note(Some(note.into()));
         self
     }
 
@@ -566,7 +585,7 @@ mod size {
     /// a field that grows it should be boxed, or earn its place.
     #[test]
     fn a_credential_record_stays_small() {
-        assert_eq!(std::mem::size_of::<super::Credential>(), 240);
-        assert_eq!(std::mem::size_of::<super::Identity>(), 80);
+        assert_eq!(std::mem::size_of::<super::Credential>(), 168);
+        assert_eq!(std::mem::size_of::<super::Identity>(), 40);
     }
 }

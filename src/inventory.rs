@@ -50,9 +50,26 @@ pub struct Part {
     /// Shared with the file source's key for the file.
     pub path: Arc<Path>,
     pub credentials: Vec<Credential>,
-    /// One per credential.
-    pub origins: Vec<Origin>,
+    /// The file the part's own credentials were read from (`None` for an
+    /// object or standard input).
+    pub file: Option<FileId>,
+    /// How the last `reached.len()` credentials were reached (references,
+    /// token caches), one each; the ones before are the part's own. Most
+    /// parts have none, and so keep no origin at all.
+    pub reached: Vec<Origin>,
     pub errors: Vec<ErrorEntry>,
+}
+
+impl Part {
+    /// How each credential was reached, in order.
+    pub fn origins(&self) -> impl Iterator<Item = Origin> + '_ {
+        let own = Origin {
+            file: self.file,
+            via: Via::Own,
+        };
+        let owned = self.credentials.len().saturating_sub(self.reached.len());
+        std::iter::repeat_n(own, owned).chain(self.reached.iter().copied())
+    }
 }
 
 impl Default for Part {
@@ -60,7 +77,8 @@ impl Default for Part {
         Part {
             path: Path::new("").into(),
             credentials: Vec::new(),
-            origins: Vec::new(),
+            file: None,
+            reached: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -266,7 +284,7 @@ pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
     // Every rule needs a credential reached through a kubeconfig reference
     // or a token cache; a tree of plain files has none, and is done here.
     let followed = |o: &Origin| o.via != Via::Own && o.file.is_some();
-    if !parts.iter().any(|p| p.origins.iter().any(followed)) {
+    if !parts.iter().any(|p| p.reached.iter().any(followed)) {
         return Assembled {
             parts,
             hidden,
@@ -280,7 +298,7 @@ pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
     let mut walked: HashMap<Key, (usize, usize)> = HashMap::new();
     let mut referenced: HashSet<(FileId, Fingerprint)> = HashSet::new();
     for (pi, p) in parts.iter().enumerate() {
-        for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
+        for (ci, (c, o)) in p.credentials.iter().zip(p.origins()).enumerate() {
             match (o.via, o.file) {
                 (Via::Own, Some(id)) => {
                     walked_files.insert(id);
@@ -296,7 +314,7 @@ pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
     let mut first: HashMap<Key, (usize, usize)> = HashMap::new();
     for (pi, p) in parts.iter().enumerate() {
         let kubeconfig = p.path.to_string_lossy();
-        for (ci, (c, o)) in p.credentials.iter().zip(&p.origins).enumerate() {
+        for (ci, (c, o)) in p.credentials.iter().zip(p.origins()).enumerate() {
             let Some(id) = o.file else { continue };
             let user = match o.via {
                 Via::Own => {
@@ -327,7 +345,7 @@ pub fn assemble(parts: Vec<Arc<Part>>) -> Assembled {
             if let (Some(shown), Some(entry)) = (shown, user) {
                 let use_ = Use {
                     path: kubeconfig.to_string(),
-                    entry,
+                    entry: entry.into(),
                 };
                 let list = uses.entry(shown).or_default();
                 if !list.contains(&use_) {
@@ -353,15 +371,11 @@ pub fn files_snapshot(
     last_scan: Option<Timestamp>,
 ) -> Arc<Snapshot> {
     let inventory = Inventory::new(&["files"]);
-    let own = Origin {
-        file: None,
-        via: Via::Own,
-    };
     let part = Part {
         path: Path::new("tree").into(),
-        origins: vec![own; credentials.len()],
         credentials,
         errors,
+        ..Part::default()
     };
     inventory.publish(
         "files",
@@ -383,7 +397,7 @@ mod tests {
     fn cred(path: &str, entry: Option<&str>, bytes: &[u8]) -> Credential {
         let mut c = Credential::new(Kind::X509, Fingerprint::of(bytes));
         c.path = path.into();
-        c.entry = entry.map(String::from);
+        c.entry = entry.map(Box::from);
         c
     }
 
@@ -395,8 +409,8 @@ mod tests {
         Arc::new(Part {
             path: Path::new(path).into(),
             credentials,
-            origins,
-            errors: Vec::new(),
+            reached: origins,
+            ..Part::default()
         })
     }
 
@@ -405,6 +419,39 @@ mod tests {
             path: path.into(),
             entry: entry.into(),
         }
+    }
+
+    #[test]
+    fn a_part_gives_its_own_credentials_its_file_then_the_reached_their_origins() {
+        let cache = Origin {
+            file: Some((1, 20)),
+            via: Via::Cache { exec: Some(1) },
+        };
+        let p = Part {
+            path: Path::new("kubeconfig").into(),
+            credentials: vec![
+                cred("a", None, b"1"),
+                cred("a", None, b"2"),
+                cred("c", None, b"3"),
+            ],
+            file: Some((1, 10)),
+            reached: vec![cache],
+            ..Part::default()
+        };
+        let own = Origin {
+            file: Some((1, 10)),
+            via: Via::Own,
+        };
+        assert_eq!(p.origins().collect::<Vec<_>>(), vec![own, own, cache]);
+        let bare = Part {
+            credentials: vec![cred("-", None, b"1")],
+            ..Part::default()
+        };
+        let stdin = Origin {
+            file: None,
+            via: Via::Own,
+        };
+        assert_eq!(bare.origins().collect::<Vec<_>>(), vec![stdin]);
     }
 
     #[test]

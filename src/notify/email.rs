@@ -72,9 +72,8 @@ fn place(c: &Credential) -> String {
 fn name(c: &Credential) -> String {
     let name = c
         .identity
-        .subject_cn
-        .as_deref()
-        .or(c.identity.subject.as_deref())
+        .subject_cn()
+        .or(c.identity.subject())
         .map_or_else(
             || format!("{} {}", c.kind.as_str(), c.fingerprint.short(12)),
             str::to_string,
@@ -245,10 +244,7 @@ mod tests {
             Credential::new(Kind::X509, Fingerprint::of(cn.as_bytes())).expiring(Some(not_after));
         c.path = path.into();
         c.not_before = Some(not_after - 365 * 86_400);
-        c.identity = Identity {
-            subject_cn: Some(cn.into()),
-            ..Identity::default()
-        };
+        c.identity = Identity::new(None, Some(cn), None, None);
         Event {
             key: location(&c),
             kind,

@@ -300,8 +300,8 @@ impl Report<'_> {
             path: &c.path,
             entry: c.entry.as_deref(),
             index: c.index,
-            subject: c.identity.subject.as_deref(),
-            issuer: c.identity.issuer.as_deref(),
+            subject: c.identity.subject(),
+            issuer: c.identity.issuer(),
             not_before: c.not_before.map(rfc3339),
             not_after: c.not_after.map(rfc3339),
             expires_in_seconds: c.expires_in(self.now),
@@ -459,9 +459,8 @@ impl Report<'_> {
                 }
                 let subject = c
                     .identity
-                    .subject_cn
-                    .as_deref()
-                    .or(c.identity.subject.as_deref())
+                    .subject_cn()
+                    .or(c.identity.subject())
                     .unwrap_or("-");
                 let expires = c
                     .not_after
@@ -483,7 +482,7 @@ impl Report<'_> {
                 (
                     cells,
                     status,
-                    c.note.as_deref(),
+                    c.note(),
                     used_by_line(c, self.listing.uses(i)),
                 )
             })
@@ -625,9 +624,10 @@ mod tests {
                     .expiring(Some(1_800_000_000 + i64::from(i) * 3600));
                 c.path =
                     format!("/etc/pki/\"q\\{i}\u{1}\u{1f}\u{7f}\u{8}\u{c}\r\u{e9}\n.crt").into();
-                c.entry = (i % 2 == 0).then(|| format!("users[{i}]"));
+                c.entry = (i % 2 == 0).then(|| format!("users[{i}]").into());
                 c.index = (i % 3 == 0).then_some(i);
-                c.identity.subject = Some(format!("CN=host-{i},O=Ex\tample").into());
+                c.identity
+                    .set_subject(Some(&format!("CN=host-{i},O=Ex\tample")));
                 c.not_before = (i % 5 != 0).then_some(1_700_000_000);
                 c
             })

@@ -216,8 +216,8 @@ fn entry_line(out: &mut String, report: &Report, c: &Credential, several: bool) 
         let _ = write!(out, ", valid from {} UTC", from.trim_end_matches('Z'));
     }
     let _ = write!(out, " {} ", c.kind.as_str());
-    let subject = (c.identity.subject_cn.as_deref())
-        .or(c.identity.subject.as_deref())
+    let subject = (c.identity.subject_cn())
+        .or(c.identity.subject())
         .unwrap_or("-");
     push_text(out, subject);
     out.push_str(" in ");
@@ -288,7 +288,7 @@ mod tests {
         let mut c =
             Credential::new(Kind::X509, Fingerprint::of(b"a")).expiring(Some(1_800_000_100));
         c.path = "a|b\nLAPSE OK - fine | ok=1".into();
-        c.identity.subject_cn = Some("x|y".into());
+        c.identity.set_subject_cn(Some("x|y"));
         let e = ErrorEntry {
             path: "p|q".into(),
             entry: Some("users[|]".into()),

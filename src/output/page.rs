@@ -96,9 +96,8 @@ fn bounded_page(
         html_escape(
             &mut out,
             c.identity
-                .subject_cn
-                .as_deref()
-                .or(c.identity.subject.as_deref())
+                .subject_cn()
+                .or(c.identity.subject())
                 .unwrap_or("-"),
         );
         out.push_str("</td><td>");
@@ -111,7 +110,7 @@ fn bounded_page(
         if let (Some(i), true) = (c.index, c.kind == Kind::X509) {
             let _ = write!(out, " <small>#{i}</small>");
         }
-        if let Some(note) = &c.note {
+        if let Some(note) = c.note() {
             out.push_str("<br><small>");
             html_escape(&mut out, note);
             out.push_str("</small>");

@@ -5,7 +5,7 @@
 //! Names are always text, never an error: each value is decoded as its
 //! string type says, and a byte that cannot be decoded becomes U+FFFD.
 
-use crate::credential::{Credential, Fingerprint, Identity, Kind, Timestamp};
+use crate::credential::{Credential, Fingerprint, Identity, Kind, Names, Timestamp};
 use std::sync::Arc;
 use x509_parser::asn1_rs::Tag;
 use x509_parser::objects::{oid_registry, oid2abbrev};
@@ -88,7 +88,7 @@ fn dn(name: &X509Name) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-type NameText = (Option<Arc<str>>, Option<Arc<str>>);
+type NameText = Option<Arc<Names>>;
 
 thread_local! {
     /// Issuer names repeat (one CA signs a directory of certificates), and
@@ -106,7 +106,13 @@ fn issuer_text(name: &X509Name) -> NameText {
         if let Some(hit) = cache.get(name.as_raw()) {
             return hit.clone();
         }
-        let text = (dn(name).map(Arc::from), name_cn(name).map(Arc::from));
+        let (dn, cn) = (dn(name), name_cn(name));
+        let text = (dn.is_some() || cn.is_some()).then(|| {
+            Arc::new(Names {
+                dn: dn.map(String::into_boxed_str),
+                cn: cn.map(String::into_boxed_str),
+            })
+        });
         if cache.len() >= 256 {
             cache.clear();
         }
@@ -133,14 +139,12 @@ pub(crate) fn certificate_from_der(der: &[u8]) -> Result<Credential, String> {
         c.expiring(Some(not_after))
     };
     c.not_before = Some(not_before);
-    let (issuer, issuer_cn) = issuer_text(cert.issuer());
-    c.identity = Identity {
-        subject: dn(cert.subject()).map(String::into_boxed_str),
-        issuer,
-        subject_cn: name_cn(cert.subject()).map(String::into_boxed_str),
-        issuer_cn,
-        serial: Some(crate::credential::hex_lower(cert.raw_serial()).into_boxed_str()),
-    };
+    c.identity = Identity::new(
+        dn(cert.subject()).as_deref(),
+        name_cn(cert.subject()).as_deref(),
+        Some(&crate::credential::hex_lower(cert.raw_serial())),
+        issuer_text(cert.issuer()),
+    );
     Ok(c)
 }
 

@@ -176,14 +176,14 @@ fn jwt_claims(text: &str, fingerprint: Fingerprint) -> Result<Credential, String
     }
     let mut c = Credential::new(Kind::Jwt, fingerprint).expiring(exp);
     c.not_before = nbf.or(iat);
-    let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
-    c.identity.subject = text_claim("sub").map(Into::into);
-    c.identity.issuer = text_claim("iss").map(Into::into);
+    let text_claim = |name: &str| claims.get(name).and_then(Value::as_str);
+    c.identity.set_subject(text_claim("sub"));
+    c.identity.set_issuer(text_claim("iss"));
     if let Some(k8s) = claims.get("kubernetes.io") {
-        c.warn_after = k8s.get("warnafter").and_then(parse_unix);
+        c.set_warn_after(k8s.get("warnafter").and_then(parse_unix));
     }
     if exp.is_none() {
-        c.note = Some("JWT without exp: it never expires".into());
+        c.set_note(Some("JWT without exp: it never expires".into()));
     }
     Ok(c)
 }
@@ -266,7 +266,7 @@ pub(crate) fn add_token_expiring(
             if c.not_after.is_none() && expiry.is_some() {
                 c = c.expiring(expiry);
                 if c.kind == Kind::Jwt {
-                    c.note = None;
+                    c.set_note(None);
                 }
             }
             out.add(ctx, source, field, None, c)
@@ -296,8 +296,8 @@ mod tests {
         assert_eq!(c.kind, Kind::Jwt);
         assert_eq!(c.not_after, Some(1_700_003_600));
         assert_eq!(c.not_before, Some(1_700_000_000));
-        assert_eq!(c.identity.subject.as_deref(), Some("alice"));
-        assert_eq!(c.identity.issuer.as_deref(), Some("https://issuer"));
+        assert_eq!(c.identity.subject(), Some("alice"));
+        assert_eq!(c.identity.issuer(), Some("https://issuer"));
     }
 
     #[test]
@@ -306,7 +306,7 @@ mod tests {
             r#"{"exp":1731536000,"nbf":1700000000,"kubernetes.io":{"warnafter":1700003607}}"#,
         ))
         .unwrap();
-        assert_eq!(c.warn_after, Some(1_700_003_607));
+        assert_eq!(c.warn_after(), Some(1_700_003_607));
         assert_eq!(c.not_before, Some(1_700_000_000));
     }
 

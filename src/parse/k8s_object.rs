@@ -326,14 +326,14 @@ fn legacy_token(obj: &K8sObject, found: &mut [Credential]) {
             Some(t) => {
                 c.not_after = Some(t);
                 c.expiry_source = ExpirySource::Embedded;
-                c.note = Some(format!(
+                c.set_note(Some(format!(
                     "legacy service-account token: the API server rejects it ({LEGACY_INVALID_SINCE})"
-                ).into());
+                )));
             }
             None => {
-                c.note = Some(
+                c.set_note(Some(
                     "legacy service-account token: it never expires; prefer bound tokens".into(),
-                );
+                ));
             }
         }
     }
@@ -378,9 +378,11 @@ fn bootstrap_token(
     let mut c = Credential::new(Kind::BootstrapToken, Fingerprint::of(token.as_bytes()))
         .expiring(not_after);
     // The token id is public (it names the Secret); the secret half is not.
-    c.identity.subject = Some(id.into());
+    c.identity.set_subject(Some(id));
     if not_after.is_none() {
-        c.note = Some("bootstrap token without expiration: it never expires".into());
+        c.set_note(Some(
+            "bootstrap token without expiration: it never expires".into(),
+        ));
     }
     out.add(&kctx, Source::Secret, "", None, c);
 }
@@ -429,7 +431,7 @@ mod tests {
         // stringData won, and the label set the end.
         assert_eq!(direct.credentials.len(), 1);
         assert_eq!(
-            direct.credentials[0].identity.subject.as_deref(),
+            direct.credentials[0].identity.subject(),
             Some("system:serviceaccount:ci:old")
         );
         assert!(direct.credentials[0].not_after.is_some());

@@ -203,7 +203,7 @@ impl Parsed {
             _ => self.path.insert(Arc::from(ctx.path)).clone(),
         };
         cred.source = source;
-        cred.entry = ctx.entry_for(field);
+        cred.entry = ctx.entry_for(field).map(String::into_boxed_str);
         cred.index = index;
         cred.object = ctx.object.clone().map(Box::new);
         if self.credentials.len() >= Cap::Credentials.limit(self.input_len) {

@@ -163,13 +163,13 @@ impl Tokens<'_, '_> {
             let before = self.out.credentials.len();
             jwt::add_token(self.ctx, self.source, "token", token.trim(), self.out);
             for c in &mut self.out.credentials[before..] {
-                if c.identity.subject.is_none() {
-                    c.identity.subject = field(doc, "name").map(Into::into);
+                if c.identity.subject().is_none() {
+                    c.identity.set_subject(field(doc, "name"));
                 }
                 if c.not_after.is_none() {
-                    c.note = Some(
+                    c.set_note(Some(
                         "cloud agent login token: valid for the identity's window (60 or 90 days); declare it with a tokens rule".into(),
-                    );
+                    ));
                 }
             }
         }
@@ -192,8 +192,8 @@ impl Tokens<'_, '_> {
             _ => Credential::new(Kind::OpaqueToken, Fingerprint::of(id.trim().as_bytes())),
         }
         .expiring(Some(not_after));
-        c.note = None;
-        c.identity.subject = field(doc, "user_id").map(Into::into);
+        c.set_note(None);
+        c.identity.set_subject(field(doc, "user_id"));
         self.out.add(self.ctx, self.source, "id", None, c);
     }
 
@@ -225,7 +225,7 @@ impl Tokens<'_, '_> {
             .expiring(Some(not_after));
         c.not_before = field(token, "issued_at").and_then(parse_timestamp);
         let user = get(token, "user");
-        c.identity.subject = user.and_then(|u| field(u, "name")).map(Into::into);
+        c.identity.set_subject(user.and_then(|u| field(u, "name")));
         self.out.add(self.ctx, self.source, "token", None, c);
     }
 
@@ -272,7 +272,7 @@ impl Tokens<'_, '_> {
             .expiring(Some(not_after));
         c.not_before = not_before;
         let user = get(doc, "access").and_then(|a| get(a, "user"));
-        c.identity.subject = user.and_then(|u| field(u, "name")).map(Into::into);
+        c.identity.set_subject(user.and_then(|u| field(u, "name")));
         self.out.add(self.ctx, self.source, "access.token", None, c);
     }
 
@@ -313,9 +313,11 @@ impl Tokens<'_, '_> {
         };
         let mut c =
             Credential::new(Kind::OpaqueToken, Fingerprint::of(id.as_bytes())).expiring(not_after);
-        c.identity.subject = field(app, keys.name).map(Into::into);
+        c.identity.set_subject(field(app, keys.name));
         if not_after.is_none() {
-            c.note = Some("application credential without expires_at: it never expires".into());
+            c.set_note(Some(
+                "application credential without expires_at: it never expires".into(),
+            ));
         }
         self.out.add(self.ctx, self.source, entry, None, c);
     }

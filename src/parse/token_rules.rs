@@ -120,7 +120,7 @@ pub(super) fn apply(
             };
             parsed.errors.push(ErrorEntry {
                 path: label.to_string(),
-                entry: c.entry.clone(),
+                entry: c.entry.as_deref().map(String::from),
                 reason: ErrorReason::Parse,
                 message: format!("tokens rule {}: {what}", rule.glob),
             });
@@ -129,18 +129,15 @@ pub(super) fn apply(
         c.not_before = Some(issued);
         c.not_after = Some(issued + rule.validity);
         c.expiry_source = ExpirySource::ValidityWindow;
-        c.note = Some(
-            format!(
-                "declared validity {} from {}",
-                crate::units::human_span(rule.validity),
-                match (&rule.issued_at, own) {
-                    (_, Some(_)) => "the token's own issue time".to_string(),
-                    (IssuedAt::Mtime, None) => "the file's modification time".to_string(),
-                    (IssuedAt::Field(f), None) => format!("field {f}"),
-                }
-            )
-            .into(),
-        );
+        c.set_note(Some(format!(
+            "declared validity {} from {}",
+            crate::units::human_span(rule.validity),
+            match (&rule.issued_at, own) {
+                (_, Some(_)) => "the token's own issue time".to_string(),
+                (IssuedAt::Mtime, None) => "the file's modification time".to_string(),
+                (IssuedAt::Field(f), None) => format!("field {f}"),
+            }
+        )));
     }
 }
 
@@ -194,7 +191,7 @@ fn token_in_document(label: &str, doc: &Value, rules: &[&TokenRule], parsed: &mu
     match super::jwt::token_credential(token) {
         Ok(mut c) => {
             c.path = label.into();
-            c.entry = Some(name.to_string());
+            c.entry = Some(name.as_str().into());
             parsed.credentials.push(c);
         }
         Err(message) => parsed.errors.push(ErrorEntry {
@@ -257,7 +254,7 @@ mod tests {
         assert_eq!(found[0].not_before, Some(1_767_225_600));
         assert_eq!(found[0].not_after, Some(1_767_225_600 + 90 * 86_400));
         assert_eq!(
-            found[0].note.as_deref(),
+            found[0].note(),
             Some("declared validity 90d from field meta.issued")
         );
     }
@@ -302,7 +299,7 @@ mod tests {
         assert_eq!(c.not_before, Some(1_780_271_400));
         assert_eq!(c.not_after, Some(1_780_271_400 + 90 * 86_400));
         assert_eq!(
-            c.note.as_deref(),
+            c.note(),
             Some("declared validity 90d from the token's own issue time")
         );
     }

@@ -76,7 +76,7 @@ pub const CREDENTIAL_FAMILIES: &[CredentialFamily] = &[
     CredentialFamily {
         name: "lapse_credential_warn_after_timestamp_seconds",
         help: "Bound service-account tokens: when the kubelet should have rotated it",
-        value: |c, _| c.warn_after.map(|t| t as f64),
+        value: |c, _| c.warn_after().map(|t| t as f64),
         uses_now: false,
         default: true,
         descriptive: false,

@@ -59,7 +59,7 @@ fn write_label_set(out: &mut String, c: &Credential, layout: Layout) {
     // A certificate's principal is its subject_cn; a token's, its subject.
     let subject = match c.kind {
         Kind::X509 => None,
-        _ => c.identity.subject.as_deref(),
+        _ => c.identity.subject(),
     };
     let labels: [(&str, &str); 11] = [
         ("kind", c.kind.as_str()),
@@ -73,8 +73,8 @@ fn write_label_set(out: &mut String, c: &Credential, layout: Layout) {
         ),
         ("name", object.map(|o| o.name.as_str()).unwrap_or("")),
         ("key", object.map(|o| o.key.as_str()).unwrap_or("")),
-        ("subject_cn", c.identity.subject_cn.as_deref().unwrap_or("")),
-        ("issuer_cn", c.identity.issuer_cn.as_deref().unwrap_or("")),
+        ("subject_cn", c.identity.subject_cn().unwrap_or("")),
+        ("issuer_cn", c.identity.issuer_cn().unwrap_or("")),
         ("subject", subject.unwrap_or("")),
     ];
     for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
@@ -83,7 +83,7 @@ fn write_label_set(out: &mut String, c: &Credential, layout: Layout) {
     if layout.descriptive {
         let fingerprint = c.fingerprint.short(16);
         let descriptive = [
-            ("serial", c.identity.serial.as_deref().unwrap_or("")),
+            ("serial", c.identity.serial().unwrap_or("")),
             ("fingerprint", fingerprint.as_str()),
         ];
         for (k, v) in descriptive.iter().filter(|(_, v)| !v.is_empty()) {

@@ -18,10 +18,10 @@ fn secret_certificate() -> Credential {
         key: "tls.crt".into(),
         labels: vec![("app.kubernetes.io/name".into(), "etcd".into())],
     }));
-    c.identity.subject = Some("CN=etcd".into());
-    c.identity.subject_cn = Some("etcd".into());
-    c.identity.issuer_cn = Some("etcd-ca".into());
-    c.identity.serial = Some("1f".into());
+    c.identity.set_subject(Some("CN=etcd"));
+    c.identity.set_subject_cn(Some("etcd"));
+    c.identity.set_issuer_cn(Some("etcd-ca"));
+    c.identity.set_serial(Some("1f"));
     c
 }
 
@@ -30,7 +30,8 @@ fn jwt() -> Credential {
     c.source = Source::Kubeconfig;
     c.path = "/home/ci/.kube/config".into();
     c.entry = Some("users[ci].token".into());
-    c.identity.subject = Some("system:serviceaccount:ci:deployer".into());
+    c.identity
+        .set_subject(Some("system:serviceaccount:ci:deployer"));
     c
 }
 
@@ -136,7 +137,7 @@ fn repeats_are_numbered_in_order_and_odd_values_are_escaped() {
     // printable-ASCII value is copied as it is).
     let mut odd = secret_certificate();
     odd.fingerprint = Fingerprint::of(b"odd");
-    odd.identity.subject_cn = Some("a\"b\\c\nd\x1be-é".into());
+    odd.identity.set_subject_cn(Some("a\"b\\c\nd\x1be-é"));
     let repeats = (0..3).map(|n| {
         let mut c = secret_certificate();
         c.fingerprint = Fingerprint::of(&[n]);
@@ -181,18 +182,14 @@ fn repeats_are_numbered_in_order_and_odd_values_are_escaped() {
 
 #[test]
 fn a_part_kept_from_the_last_snapshot_keeps_its_label_set_for_repeats() {
-    use crate::inventory::{Inventory, Origin, Part, SourceReport, Via};
+    use crate::inventory::{Inventory, Part, SourceReport};
     let part = |path: &str, fp: &[u8]| {
         let mut c = secret_certificate();
         c.fingerprint = Fingerprint::of(fp);
         Arc::new(Part {
             path: std::path::Path::new(path).into(),
             credentials: vec![c],
-            origins: vec![Origin {
-                file: None,
-                via: Via::Own,
-            }],
-            errors: Vec::new(),
+            ..Part::default()
         })
     };
     let inventory = Inventory::new(&["files"]);

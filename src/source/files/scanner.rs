@@ -464,17 +464,14 @@ fn scan_bytes(
         .collect();
     let mtime = sig.map(|s| s.mtime);
     let mut parsed = parse::parse_file_with_rules(&label, bytes, &opts.passwords, &rules, mtime);
-    let own = Origin {
-        file: sig.map(|s| s.id()),
-        via: Via::Own,
-    };
     // Most files hold one credential, in a vector grown to room for four:
     // at some 400 bytes a record, the spare room was most of a scan's memory.
     parsed.credentials.shrink_to_fit();
     let mut part = Part {
         path: path.into(),
-        origins: vec![own; parsed.credentials.len()],
         credentials: parsed.credentials,
+        file: sig.map(|s| s.id()),
+        reached: Vec::new(),
         errors: parsed.errors,
     };
     let own_errors = part.errors.len();
@@ -538,7 +535,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
                     file: Some(f.sig.id()),
                     via: cache_via,
                 };
-                part.origins
+                part.reached
                     .extend(std::iter::repeat_n(via, cache.credentials.len()));
                 part.credentials.extend(cache.credentials);
                 part.errors.extend(cache.errors);
@@ -571,7 +568,7 @@ fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps 
                         Via::Reference
                     },
                 };
-                part.origins
+                part.reached
                     .extend(std::iter::repeat_n(via, parsed.credentials.len()));
                 part.credentials.extend(parsed.credentials);
                 part.errors.extend(parsed.errors);

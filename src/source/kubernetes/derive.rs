@@ -7,7 +7,7 @@
 //! only the credentials derived from it are kept.
 
 use super::config::KubernetesConfig;
-use crate::inventory::{Origin, Part, Via};
+use crate::inventory::Part;
 use crate::parse::{self, K8sKind, K8sObject};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -201,17 +201,13 @@ pub fn derive<K: Derive>(
     };
     let mut parsed = parse::parse_object(&path, &object, passwords);
     copy_labels(&mut parsed, &config.copy_labels, obj.labels());
-    let origin = Origin {
-        file: None,
-        via: Via::Own,
-    };
     Some((
         key,
         Arc::new(Part {
             path: std::path::Path::new(&path).into(),
-            origins: vec![origin; parsed.credentials.len()],
             credentials: parsed.credentials,
             errors: parsed.errors,
+            ..Part::default()
         }),
     ))
 }
@@ -407,15 +403,11 @@ mod tests {
         let path = key.path();
         let mut parsed = parse::parse_document(&path, &doc, passwords);
         copy_labels(&mut parsed, &config.copy_labels, obj.labels());
-        let origin = Origin {
-            file: None,
-            via: Via::Own,
-        };
         Some(Part {
             path: std::path::Path::new(&path).into(),
-            origins: vec![origin; parsed.credentials.len()],
             credentials: parsed.credentials,
             errors: parsed.errors,
+            ..Part::default()
         })
     }
 
@@ -429,7 +421,8 @@ mod tests {
             (Some(d), Some(o)) => {
                 assert_eq!(d.path, o.path);
                 assert_eq!(d.credentials, o.credentials);
-                assert_eq!(d.origins, o.origins);
+                assert_eq!(d.file, o.file);
+                assert_eq!(d.reached, o.reached);
                 assert_eq!(d.errors, o.errors);
             }
             (None, None) => {}
