@@ -6,6 +6,7 @@
 //! never wait for a scan, never parse, never touch a file.
 
 use crate::credential::{Credential, ErrorEntry, Fingerprint, Source, Timestamp};
+use crate::paths::SharedPath;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -48,7 +49,7 @@ pub struct Origin {
 #[derive(Debug)]
 pub struct Part {
     /// Shared with the file source's key for the file.
-    pub path: Arc<Path>,
+    pub path: SharedPath,
     pub credentials: Vec<Credential>,
     /// The file the part's own credentials were read from (`None` for an
     /// object or standard input).
@@ -61,6 +62,17 @@ pub struct Part {
 }
 
 impl Part {
+    /// Has the credentials that name the part's path carry the part's
+    /// copy of it: one allocation for the file map, the part and them.
+    pub fn share_path(&mut self) {
+        let Some(text) = self.path.text() else { return };
+        for c in &mut self.credentials {
+            if *c.path == **text && !Arc::ptr_eq(&c.path, text) {
+                c.path = text.clone();
+            }
+        }
+    }
+
     /// How each credential was reached, in order.
     pub fn origins(&self) -> impl Iterator<Item = Origin> + '_ {
         let own = Origin {

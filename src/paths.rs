@@ -72,10 +72,68 @@ pub fn sort_key(path: &Path) -> Vec<u8> {
         .collect()
 }
 
+/// A file's path, allocated once and shared by the file source's map,
+/// the file's part and the credentials read from it. A path that is UTF-8
+/// (nearly every one) is kept as the text the credentials carry
+/// ([`SharedPath::text`]); any other as a path of its own, the
+/// credentials then carrying its lossy spelling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SharedPath {
+    Text(Arc<str>),
+    Raw(Arc<Path>),
+}
+
+impl SharedPath {
+    pub fn new(path: &Path) -> Self {
+        match path.to_str() {
+            Some(text) => SharedPath::Text(text.into()),
+            None => SharedPath::Raw(path.into()),
+        }
+    }
+
+    /// The path as the credentials read from the file spell it, when that
+    /// spelling is the path itself.
+    pub fn text(&self) -> Option<&Arc<str>> {
+        match self {
+            SharedPath::Text(text) => Some(text),
+            SharedPath::Raw(_) => None,
+        }
+    }
+}
+
+impl std::ops::Deref for SharedPath {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        match self {
+            SharedPath::Text(text) => Path::new(&**text),
+            SharedPath::Raw(path) => path,
+        }
+    }
+}
+
+impl AsRef<Path> for SharedPath {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl From<&Path> for SharedPath {
+    fn from(path: &Path) -> Self {
+        SharedPath::new(path)
+    }
+}
+
+impl From<PathBuf> for SharedPath {
+    fn from(path: PathBuf) -> Self {
+        SharedPath::new(&path)
+    }
+}
+
 /// A path as an ordered map key, ordered by [`cmp`]: a directory's
 /// files form one range that starts at the directory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PathKey(pub Arc<Path>);
+pub struct PathKey(pub SharedPath);
 
 impl PathKey {
     pub fn of(path: &Path) -> Self {

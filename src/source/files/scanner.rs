@@ -13,7 +13,7 @@ use super::walk::{self, Filter, Found, Signature};
 use crate::credential::{ErrorEntry, ErrorReason};
 use crate::inventory::{FileId, Origin, Part, SourceReport, Via};
 use crate::parse::{self, FileRef, MAX_ERRORS, RefKind, TokenRule};
-use crate::paths::PathKey;
+use crate::paths::{PathKey, SharedPath};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -468,12 +468,13 @@ fn scan_bytes(
     // at some 400 bytes a record, the spare room was most of a scan's memory.
     parsed.credentials.shrink_to_fit();
     let mut part = Part {
-        path: path.into(),
+        path: SharedPath::new(path),
         credentials: parsed.credentials,
         file: sig.map(|s| s.id()),
         reached: Vec::new(),
         errors: parsed.errors,
     };
+    part.share_path();
     let own_errors = part.errors.len();
     let deps = follow_refs(parsed.refs, opts, &mut part);
     cap_reference_errors(&mut part, own_errors, &label);
@@ -592,6 +593,35 @@ mod tests {
     fn a_file_state_stays_small() {
         assert_eq!(std::mem::size_of::<super::Signature>(), 48);
         assert_eq!(std::mem::size_of::<super::FileState>(), 72);
-        assert_eq!(std::mem::size_of::<crate::paths::PathKey>(), 16);
+        assert_eq!(std::mem::size_of::<crate::paths::PathKey>(), 24);
+    }
+
+    /// The part and the credentials of a file share one copy of its path;
+    /// a path that is no UTF-8 keeps its bytes, the credentials its lossy
+    /// spelling.
+    #[test]
+    fn a_file_s_credentials_carry_its_part_s_path() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::sync::Arc;
+        let pem = |cn: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+            params.self_signed(&key).unwrap().pem()
+        };
+        let bundle = pem("a.example") + &pem("b.example");
+        let opts = super::ScanOptions::default();
+        let path = std::path::Path::new("/etc/pki/bundle.pem");
+        let (part, _) = super::scan_bytes(path, bundle.as_bytes(), None, &opts);
+        let text = part.path.text().expect("a UTF-8 path is kept as text");
+        assert_eq!(&**text, "/etc/pki/bundle.pem");
+        assert_eq!(part.credentials.len(), 2);
+        assert!(part.credentials.iter().all(|c| Arc::ptr_eq(&c.path, text)));
+        assert_eq!(Arc::strong_count(text), 3);
+
+        let odd = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/etc/pki/b\xffd.pem"));
+        let (part, _) = super::scan_bytes(odd, bundle.as_bytes(), None, &opts);
+        assert_eq!(part.path.text(), None);
+        assert_eq!(&*part.path, odd);
+        assert_eq!(&*part.credentials[0].path, "/etc/pki/b\u{fffd}d.pem");
     }
 }

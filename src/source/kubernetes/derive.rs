@@ -201,15 +201,14 @@ pub fn derive<K: Derive>(
     };
     let mut parsed = parse::parse_object(&path, &object, passwords);
     copy_labels(&mut parsed, &config.copy_labels, obj.labels());
-    Some((
-        key,
-        Arc::new(Part {
-            path: std::path::Path::new(&path).into(),
-            credentials: parsed.credentials,
-            errors: parsed.errors,
-            ..Part::default()
-        }),
-    ))
+    let mut part = Part {
+        path: std::path::Path::new(&path).into(),
+        credentials: parsed.credentials,
+        errors: parsed.errors,
+        ..Part::default()
+    };
+    part.share_path();
+    Some((key, Arc::new(part)))
 }
 
 /// Typed objects and credentials for the tests of this source.
