@@ -50,15 +50,15 @@ pub struct Origin {
 pub struct Part {
     /// Shared with the file source's key for the file.
     pub path: SharedPath,
-    pub credentials: Vec<Credential>,
+    pub credentials: Box<[Credential]>,
     /// The file the part's own credentials were read from (`None` for an
     /// object or standard input).
     pub file: Option<FileId>,
     /// How the last `reached.len()` credentials were reached (references,
     /// token caches), one each; the ones before are the part's own. Most
     /// parts have none, and so keep no origin at all.
-    pub reached: Vec<Origin>,
-    pub errors: Vec<ErrorEntry>,
+    pub reached: Box<[Origin]>,
+    pub errors: Box<[ErrorEntry]>,
 }
 
 impl Part {
@@ -88,10 +88,10 @@ impl Default for Part {
     fn default() -> Self {
         Part {
             path: Path::new("").into(),
-            credentials: Vec::new(),
+            credentials: Box::default(),
             file: None,
-            reached: Vec::new(),
-            errors: Vec::new(),
+            reached: Box::default(),
+            errors: Box::default(),
         }
     }
 }
@@ -385,8 +385,8 @@ pub fn files_snapshot(
     let inventory = Inventory::new(&["files"]);
     let part = Part {
         path: Path::new("tree").into(),
-        credentials,
-        errors,
+        credentials: credentials.into(),
+        errors: errors.into(),
         ..Part::default()
     };
     inventory.publish(
@@ -414,14 +414,14 @@ mod tests {
     }
 
     fn part(path: &str, found: Vec<(Credential, Via, Option<FileId>)>) -> Arc<Part> {
-        let (credentials, origins) = found
+        let (credentials, origins): (Vec<_>, Vec<_>) = found
             .into_iter()
             .map(|(c, via, file)| (c, Origin { file, via }))
             .unzip();
         Arc::new(Part {
             path: Path::new(path).into(),
-            credentials,
-            reached: origins,
+            credentials: credentials.into(),
+            reached: origins.into(),
             ..Part::default()
         })
     }
@@ -441,13 +441,13 @@ mod tests {
         };
         let p = Part {
             path: Path::new("kubeconfig").into(),
-            credentials: vec![
+            credentials: Box::new([
                 cred("a", None, b"1"),
                 cred("a", None, b"2"),
                 cred("c", None, b"3"),
-            ],
+            ]),
             file: Some((1, 10)),
-            reached: vec![cache],
+            reached: Box::new([cache]),
             ..Part::default()
         };
         let own = Origin {
@@ -456,7 +456,7 @@ mod tests {
         };
         assert_eq!(p.origins().collect::<Vec<_>>(), vec![own, own, cache]);
         let bare = Part {
-            credentials: vec![cred("-", None, b"1")],
+            credentials: Box::new([cred("-", None, b"1")]),
             ..Part::default()
         };
         let stdin = Origin {
@@ -464,6 +464,13 @@ mod tests {
             via: Via::Own,
         };
         assert_eq!(bare.origins().collect::<Vec<_>>(), vec![stdin]);
+    }
+
+    /// One is kept for every file and object lapse reads.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_part_stays_small() {
+        assert_eq!(std::mem::size_of::<Part>(), 96);
     }
 
     #[test]

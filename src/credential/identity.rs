@@ -129,13 +129,18 @@ impl Identity {
     }
 
     /// An issuer of this credential alone (a token's `iss`).
+    /// A token's `iss`: the names of an issuer with no CN are shared by
+    /// the tokens of one thread that name it (one cluster's issuer signs
+    /// all of its tokens).
     pub fn set_issuer(&mut self, dn: Option<&str>) {
-        let cn = self.issuer_cn().map(Box::from);
-        self.issuer = Some(Arc::new(Names {
-            dn: dn.map(Box::from),
-            cn,
-        }))
-        .filter(|n| n.dn.is_some() || n.cn.is_some());
+        self.issuer = match (dn, self.issuer_cn().map(Box::from)) {
+            (None, None) => None,
+            (Some(dn), None) => Some(shared_issuer(dn)),
+            (dn, cn) => Some(Arc::new(Names {
+                dn: dn.map(Box::from),
+                cn,
+            })),
+        };
     }
 
     pub fn set_issuer_cn(&mut self, cn: Option<&str>) {
@@ -146,6 +151,30 @@ impl Identity {
         }))
         .filter(|n| n.dn.is_some() || n.cn.is_some());
     }
+}
+
+thread_local! {
+    static ISSUERS: std::cell::RefCell<std::collections::HashMap<Box<str>, Arc<Names>>> =
+        std::cell::RefCell::default();
+}
+
+/// The shared names of an issuer known by its DN alone. Bounded.
+fn shared_issuer(dn: &str) -> Arc<Names> {
+    ISSUERS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(hit) = cache.get(dn) {
+            return hit.clone();
+        }
+        let names = Arc::new(Names {
+            dn: Some(dn.into()),
+            cn: None,
+        });
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(dn.into(), names.clone());
+        names
+    })
 }
 
 impl Default for Identity {
@@ -262,6 +291,33 @@ mod tests {
         };
         assert_eq!(apart.subject_cn(), Some("etcd"));
         assert_eq!(built, apart);
+    }
+
+    #[test]
+    fn tokens_naming_one_issuer_share_its_names() {
+        let token = |iss: &str| {
+            let mut id = Identity::default();
+            id.set_issuer(Some(iss));
+            id
+        };
+        let (a, b, c) = (
+            token("https://kubernetes.default.svc"),
+            token("https://kubernetes.default.svc"),
+            token("https://other"),
+        );
+        assert!(Arc::ptr_eq(
+            a.issuer.as_ref().unwrap(),
+            b.issuer.as_ref().unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            a.issuer.as_ref().unwrap(),
+            c.issuer.as_ref().unwrap()
+        ));
+        assert_eq!(
+            (b.issuer(), b.issuer_cn()),
+            (Some("https://kubernetes.default.svc"), None)
+        );
+        assert_eq!(c.issuer(), Some("https://other"));
     }
 
     #[cfg(target_pointer_width = "64")]

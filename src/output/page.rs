@@ -199,7 +199,7 @@ mod tests {
         early.not_before = Some(NOW + 86_400);
         early.path = "/pki/early.pem".into();
         credentials.push(early);
-        let errors = (0..1_003)
+        let errors: Vec<_> = (0..1_003)
             .map(|i| ErrorEntry {
                 path: format!("/pki/bad-{i:04}.pem"),
                 entry: None,
@@ -212,8 +212,8 @@ mod tests {
             "files",
             SourceReport {
                 parts: vec![Arc::new(Part {
-                    credentials,
-                    errors,
+                    credentials: credentials.into(),
+                    errors: errors.into(),
                     ..Default::default()
                 })],
                 up: true,

@@ -188,7 +188,7 @@ fn a_part_kept_from_the_last_snapshot_keeps_its_label_set_for_repeats() {
         c.fingerprint = Fingerprint::of(fp);
         Arc::new(Part {
             path: std::path::Path::new(path).into(),
-            credentials: vec![c],
+            credentials: Box::new([c]),
             ..Part::default()
         })
     };

@@ -10,7 +10,7 @@
 
 use super::read::{self, Accept, LocalDev};
 use super::walk::{self, Filter, Found, Signature};
-use crate::credential::{ErrorEntry, ErrorReason};
+use crate::credential::{Credential, ErrorEntry, ErrorReason};
 use crate::inventory::{FileId, Origin, Part, SourceReport, Via};
 use crate::parse::{self, FileRef, MAX_ERRORS, RefKind, TokenRule};
 use crate::paths::{PathKey, SharedPath};
@@ -314,7 +314,8 @@ impl Scanner {
 
     /// The first scan: see [`read_all`].
     fn first_scan(&mut self, roots: &[PathBuf]) -> ScanDelta {
-        let (kept, walk_errors) = read_all(roots, &self.opts);
+        let (kept, walk_errors) =
+            read_all(roots, &self.opts, |f| f, |f| (&*f.part.path, f.sig.id()));
         let mut delta = ScanDelta {
             parsed: kept.len(),
             new_errors: walk_errors.clone(),
@@ -365,7 +366,16 @@ impl Scanner {
 /// signature comes from its open file instead of a stat of its path first:
 /// that halves the metadata calls and moves all of them onto the workers.
 /// A file reached twice (a symlink) is parsed twice and kept once.
-fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorEntry>) {
+///
+/// `keep` makes what is kept of each file (`key`: its path and identity,
+/// for the dedupe) on the worker that read it: a one-shot read keeps only
+/// the part.
+fn read_all<T: Send>(
+    roots: &[PathBuf],
+    opts: &ScanOptions,
+    keep: impl Fn(ReadFile) -> T + Sync,
+    key: impl Fn(&T) -> (&Path, FileId),
+) -> (Vec<T>, Vec<ErrorEntry>) {
     // Files are read while the walk goes on.
     let (per_worker, mut walk_errors) = crate::par::map_streamed(
         |emit| walk::walk_each(roots, &opts.filter, &mut |path, local| emit((path, local))),
@@ -376,20 +386,21 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
                 Ok((bytes, sig)) => (scan_bytes(&path, &bytes, Some(sig), opts), sig),
                 // Unreadable but there: an error part, as later scans give it.
                 Err(e) => {
-                    let sig = Signature::stat(&path).ok_or_else(|| e.clone())?;
+                    let sig = Signature::stat(&path).ok_or_else(|| Box::new(e.clone()))?;
                     let part = Part {
                         path: path.into(),
-                        errors: vec![e],
+                        errors: Box::new([e]),
                         ..Default::default()
                     };
                     ((part, Vec::new()), sig)
                 }
             };
-            Ok::<_, ErrorEntry>(ReadFile {
+            // Boxed: a vector of results is as wide as its widest member.
+            Ok::<_, Box<ErrorEntry>>(keep(ReadFile {
                 sig,
                 part: Arc::new(part),
                 deps,
-            })
+            }))
         },
     );
     // One copy, of small records, at its exact size; each worker's vector
@@ -398,10 +409,10 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
     for r in per_worker.into_iter().flatten() {
         match r {
             Ok(item) => read.push(item),
-            Err(e) => walk_errors.push(e),
+            Err(e) => walk_errors.push(*e),
         }
     }
-    walk::dedupe(&mut read, |f| (&*f.part.path, f.sig.id()));
+    walk::dedupe(&mut read, key);
     (read, walk_errors)
 }
 
@@ -410,11 +421,14 @@ fn read_all(roots: &[PathBuf], opts: &ScanOptions) -> (Vec<ReadFile>, Vec<ErrorE
 /// first scan reads, without the map it keeps for later scans.
 pub fn read_once(roots: &[PathBuf], stdin: Option<&[u8]>, opts: &ScanOptions) -> SourceReport {
     let stdin = stdin.map(|bytes| scan_bytes(Path::new("-"), bytes, None, opts).0);
-    let (files, walk_errors) = read_all(roots, opts);
+    // What the file gave, with its identity for the dedupe: 24 bytes a
+    // file, not the 80 of what a scanner keeps.
+    let keep = |f: ReadFile| (f.sig.id(), f.part);
+    let (files, walk_errors) = read_all(roots, opts, keep, |(id, part)| (&*part.path, *id));
     let parts: Vec<Arc<Part>> = stdin
         .into_iter()
         .map(Arc::new)
-        .chain(files.into_iter().map(|f| f.part))
+        .chain(files.into_iter().map(|(_, part)| part))
         .collect();
     SourceReport {
         parts,
@@ -441,7 +455,7 @@ fn scan_file(found: &Found, named: bool, opts: &ScanOptions) -> (Part, Deps) {
         Err(e) => (
             Part {
                 path: found.path.as_path().into(),
-                errors: vec![e],
+                errors: Box::new([e]),
                 ..Default::default()
             },
             Vec::new(),
@@ -464,27 +478,38 @@ fn scan_bytes(
         .collect();
     let mtime = sig.map(|s| s.mtime);
     let mut parsed = parse::parse_file_with_rules(&label, bytes, &opts.passwords, &rules, mtime);
+    let mut found = Gathered {
+        credentials: std::mem::take(&mut parsed.credentials),
+        reached: Vec::new(),
+        errors: std::mem::take(&mut parsed.errors),
+    };
+    let own_errors = found.errors.len();
+    let deps = follow_refs(parsed.refs, opts, &mut found);
+    cap_reference_errors(&mut found, own_errors, &label);
     // Most files hold one credential, in a vector grown to room for four:
-    // at some 400 bytes a record, the spare room was most of a scan's memory.
-    parsed.credentials.shrink_to_fit();
+    // the part keeps each list at its exact size.
     let mut part = Part {
         path: SharedPath::new(path),
-        credentials: parsed.credentials,
+        credentials: found.credentials.into_boxed_slice(),
         file: sig.map(|s| s.id()),
-        reached: Vec::new(),
-        errors: parsed.errors,
+        reached: found.reached.into_boxed_slice(),
+        errors: found.errors.into_boxed_slice(),
     };
     part.share_path();
-    let own_errors = part.errors.len();
-    let deps = follow_refs(parsed.refs, opts, &mut part);
-    cap_reference_errors(&mut part, own_errors, &label);
     (part, deps)
+}
+
+/// A part's lists while its references are followed.
+struct Gathered {
+    credentials: Vec<Credential>,
+    reached: Vec<Origin>,
+    errors: Vec<ErrorEntry>,
 }
 
 /// Each referenced file's entries are capped by its own parse; together
 /// they are capped again, so a kubeconfig naming a thousand broken files
 /// still yields at most [`MAX_ERRORS`] of theirs and one count of the rest.
-fn cap_reference_errors(part: &mut Part, own_errors: usize, label: &str) {
+fn cap_reference_errors(part: &mut Gathered, own_errors: usize, label: &str) {
     let from_refs = part.errors.len() - own_errors;
     if from_refs <= MAX_ERRORS {
         return;
@@ -503,7 +528,7 @@ fn cap_reference_errors(part: &mut Part, own_errors: usize, label: &str) {
 
 /// Reads what a kubeconfig points at: certificate and token files, and the
 /// exec plugins' token caches. Each referenced file is read once per entry.
-fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Part) -> Deps {
+fn follow_refs(refs: Vec<FileRef>, opts: &ScanOptions, part: &mut Gathered) -> Deps {
     let mut deps = Vec::new();
     let mut done = HashSet::new();
     let own = part.credentials.len();

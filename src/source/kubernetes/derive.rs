@@ -203,8 +203,8 @@ pub fn derive<K: Derive>(
     copy_labels(&mut parsed, &config.copy_labels, obj.labels());
     let mut part = Part {
         path: std::path::Path::new(&path).into(),
-        credentials: parsed.credentials,
-        errors: parsed.errors,
+        credentials: parsed.credentials.into(),
+        errors: parsed.errors.into(),
         ..Part::default()
     };
     part.share_path();
@@ -404,8 +404,8 @@ mod tests {
         copy_labels(&mut parsed, &config.copy_labels, obj.labels());
         Some(Part {
             path: std::path::Path::new(&path).into(),
-            credentials: parsed.credentials,
-            errors: parsed.errors,
+            credentials: parsed.credentials.into(),
+            errors: parsed.errors.into(),
             ..Part::default()
         })
     }
