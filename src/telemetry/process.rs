@@ -98,8 +98,8 @@ pub fn tune_allocator() {
 
 /// Hands the heap's freed pages back to the kernel (glibc keeps what a
 /// full scan's temporaries freed: 12 MiB at 100,000 files). Called after
-/// each full scan. A no-op
-/// where the allocator is not glibc's.
+/// each full scan and each render of `/metrics`. A no-op where the
+/// allocator is not glibc's.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own heap; 0 keeps no padding.
