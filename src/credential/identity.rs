@@ -49,14 +49,16 @@ impl Identity {
         let (subject, subject_cn, serial) =
             (subject.map(limit), subject_cn.map(limit), serial.map(limit));
         let len = |t: Option<&str>| t.map_or(ABSENT, |t| t.len() as u32);
+        let in_subject = subject.zip(subject_cn).and_then(|(s, cn)| s.find(cn));
+        let apart = subject_cn.filter(|_| in_subject.is_none());
+        // At its exact size, so that the box takes it as it is.
         let mut own = String::with_capacity(
-            [subject, subject_cn, serial]
+            [subject, apart, serial]
                 .iter()
                 .map(|t| t.map_or(0, str::len))
                 .sum(),
         );
         own.push_str(subject.unwrap_or(""));
-        let in_subject = subject.zip(subject_cn).and_then(|(s, cn)| s.find(cn));
         let cn_start = match (subject_cn, in_subject) {
             (None, _) => ABSENT,
             (Some(_), Some(at)) => at as u32,
