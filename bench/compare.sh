@@ -228,6 +228,7 @@ ISSUE15_2=$(keep_section '`lapse check` speed and memory (issue 15, second step)
 ISSUE15_3=$(keep_section '`lapse serve` start-up: watches added after the first scan (issue 15, third step)')
 ISSUE15_4=$(keep_section '`lapse serve` memory: `/metrics` kept compressed, Kubernetes pages, the allocator (issue 15, fourth step)')
 ISSUE15_5=$(keep_section '`lapse serve` memory: label sets not kept, paths shared, the 1M tree (issue 15, fifth step)')
+ISSUE15_6=$(keep_section '`lapse serve` and `lapse check` memory: a compact record (issue 15, sixth step)')
 NEW=$(mktemp)
 {
   cat <<MD
@@ -329,6 +330,8 @@ $ISSUE15_3
 $ISSUE15_4
 
 $ISSUE15_5
+
+$ISSUE15_6
 
 ## Kubernetes
 
