@@ -21,27 +21,12 @@ pub enum Coding {
     Gzip,
 }
 
-/// How hard a part is compressed, by how long it is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// zlib's default, for a part kept until the snapshot changes:
-    /// `/metrics` at 10,000 certificates to a twelfth of its 13.4 MB, at
-    /// about 90 MB/s on one core.
-    Kept,
-    /// zlib's fastest, for a part made again every second (the families
-    /// that read the clock): at 100,000 credentials `expires_in_seconds`
-    /// is 26 MiB of text, to 1.6 MiB rather than 1.3 (level 6), in about
-    /// half the time.
-    Fast,
-}
-
-impl Level {
-    fn compression(self) -> Compression {
-        match self {
-            Level::Kept => Compression::new(6),
-            Level::Fast => Compression::fast(),
-        }
-    }
+/// Every part is compressed at zlib's fastest level. At 100,000 files
+/// the first scrape after a change compresses some 80 MiB of text: 1.0-1.3 s
+/// at level 6, 0.54-0.60 s at level 1, for a gzip page of 6.2 MB rather than
+/// 5.4 (BENCHMARKS.md, issue 15's sixth step). A rotation is seen sooner.
+fn compression() -> Compression {
+    Compression::fast()
 }
 
 /// The gzip header: DEFLATE, no name, no modification time (so the same
@@ -113,10 +98,16 @@ pub struct Deflater {
     len: u64,
 }
 
+impl Default for Deflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Deflater {
-    pub fn new(level: Level) -> Self {
+    pub fn new() -> Self {
         Deflater {
-            compress: Compress::new(level.compression(), false),
+            compress: Compress::new(compression(), false),
             out: Vec::new(),
             crc: crc32fast::Hasher::new(),
             len: 0,
@@ -164,8 +155,8 @@ impl Deflater {
 /// Compresses `text` (a part's pieces, in order) into blocks ended by a
 /// full flush. `None` only if the compressor fails, which it does not on
 /// memory it was given.
-pub fn deflate(text: &[Bytes], level: Level) -> Option<Deflated> {
-    let mut deflater = Deflater::new(level);
+pub fn deflate(text: &[Bytes]) -> Option<Deflated> {
+    let mut deflater = Deflater::new();
     for piece in text {
         deflater.write(piece)?;
     }
@@ -234,7 +225,7 @@ pub fn trailer<'a>(parts: impl IntoIterator<Item = &'a Deflated>) -> Bytes {
 
 /// `text` as one whole gzip stream.
 pub fn gzip_whole(text: &[Bytes]) -> Option<Bytes> {
-    let part = deflate(text, Level::Kept)?;
+    let part = deflate(text)?;
     let trailer = trailer([&part]);
     Some([&HEADER[..], &part.bytes, &trailer].concat().into())
 }
@@ -267,7 +258,7 @@ mod tests {
         let empty: Vec<Bytes> = vec![];
         let parts: Vec<Deflated> = [&a, &empty, &b]
             .iter()
-            .map(|p| deflate(p, Level::Kept).unwrap())
+            .map(|p| deflate(p).unwrap())
             .collect();
         let mut stream = header().to_vec();
         for p in &parts {
@@ -289,7 +280,7 @@ mod tests {
         let text: Vec<u8> = (0..300_000u32)
             .flat_map(|i| format!("s{{i=\"{i}\"}} {}\n", i % 7).into_bytes())
             .collect();
-        let mut deflater = Deflater::new(Level::Fast);
+        let mut deflater = Deflater::new();
         for chunk in text.chunks(70_000) {
             deflater.write(chunk).unwrap();
         }
@@ -302,7 +293,7 @@ mod tests {
         assert!(sizes[..whole].iter().all(|n| *n == 1 << 20));
         assert_eq!(sizes[whole], text.len() % (1 << 20));
         assert_eq!(pieces.concat(), text);
-        assert_eq!(deflate(&[], Level::Kept).unwrap().inflate(10).count(), 0);
+        assert_eq!(deflate(&[]).unwrap().inflate(10).count(), 0);
     }
 
     #[test]

@@ -19,14 +19,14 @@
 //! A large page is not kept whole as text: a part that would take the
 //! page's text past [`TEXT_KEPT_BYTES`] is compressed as it is rendered
 //! and kept only compressed (at 100,000 credentials the text is 81 MiB,
-//! its gzip a twelfth), and a client that does not take gzip gets it
+//! its gzip 6.2 MB), and a client that does not take gzip gets it
 //! inflated a piece at a time as it reads.
 //!
 //! Rendering runs on a thread of its own, never on the blocking pool the
 //! scans use, so no number of requests delays a scan; requests wait for
 //! it in turn, and only the first of a second renders.
 
-use super::gzip::{self, Coding, Deflated, Deflater, Level};
+use super::gzip::{self, Coding, Deflated, Deflater};
 use crate::credential::{Thresholds, Timestamp};
 use crate::inventory::Snapshot;
 use crate::output::metrics::{self, FamilySink, LabelCache, PIECE_BYTES};
@@ -150,10 +150,10 @@ impl Keeping {
 }
 
 impl FamilySink for Keeping {
-    fn piece(&mut self, family: usize, text: String) {
+    fn piece(&mut self, _family: usize, text: String) {
         let text = Bytes::from(text);
         if self.deflater.is_none() && self.len + text.len() > self.room {
-            let mut deflater = Deflater::new(level(family));
+            let mut deflater = Deflater::new();
             for kept in self.text.drain(..) {
                 self.failed |= deflater.write(&kept).is_none();
             }
@@ -339,7 +339,7 @@ impl Pages {
         let (own, own_gz) = slot.get_or_insert_with(|| (Bytes::from(text), None));
         // Lapse's own metrics are a few kilobytes: compressed here.
         if coding == Coding::Gzip && own_gz.is_none() {
-            *own_gz = gzip::deflate(std::slice::from_ref(own), Level::Fast);
+            *own_gz = gzip::deflate(std::slice::from_ref(own));
         }
         let (own, own_gz) = (own.clone(), own_gz.clone());
         if coding == Coding::Gzip
@@ -400,16 +400,6 @@ impl Pages {
     }
 }
 
-/// How hard part `i` of `/metrics` (a family, or the sources past them)
-/// is compressed: fast when it is made again every second.
-fn level(i: usize) -> Level {
-    if i < metrics::FAMILIES && metrics::family_uses_now(i) {
-        Level::Fast
-    } else {
-        Level::Kept
-    }
-}
-
 /// The `/metrics` page in gzip from `kept`'s parts, compressing those not
 /// compressed yet (off the runtime); `None` if compressing failed.
 async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
@@ -430,7 +420,7 @@ async fn gzipped(kept: &mut Kept, own: Option<Deflated>) -> Option<Page> {
     if !todo.is_empty() {
         let done = off_runtime(move || {
             todo.into_iter()
-                .map(|(i, part)| (i, gzip::deflate(&part, level(i))))
+                .map(|(i, part)| (i, gzip::deflate(&part)))
                 .collect::<Vec<_>>()
         })
         .await;
