@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 mod identity;
-pub use identity::{Identity, Names};
+pub use identity::{Identity, IssuerTable, Names};
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;

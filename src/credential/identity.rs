@@ -130,7 +130,6 @@ impl Identity {
         );
     }
 
-    /// An issuer of this credential alone (a token's `iss`).
     /// A token's `iss`: the names of an issuer with no CN are shared by
     /// the tokens of one thread that name it (one cluster's issuer signs
     /// all of its tokens).
@@ -155,28 +154,55 @@ impl Identity {
     }
 }
 
-thread_local! {
-    static ISSUERS: std::cell::RefCell<std::collections::HashMap<Box<str>, Arc<Names>>> =
-        std::cell::RefCell::default();
+/// Issuer names by a key (a certificate's issuer DER, a token's `iss`),
+/// so that the credentials one issuer signed share one copy; at most 256
+/// a table, emptied when full. Kept per thread: no lock on the parse path.
+pub struct IssuerTable<K>(std::collections::HashMap<K, Option<Arc<Names>>>);
+
+impl<K> Default for IssuerTable<K> {
+    fn default() -> Self {
+        IssuerTable(std::collections::HashMap::new())
+    }
 }
 
-/// The shared names of an issuer known by its DN alone. Bounded.
-fn shared_issuer(dn: &str) -> Arc<Names> {
-    ISSUERS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(hit) = cache.get(dn) {
+impl<K: std::hash::Hash + Eq> IssuerTable<K> {
+    /// The names kept for `key`, or `make`'s, kept from now on.
+    pub fn get_or<Q>(
+        &mut self,
+        key: &Q,
+        make: impl FnOnce() -> Option<Arc<Names>>,
+    ) -> Option<Arc<Names>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(hit) = self.0.get(key) {
             return hit.clone();
         }
-        let names = Arc::new(Names {
+        let names = make();
+        if self.0.len() >= 256 {
+            self.0.clear();
+        }
+        self.0.insert(key.to_owned(), names.clone());
+        names
+    }
+}
+
+thread_local! {
+    static TOKEN_ISSUERS: std::cell::RefCell<IssuerTable<String>> = std::cell::RefCell::default();
+}
+
+/// The shared names of an issuer known by its DN alone.
+fn shared_issuer(dn: &str) -> Arc<Names> {
+    let make = || {
+        Some(Arc::new(Names {
             dn: Some(dn.into()),
             cn: None,
-        });
-        if cache.len() >= 256 {
-            cache.clear();
-        }
-        cache.insert(dn.into(), names.clone());
-        names
-    })
+        }))
+    };
+    TOKEN_ISSUERS
+        .with(|table| table.borrow_mut().get_or(dn, make))
+        .unwrap_or_else(|| make().unwrap_or_default())
 }
 
 impl Default for Identity {
@@ -320,6 +346,37 @@ mod tests {
             (Some("https://kubernetes.default.svc"), None)
         );
         assert_eq!(c.issuer(), Some("https://other"));
+    }
+
+    #[test]
+    fn an_issuer_table_keeps_one_copy_a_key_and_at_most_256_keys() {
+        let names = |dn: &str| {
+            Some(Arc::new(Names {
+                dn: Some(dn.into()),
+                cn: None,
+            }))
+        };
+        let mut table = IssuerTable::<String>::default();
+        let first = table.get_or("ca-0", || names("ca-0"));
+        let again = table.get_or("ca-0", || panic!("made twice"));
+        assert!(Arc::ptr_eq(
+            first.as_ref().unwrap(),
+            again.as_ref().unwrap()
+        ));
+        assert_eq!(table.get_or("none", || None), None);
+        for i in 2..256 {
+            table.get_or(&format!("ca-{i}"), || names("x"));
+        }
+        assert_eq!(table.0.len(), 256);
+        // Full: the next new key empties the table first.
+        table.get_or("ca-256", || names("ca-256"));
+        assert_eq!(table.0.len(), 1);
+        let remade = table.get_or("ca-0", || names("ca-0"));
+        assert!(!Arc::ptr_eq(
+            first.as_ref().unwrap(),
+            remade.as_ref().unwrap()
+        ));
+        assert_eq!(remade.unwrap().dn.as_deref(), Some("ca-0"));
     }
 
     #[cfg(target_pointer_width = "64")]

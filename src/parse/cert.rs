@@ -5,7 +5,7 @@
 //! Names are always text, never an error: each value is decoded as its
 //! string type says, and a byte that cannot be decoded becomes U+FFFD.
 
-use crate::credential::{Credential, Fingerprint, Identity, Kind, Names, Timestamp};
+use crate::credential::{Credential, Fingerprint, Identity, IssuerTable, Kind, Names, Timestamp};
 use std::sync::Arc;
 use x509_parser::asn1_rs::Tag;
 use x509_parser::objects::{oid_registry, oid2abbrev};
@@ -88,37 +88,26 @@ fn dn(name: &X509Name) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-type NameText = Option<Arc<Names>>;
-
 thread_local! {
     /// Issuer names repeat (one CA signs a directory of certificates), and
     /// formatting a name was a sixth of parsing a certificate: each
     /// issuer's text is made once per thread, keyed by its DER, and shared
-    /// by every certificate it issued. Bounded.
-    static ISSUER_TEXT: std::cell::RefCell<std::collections::HashMap<Vec<u8>, NameText>> =
-        std::cell::RefCell::default();
+    /// by every certificate it issued.
+    static ISSUER_TEXT: std::cell::RefCell<IssuerTable<Vec<u8>>> = std::cell::RefCell::default();
 }
 
 /// The issuer's DN and CN, formatted as [`dn`] and [`name_cn`] do.
-fn issuer_text(name: &X509Name) -> NameText {
-    ISSUER_TEXT.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(hit) = cache.get(name.as_raw()) {
-            return hit.clone();
-        }
+fn issuer_text(name: &X509Name) -> Option<Arc<Names>> {
+    let make = || {
         let (dn, cn) = (dn(name), name_cn(name));
-        let text = (dn.is_some() || cn.is_some()).then(|| {
+        (dn.is_some() || cn.is_some()).then(|| {
             Arc::new(Names {
                 dn: dn.map(String::into_boxed_str),
                 cn: cn.map(String::into_boxed_str),
             })
-        });
-        if cache.len() >= 256 {
-            cache.clear();
-        }
-        cache.insert(name.as_raw().to_vec(), text.clone());
-        text
-    })
+        })
+    };
+    ISSUER_TEXT.with(|table| table.borrow_mut().get_or(name.as_raw(), make))
 }
 
 /// One certificate from DER. Trailing bytes (the `TRUSTED CERTIFICATE`
